@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` (set up, run the default study) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+PROFILE ?= workstation
+CORES ?= all
+SNAKEMAKE_ARGS ?=
+
+.PHONY: setup run test lint schema report clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+# Pinned versions live in requirements.lock; torch==2.13.0 is the CPU build where only that is at hand
+# and the registry's default build (CUDA on Linux) elsewhere.
+$(VENV)/.installed: $(BIN)/activate pyproject.toml requirements.lock
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
+	@touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile workflow/profiles/$(PROFILE) $(SNAKEMAKE_ARGS)
+	@echo "Report: $(abspath reports/index.html)"
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+
+schema: setup
+	$(BIN)/batchlab schema --out workflow/schemas/config.schema.json
+
+report: setup
+	$(BIN)/snakemake --report reports/snakemake-report.zip
+
+clean:
+	rm -rf data results logs benchmarks/results .snakemake reports/*/ reports/index.html

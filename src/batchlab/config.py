@@ -1,0 +1,368 @@
+"""Typed configuration: the pydantic models every part of batchlab reads.
+
+The YAML in config/ is validated against these models when the Snakefile is parsed,
+so a typo or an impossible value stops the run before any job starts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the file, study and field."""
+
+
+class Strict(BaseModel):
+    """Base of every config model: unknown keys are errors, so typos are caught."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# ---------------------------------------------------------------- data sets
+
+
+class Split(Strict):
+    """How a data set is split once into train / validation / test."""
+
+    val_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="Fraction of samples held out for validation.")
+    test_fraction: float = Field(0.1, ge=0.0, lt=0.5, description="Fraction of samples held out for testing.")
+    seed: int = Field(0, ge=0, description="Seed of the split's shuffle.")
+
+
+def split_sizes(n: int, split: Split) -> tuple[int, int, int]:
+    """Numbers of train, validation and test samples for n samples."""
+    n_val = int(round(n * split.val_fraction))
+    n_test = int(round(n * split.test_fraction))
+    return n - n_val - n_test, n_val, n_test
+
+
+class _DataBase(Strict):
+    split: Split = Field(default_factory=Split, description="Train/validation/test split.")
+
+    def n_samples_total(self) -> int:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def n_train(self) -> int:
+        """Training-set size, known before the data are made (used to validate batch sizes)."""
+        return split_sizes(self.n_samples_total(), self.split)[0]
+
+
+class SyntheticEHRData(_DataBase):
+    """Synthetic stand-in for the BLSA PheCode cohort: binary code vectors with a sex label."""
+
+    name: Literal["synthetic_ehr"]
+    n_samples: int = Field(3127, ge=50, description="Participants.")
+    n_features: int = Field(1866, ge=20, description="Binary PheCode-like columns.")
+    n_factors: int = Field(16, ge=1, description="Latent comorbidity factors shared across participants.")
+    common_fraction: float = Field(
+        0.05, ge=0.0, le=0.5, description="Fraction of codes most participants share (global similarity)."
+    )
+    sex_fraction: float = Field(
+        0.04, ge=0.0, le=0.5, description="Fraction of codes whose prevalence depends on sex."
+    )
+    individuality: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Knob of the paper's hypothesis: 0 = codes driven by shared factors only, "
+        "1 = strong participant-specific (local) differences.",
+    )
+    seed: int = Field(0, ge=0, description="Generator seed.")
+    label: Literal["sex"] = Field("sex", description="Label column the downstream model predicts.")
+
+    def n_samples_total(self) -> int:
+        return self.n_samples
+
+
+class PhantomMRIData(_DataBase):
+    """Synthetic stand-in for BraTS slices: a shared head phantom with a lesion on one side."""
+
+    name: Literal["phantom_mri"]
+    n_samples: int = Field(1200, ge=50, description="Slices (one subject each).")
+    size: int = Field(32, ge=16, le=256, description="Image height and width in pixels.")
+    lesion_radius: tuple[float, float] = Field(
+        (0.06, 0.14), description="Range of lesion radii as a fraction of the image size."
+    )
+    anatomy_jitter: float = Field(
+        0.05, ge=0.0, le=0.3, description="Per-subject variation of the shared anatomy (global similarity)."
+    )
+    noise: float = Field(0.05, ge=0.0, le=1.0, description="Standard deviation of pixel noise.")
+    seed: int = Field(0, ge=0, description="Generator seed.")
+    label: Literal["laterality", "position"] = Field(
+        "laterality", description="laterality (left/right, classification) or position (signed x, regression)."
+    )
+
+    def n_samples_total(self) -> int:
+        return self.n_samples
+
+
+class DigitsData(_DataBase):
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images, real data)."""
+
+    name: Literal["digits"]
+    as_images: bool = Field(False, description="Keep the 8x8 image shape (for conv models) instead of 64 features.")
+    label: Literal["digit"] = "digit"
+
+    def n_samples_total(self) -> int:
+        return 1797
+
+
+class Mnist1dData(_DataBase):
+    """MNIST-1D (Greydanus 2020), generated locally by its PyPI package: 40-sample 1-D signals, 10 classes."""
+
+    name: Literal["mnist1d"]
+    n_samples: int = Field(4000, ge=100, description="Samples to generate (rounded down to a multiple of 10).")
+    seed: int = Field(42, ge=0, description="Generator seed (the package's published data set uses 42).")
+    label: Literal["digit"] = "digit"
+
+    def n_samples_total(self) -> int:
+        return 10 * (self.n_samples // 10)
+
+
+class FileData(_DataBase):
+    """A user's own table (CSV, Parquet) or NPZ: how to run the real BLSA or BraTS study."""
+
+    name: Literal["file"]
+    path: Path = Field(description="CSV, Parquet or NPZ file, relative to the working directory.")
+    features: list[str] | None = Field(
+        None, description="Feature columns (tables) or the array key (NPZ, one name); default: every other column."
+    )
+    label: str = Field(description="Label column (tables) or array key (NPZ).")
+    task: Literal["classification", "regression"] = Field("classification", description="Kind of label.")
+    synthetic: bool = Field(False, description="Set true if the file holds synthetic data; the report says so.")
+
+    @field_validator("path")
+    @classmethod
+    def _exists(cls, path: Path) -> Path:
+        if path.suffix.lower() not in {".csv", ".parquet", ".pq", ".npz"}:
+            raise ValueError(f"{path}: unsupported file type {path.suffix!r} (use .csv, .parquet or .npz)")
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file")
+        return path
+
+    @field_validator("features")
+    @classmethod
+    def _nonempty(cls, features: list[str] | None) -> list[str] | None:
+        if features is not None and not features:
+            raise ValueError("features must name at least one column (or be left out)")
+        return features
+
+    def n_samples_total(self) -> int:
+        from batchlab.data.files import count_rows  # the file is read only to count rows
+
+        return count_rows(self)
+
+
+DataSpec = Annotated[
+    Union[SyntheticEHRData, PhantomMRIData, DigitsData, Mnist1dData, FileData],
+    Field(discriminator="name"),
+]
+DATASET_NAMES = ("synthetic_ehr", "phantom_mri", "digits", "mnist1d", "file")
+
+# ---------------------------------------------------------------- models
+
+
+class DenseAE(Strict):
+    """Fully connected autoencoder (the EHR model): dense layers with ReLU down to the latent, mirrored decoder."""
+
+    kind: Literal["dense_ae"]
+    hidden: list[PositiveInt] = Field([256, 64], description="Encoder widths; the decoder mirrors them.")
+    latent: PositiveInt = Field(32, description="Latent dimension.")
+    output: Literal["sigmoid", "linear"] = Field("sigmoid", description="Output activation.")
+    loss: Literal["bce", "mse"] = Field("bce", description="Reconstruction loss (bce needs data in [0, 1]).")
+
+
+class ConvAE(Strict):
+    """Convolutional autoencoder for 2-D images or 1-D signals (dimension taken from the data)."""
+
+    kind: Literal["conv_ae"]
+    channels: list[PositiveInt] = Field([16, 32], description="Channels of the stride-2 conv layers.")
+    latent: PositiveInt = Field(32, description="Latent dimension.")
+    output: Literal["sigmoid", "linear"] = Field("linear", description="Output activation.")
+    loss: Literal["bce", "mse"] = Field("mse", description="Reconstruction loss.")
+
+
+ModelSpec = Annotated[Union[DenseAE, ConvAE], Field(discriminator="kind")]
+
+# ---------------------------------------------------------------- training
+
+
+class Optim(Strict):
+    """Optimizer and learning-rate rule."""
+
+    name: Literal["adam", "sgd"] = Field("adam", description="Adam, or SGD with momentum.")
+    lr: PositiveFloat = Field(1e-3, description="Learning rate (at base_batch_size when a scaling rule is used).")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam).")
+    weight_decay: float = Field(0.0, ge=0.0, description="L2 weight decay.")
+    lr_rule: Literal["fixed", "linear", "sqrt"] = Field(
+        "fixed",
+        description="fixed: the same lr at every batch size (the autoencoder paper's 'none'); "
+        "linear / sqrt: lr x (B / base_batch_size) or its square root (Goyal et al. 2017).",
+    )
+    base_batch_size: PositiveInt = Field(32, description="Batch size at which lr applies unscaled.")
+    warmup: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of steps with linear lr warmup from 0.")
+
+    @field_validator("lr_rule", mode="before")
+    @classmethod
+    def _none_is_fixed(cls, rule: object) -> object:
+        return "fixed" if rule == "none" else rule
+
+
+class Budget(Strict):
+    """How much training every run gets: the same samples for every batch size, or the same steps."""
+
+    unit: Literal["epochs", "samples", "steps"] = Field(
+        "epochs", description="epochs or samples: fixed data budget (steps = budget / batch size); steps: fixed updates."
+    )
+    amount: PositiveFloat = Field(description="Budget in the chosen unit.")
+
+    def steps(self, batch_size: int, n_train: int) -> int:
+        """Optimizer steps for one run at this batch size (at least one)."""
+        if self.unit == "steps":
+            return max(1, int(round(self.amount)))
+        samples = self.amount * n_train if self.unit == "epochs" else self.amount
+        return max(1, int(round(samples / batch_size)))
+
+
+class Downstream(Strict):
+    """SVM on the latent embeddings in stratified k-fold cross-validation (the paper's protocol)."""
+
+    enabled: bool = Field(True, description="Run the downstream evaluation.")
+    folds: int = Field(10, ge=2, le=50, description="Cross-validation folds.")
+    kernel: Literal["rbf", "linear"] = Field("rbf", description="SVM kernel.")
+    C: PositiveFloat = Field(1.0, description="SVM regularisation.")
+    baselines: list[Literal["raw", "pca"]] = Field(
+        ["raw", "pca"], description="Reference embeddings: the raw inputs, and PCA with the latent's dimension."
+    )
+
+
+class Study(Strict):
+    """One batch-size study: a data set, a model, a training protocol and the sweep."""
+
+    description: str = Field("", description="One line shown at the top of the study's report.")
+    data: DataSpec
+    model: ModelSpec
+    optim: Optim = Field(default_factory=Optim)
+    budget: Budget
+    batch_sizes: list[PositiveInt] = Field(min_length=1, description="Batch sizes of the sweep.")
+    seeds: list[Annotated[int, Field(ge=0)]] = Field([0, 1, 2], min_length=1, description="Training seeds.")
+    curve_points: int = Field(40, ge=2, le=1000, description="Log-spaced points of each logged loss curve.")
+    eval_batch_size: PositiveInt = Field(1024, description="Batch size for evaluation passes (no effect on results).")
+    downstream: Downstream = Field(default_factory=Downstream)
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _fit_training_set(cls, sizes: list[int], info: ValidationInfo) -> list[int]:
+        if len(set(sizes)) != len(sizes):
+            raise ValueError(f"batch sizes repeat: {sizes}")
+        data = info.data.get("data")
+        if data is not None:
+            n_train = data.n_train()
+            too_big = [b for b in sizes if b > n_train]
+            if too_big:
+                raise ValueError(f"batch size {too_big[0]} is larger than the training set ({n_train} samples)")
+        return sorted(sizes)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds repeat: {seeds}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _loss_fits_data(self) -> "Study":
+        if self.model.loss == "bce" and self.model.output != "sigmoid":
+            raise ValueError("model.loss 'bce' needs model.output 'sigmoid'")
+        return self
+
+
+class Config(Strict):
+    """The whole configuration file."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: a GPU when one is present.")
+    studies: dict[str, Study] = Field(min_length=1, description="Studies by name (letters, digits, _ and -).")
+
+    @field_validator("studies")
+    @classmethod
+    def _names_are_paths(cls, studies: dict[str, Study]) -> dict[str, Study]:
+        for name in studies:
+            if not STUDY_NAME.match(name):
+                raise ValueError(f"study name {name!r} must use only letters, digits, '_' and '-'")
+        return studies
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _location(loc: tuple) -> str:
+    parts = [str(p) for p in loc]
+    if len(parts) >= 2 and parts[0] == "studies":
+        field = ".".join(_drop_union_tags(parts[2:])) or "(the study itself)"
+        return f"study {parts[1]!r}, field {field!r}"
+    return f"field {'.'.join(parts) or '(top level)'!r}"
+
+
+def _drop_union_tags(parts: list[str]) -> list[str]:
+    tags = set(DATASET_NAMES) | {"dense_ae", "conv_ae"}
+    return [p for p in parts if p not in tags]
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One line per problem: the file, the study, the field and what is wrong."""
+    lines = [f"{source}: invalid configuration ({err.error_count()} problem(s))"]
+    for e in err.errors():
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {source}: {_location(e['loc'])}: {msg}")
+    return "\n".join(lines)
+
+
+def validate_config(raw: object, source: str = "<config>") -> Config:
+    """Validate a parsed config mapping; raise ConfigError naming file, study and field."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a YAML config safely (no tags, no code) and validate it."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: malformed YAML: {err}") from None
+    return validate_config(raw, str(path))
+
+
+def study_from_json(text: str) -> Study:
+    """Rebuild a validated study from the JSON the workflow passes to each job."""
+    return Study.model_validate_json(text)
+
+
+def json_schema() -> dict:
+    """JSON schema of the config file (draft 2020-12), for editors and the drift test."""
+    schema = Config.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "batchlab config"}

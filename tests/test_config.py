@@ -1,0 +1,104 @@
+"""Config validation: every bad input gets one clear message naming the file, the study and the field."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from batchlab.config import Budget, ConfigError, Optim, json_schema, load_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
+
+
+def test_default_and_test_configs_validate():
+    for path in ["config/config.yaml", "tests/config/tiny.yaml"]:
+        cfg = load_config(ROOT / path)
+        assert cfg.studies
+
+
+def test_schema_file_is_current():
+    on_disk = json.loads((ROOT / "workflow/schemas/config.schema.json").read_text())
+    assert on_disk == json_schema(), "run `make schema` to refresh workflow/schemas/config.schema.json"
+    assert on_disk["$schema"].endswith("2020-12/schema")
+
+
+def test_config_starts_with_schema_hint():
+    assert (ROOT / "config/config.yaml").read_text().startswith("# yaml-language-server: $schema=")
+
+
+def _broken(edit) -> str:
+    raw = copy.deepcopy(TINY)
+    edit(raw["studies"]["tiny_ehr"])
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw, "tiny.yaml")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    "edit, field, words",
+    [
+        (lambda s: s.update(batch_size=[1]), "batch_size", "Extra inputs"),
+        (lambda s: s["model"].update(hiden=[3]), "model.hiden", "Extra inputs"),
+        (lambda s: s.update(seeds="zero"), "seeds", "valid list"),
+        (lambda s: s.update(batch_sizes=[0, 4]), "batch_sizes.0", "greater than 0"),
+        (lambda s: s.update(batch_sizes=[]), "batch_sizes", "at least 1"),
+        (lambda s: s.update(batch_sizes=[1, 4096]), "batch_sizes", "larger than the training set (192 samples)"),
+        (lambda s: s.update(batch_sizes=[4, 4]), "batch_sizes", "repeat"),
+        (lambda s: s["data"].update(name="blsa"), "data", "does not match any of the expected tags"),
+        (lambda s: s["model"].update(kind="transformer"), "model", "does not match any of the expected tags"),
+        (lambda s: s.update(data={"name": "file", "path": "nowhere.csv", "label": "sex"}), "data.path", "no such file"),
+        (lambda s: s["budget"].update(amount=-1), "budget.amount", "greater than 0"),
+        (lambda s: s["model"].update(output="linear", loss="bce"), "(the study itself)", "needs model.output"),
+        (lambda s: s.update(seeds=[-1]), "seeds.0", "greater than or equal to 0"),
+    ],
+    ids=[
+        "misspelled-key", "nested-typo", "wrong-type", "batch-size-zero", "no-batch-sizes", "batch-too-big",
+        "repeated-batch-size", "unknown-dataset", "unknown-model", "missing-file", "negative-budget",
+        "bce-without-sigmoid", "negative-seed",
+    ],
+)
+def test_bad_study_names_file_study_and_field(edit, field, words):
+    msg = _broken(edit)
+    assert "tiny.yaml" in msg
+    assert f"study 'tiny_ehr', field '{field}'" in msg
+    assert words in msg
+
+
+def test_bad_study_name_and_top_level_key():
+    raw = copy.deepcopy(TINY)
+    raw["studies"]["bad/name"] = raw["studies"]["tiny_ehr"]
+    with pytest.raises(ConfigError, match="must use only letters"):
+        validate_config(raw, "x.yaml")
+    with pytest.raises(ConfigError, match="field 'devise'"):
+        validate_config({**TINY, "devise": "cpu"}, "x.yaml")
+
+
+def test_malformed_and_missing_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("studies: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: malformed YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_yaml_tags_are_refused(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("device: !!python/object/apply:os.system ['true']\nstudies: {}\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_config(evil)
+
+
+def test_none_rule_means_fixed():
+    assert Optim(lr_rule="none").lr_rule == "fixed"
+
+
+@pytest.mark.parametrize(
+    "unit, amount, batch, n_train, steps",
+    [("epochs", 2, 4, 100, 50), ("epochs", 1, 1024, 100, 1), ("samples", 1000, 8, 100, 125), ("steps", 30, 64, 10, 30)],
+)
+def test_budget_steps(unit, amount, batch, n_train, steps):
+    assert Budget(unit=unit, amount=amount).steps(batch, n_train) == steps
