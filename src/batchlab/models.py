@@ -1,0 +1,94 @@
+"""Autoencoders compared across batch sizes: small, plain, and free of BatchNorm.
+
+BatchNorm is left out on purpose: its statistics change with the batch and would confound
+the very variable the studies measure.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from batchlab.config import ConvAE, DenseAE
+
+
+class DenseAutoencoder(nn.Module):
+    """Dense layers with ReLU down to a linear latent, mirrored decoder (the EHR model)."""
+
+    def __init__(self, in_shape: tuple[int, ...], hidden: list[int], latent: int):
+        super().__init__()
+        n_in = math.prod(in_shape)
+        widths = [n_in, *hidden]
+        enc: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            enc += [nn.Linear(a, b), nn.ReLU()]
+        self.encoder = nn.Sequential(nn.Flatten(), *enc, nn.Linear(widths[-1], latent))
+        dec: list[nn.Module] = [nn.Linear(latent, widths[-1])]
+        for a, b in zip(widths[:0:-1], widths[-2::-1]):
+            dec += [nn.ReLU(), nn.Linear(a, b)]
+        self.decoder = nn.Sequential(*dec, nn.Unflatten(1, in_shape))
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Reconstruction before the output activation (logits for a sigmoid output)."""
+        return self.decoder(self.encoder(x))
+
+
+class ConvAutoencoder(nn.Module):
+    """Stride-2 conv encoder to a linear latent and a transposed-conv decoder, for 1-D or 2-D inputs.
+
+    Inputs whose length is not a multiple of 2**len(channels) are zero-padded on the way in
+    and cropped on the way out, so any signal or image size works.
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], channels: list[int], latent: int):
+        super().__init__()
+        if len(in_shape) not in (2, 3):
+            raise ValueError(f"conv_ae needs [C, L] signals or [C, H, W] images, got sample shape {in_shape}")
+        self.in_shape = in_shape
+        self.ndim = len(in_shape) - 1
+        conv, deconv = (nn.Conv1d, nn.ConvTranspose1d) if self.ndim == 1 else (nn.Conv2d, nn.ConvTranspose2d)
+        factor = 2 ** len(channels)
+        self.padded = tuple(math.ceil(s / factor) * factor for s in in_shape[1:])
+        inner = tuple(s // factor for s in self.padded)
+        widths = [in_shape[0], *channels]
+        enc: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            enc += [conv(a, b, kernel_size=4, stride=2, padding=1), nn.ReLU()]
+        flat = channels[-1] * math.prod(inner)
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(flat, latent))
+        dec: list[nn.Module] = [nn.Linear(latent, flat), nn.Unflatten(1, (channels[-1], *inner))]
+        for a, b in zip(widths[:0:-1], widths[-2::-1]):
+            dec += [nn.ReLU(), deconv(a, b, kernel_size=4, stride=2, padding=1)]
+        self.decoder = nn.Sequential(*dec)
+
+    def _pad(self, x: Tensor) -> Tensor:
+        pad: list[int] = []
+        for size, target in zip(reversed(x.shape[2:]), reversed(self.padded)):
+            pad += [0, target - size]
+        return F.pad(x, pad) if any(pad) else x
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(self._pad(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.decoder(self.encode(x))
+        return out[(..., *(slice(0, s) for s in self.in_shape[1:]))]
+
+
+def build_model(spec: DenseAE | ConvAE, in_shape: tuple[int, ...]) -> nn.Module:
+    """The model a study's config names, for samples of the given shape (without the batch axis)."""
+    if isinstance(spec, DenseAE):
+        return DenseAutoencoder(in_shape, spec.hidden, spec.latent)
+    if isinstance(spec, ConvAE):
+        return ConvAutoencoder(in_shape, spec.channels, spec.latent)
+    raise TypeError(f"unknown model spec {type(spec).__name__}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

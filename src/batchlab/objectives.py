@@ -1,0 +1,35 @@
+"""Per-sample training losses: one function shape, `loss(model, x, y) -> [B]`, for every model.
+
+Per-sample (unreduced) losses serve the trainer (which takes the mean) and the gradient-noise
+measurements (which need each example's own gradient).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from batchlab.config import ConvAE, DenseAE
+
+SampleLoss = Callable[[nn.Module, Tensor, Tensor], Tensor]
+
+
+def _bce_reconstruction(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return F.binary_cross_entropy_with_logits(model(x), x, reduction="none").flatten(1).mean(1)
+
+
+def _mse_reconstruction(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return (model(x) - x).pow(2).flatten(1).mean(1)
+
+
+def _mse_sigmoid_reconstruction(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return (model(x).sigmoid() - x).pow(2).flatten(1).mean(1)
+
+
+def sample_loss_for(spec: DenseAE | ConvAE) -> SampleLoss:
+    """Reconstruction loss per sample (mean over features) for an autoencoder spec."""
+    if spec.loss == "bce":
+        return _bce_reconstruction
+    return _mse_sigmoid_reconstruction if spec.output == "sigmoid" else _mse_reconstruction

@@ -1,0 +1,25 @@
+"""The learning-rate rule: how the rate depends on batch size and on the step (warmup)."""
+
+from __future__ import annotations
+
+import math
+
+from batchlab.config import Optim
+
+
+def scaled_lr(optim: Optim, batch_size: int) -> float:
+    """Peak learning rate at this batch size: fixed, linear (Goyal et al. 2017) or square-root scaling."""
+    ratio = batch_size / optim.base_batch_size
+    factor = {"fixed": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[optim.lr_rule]
+    return optim.lr * factor
+
+
+def warmup_steps(optim: Optim, total_steps: int) -> int:
+    return int(round(optim.warmup * total_steps))
+
+
+def lr_at(step: int, peak_lr: float, n_warmup: int) -> float:
+    """Learning rate of the 1-based optimizer step: linear warmup to the peak, then constant."""
+    if n_warmup <= 0 or step > n_warmup:
+        return peak_lr
+    return peak_lr * step / n_warmup
