@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -245,7 +246,6 @@ class Budget(Strict):
 class Downstream(Strict):
     """SVM on the latent embeddings in stratified k-fold cross-validation (the paper's protocol)."""
 
-    enabled: bool = Field(True, description="Run the downstream evaluation.")
     folds: int = Field(10, ge=2, le=50, description="Cross-validation folds.")
     kernel: Literal["rbf", "linear"] = Field("rbf", description="SVM kernel.")
     C: PositiveFloat = Field(1.0, description="SVM regularisation.")
@@ -287,6 +287,14 @@ class Study(Strict):
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"seeds repeat: {seeds}")
         return seeds
+
+    def cell_view(self, batch_size: int) -> "Study":
+        """The study as one training cell sees it: only what changes its runs.
+
+        Jobs receive this view (not the whole study) so that adding a batch size or editing the
+        description or downstream settings reruns no training job.
+        """
+        return self.model_copy(update={"batch_sizes": [batch_size], "description": "", "downstream": Downstream()})
 
     @model_validator(mode="after")
     def _loss_fits_data(self) -> "Study":
@@ -360,6 +368,11 @@ def load_config(path: str | Path) -> Config:
 def study_from_json(text: str) -> Study:
     """Rebuild a validated study from the JSON the workflow passes to each job."""
     return Study.model_validate_json(text)
+
+
+def data_from_json(text: str) -> _DataBase:
+    """Rebuild a validated `data` block from JSON."""
+    return TypeAdapter(DataSpec).validate_json(text)
 
 
 def json_schema() -> dict:

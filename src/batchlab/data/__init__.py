@@ -1,0 +1,120 @@
+"""Data sets: shipped generators, bundled real data and a user's own files, in one `Dataset` shape.
+
+Every data set is made locally (nothing is downloaded), split once into train/validation/test and
+saved as an .npz that loads without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from batchlab.config import Split, split_sizes
+from batchlab.io import atomic_path
+
+PARTS = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features, labels and the split of one study's data set.
+
+    x is float32 [N, F] for tables, [N, 1, L] for 1-D signals and [N, 1, H, W] for images.
+    """
+
+    x: np.ndarray
+    labels: dict[str, np.ndarray]
+    tasks: dict[str, str]
+    target: str
+    split: np.ndarray
+    name: str
+    synthetic: bool
+    description: str
+
+    def indices(self, part: str) -> np.ndarray:
+        return np.flatnonzero(self.split == PARTS[part]).astype(np.int64)
+
+
+def assign_split(y: np.ndarray, task: str, split: Split) -> np.ndarray:
+    """Split labels into train (0) / val (1) / test (2) with exactly `split_sizes`, stratified for classes."""
+    n = len(y)
+    n_train, n_val, n_test = split_sizes(n, split)
+    idx = np.arange(n)
+    out = np.zeros(n, dtype=np.int8)
+    stratify = task == "classification" and np.unique(y, return_counts=True)[1].min() >= 2
+
+    def cut(pool: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        if size == 0:
+            return pool, pool[:0]
+        strat = y[pool] if stratify and size >= len(np.unique(y[pool])) else None
+        rest, taken = train_test_split(pool, test_size=size, random_state=seed, stratify=strat)
+        return rest, taken
+
+    rest, test = cut(idx, n_test, split.seed)
+    rest, val = cut(rest, n_val, split.seed + 1)
+    out[val], out[test] = PARTS["val"], PARTS["test"]
+    assert len(rest) == n_train
+    return out
+
+
+def with_split(
+    x: np.ndarray,
+    labels: dict[str, np.ndarray],
+    tasks: dict[str, str],
+    target: str,
+    split: Split,
+    name: str,
+    synthetic: bool,
+    description: str,
+) -> Dataset:
+    """A Dataset whose split is drawn from its target label."""
+    return Dataset(
+        x=np.ascontiguousarray(x, dtype=np.float32),
+        labels=labels,
+        tasks=tasks,
+        target=target,
+        split=assign_split(labels[target], tasks[target], split),
+        name=name,
+        synthetic=synthetic,
+        description=description,
+    )
+
+
+def make_dataset(spec) -> Dataset:
+    """The data set a study's `data` block names; deterministic in the spec."""
+    from batchlab.data import digits, files, mnist1d_data, phantom_mri, synthetic_ehr
+
+    makers = {
+        "synthetic_ehr": synthetic_ehr.make,
+        "phantom_mri": phantom_mri.make,
+        "digits": digits.make,
+        "mnist1d": mnist1d_data.make,
+        "file": files.load_file,
+    }
+    return makers[spec.name](spec)
+
+
+def save_dataset(ds: Dataset, path: str | Path) -> None:
+    meta = {
+        "name": ds.name,
+        "synthetic": ds.synthetic,
+        "description": ds.description,
+        "tasks": ds.tasks,
+        "target": ds.target,
+    }
+    arrays = {"x": ds.x, "split": ds.split, "meta": np.array(json.dumps(meta))}
+    arrays.update({f"label__{k}": v for k, v in ds.labels.items()})
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        labels = {k.removeprefix("label__"): z[k] for k in z.files if k.startswith("label__")}
+        return Dataset(x=z["x"], labels=labels, split=z["split"], **meta)
