@@ -1,0 +1,52 @@
+"""One (study, batch size) cell of a sweep: every seed trained, results written as tidy files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from batchlab import io
+from batchlab.config import Study
+from batchlab.data import load_dataset
+from batchlab.train import Progress, resolve_device, train_run
+
+
+def train_cell(
+    study: Study,
+    study_name: str,
+    batch_size: int,
+    data_path: str | Path,
+    out_dir: str | Path,
+    device: str = "auto",
+    checkpoint_fractions: tuple[float, ...] = (1.0,),
+) -> pd.DataFrame:
+    """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt."""
+    out_dir = Path(out_dir)
+    dev = resolve_device(device)
+    torch.use_deterministic_algorithms(True, warn_only=dev.type == "cuda")
+    data = load_dataset(data_path)
+    records, curves, embeddings, checkpoints = [], [], [], {}
+    for seed in study.seeds:
+        label = f"{study_name} bs={batch_size} seed={seed}"
+        steps = study.budget.steps(batch_size, len(data.indices("train")))
+        result = train_run(
+            study, data, batch_size, seed, dev, checkpoint_fractions, progress=Progress(label, steps, batch_size)
+        )
+        records.append({"study": study_name, "dataset": data.name, "model": study.model.kind, **result.record})
+        curves += [{"study": study_name, "batch_size": batch_size, "seed": seed, **row} for row in result.curve]
+        embeddings.append(result.embeddings)
+        checkpoints[f"seed{seed}"] = {f"{f:g}": state for f, state in result.checkpoints.items()}
+    runs = pd.DataFrame(records)
+    io.write_npz(
+        out_dir / "embeddings.npz",
+        z=np.stack(embeddings),
+        seed=np.asarray(study.seeds, dtype=np.int64),
+        lr=runs["lr"].to_numpy(),
+    )
+    io.write_torch(checkpoints, out_dir / "checkpoints.pt")
+    io.write_parquet(pd.DataFrame(curves), out_dir / "curves.parquet")
+    io.write_parquet(runs, out_dir / "runs.parquet")
+    return runs

@@ -1,0 +1,223 @@
+"""The reference trainer: one run, read top to bottom; the specification of training.
+
+A run is (study, batch size, learning rate, seed). Its weights are initialised from the seed
+alone and it reads the training set as one seeded stream of epoch permutations, cut into
+batches; so for a given seed every batch size starts from the same weights and sees the same
+samples in the same order: a paired comparison in which only the batch size differs.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from batchlab.config import Study
+from batchlab.data import Dataset
+from batchlab.models import build_model, count_parameters
+from batchlab.objectives import SampleLoss, sample_loss_for
+from batchlab.schedule import lr_at, scaled_lr, warmup_steps
+from batchlab.seeding import derive_seed, numpy_rng
+
+
+@dataclass
+class RunResult:
+    """What one run leaves behind: a row of metrics, a loss curve, embeddings and weights."""
+
+    record: dict
+    curve: list[dict]
+    embeddings: np.ndarray
+    checkpoints: dict[float, dict[str, Tensor]] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks the GPU when one is present."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but torch sees no GPU")
+    return torch.device(name)
+
+
+def log_spaced_steps(total: int, points: int) -> list[int]:
+    """About `points` distinct steps from 1 to total, evenly spaced in log(step); always ends at total."""
+    raw = np.unique(np.round(np.geomspace(1, total, num=min(points, total))).astype(int))
+    return sorted(set(raw.tolist()) | {total})
+
+
+def sample_stream(n_train: int, total_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the training stream: consecutive random permutations of the training set."""
+    epochs = math.ceil(total_samples / n_train)
+    return np.concatenate([rng.permutation(n_train) for _ in range(epochs)])[:total_samples]
+
+
+def init_model(study: Study, in_shape: tuple[int, ...], seed: int) -> nn.Module:
+    """The model with weights drawn from the seed only (the global RNG is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init"))
+        return build_model(study.model, in_shape)
+
+
+def make_optimizer(study: Study, params, lr: float) -> torch.optim.Optimizer:
+    o = study.optim
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+
+@torch.no_grad()
+def mean_loss(model: nn.Module, loss_fn: SampleLoss, x: Tensor, y: Tensor, batch: int) -> float:
+    """Mean per-sample loss over a whole split, in eval mode and in chunks."""
+    if len(x) == 0:
+        return math.nan
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    for i in range(0, len(x), batch):
+        total += loss_fn(model, x[i : i + batch], y[i : i + batch]).sum(dtype=torch.float64)
+    model.train(was_training)
+    return total.item() / len(x)
+
+
+@torch.no_grad()
+def embed(model: nn.Module, x: Tensor, batch: int) -> np.ndarray:
+    was_training = model.training
+    model.eval()
+    z = torch.cat([model.encode(x[i : i + batch]) for i in range(0, len(x), batch)])
+    model.train(was_training)
+    return z.float().cpu().numpy()
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    """Peak memory of the run: CUDA allocator peak on GPU, the process's peak RSS on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
+
+
+class Progress:
+    """Writes step, samples/s and time left to a stream every `every` seconds, for `tail -f` on the log."""
+
+    def __init__(self, label: str, total: int, batch_size: int, every: float = 10.0, stream=sys.stderr):
+        self.label, self.total, self.batch_size, self.every, self.stream = label, total, batch_size, every, stream
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, step: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every and step != self.total:
+            return
+        self.last = now
+        rate = step / max(now - self.start, 1e-9)
+        left = (self.total - step) / rate if rate > 0 else math.inf
+        print(
+            f"[{self.label}] step {step}/{self.total} ({100 * step / self.total:.0f}%)"
+            f"  {rate * self.batch_size:,.0f} samples/s  {left:,.0f} s left",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def train_run(
+    study: Study,
+    data: Dataset,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    checkpoint_fractions: tuple[float, ...] = (),
+    progress: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Train one autoencoder run and measure it (see the module docstring for the design)."""
+    tr, va, te = (data.indices(p) for p in ("train", "val", "test"))
+    x_all = torch.as_tensor(data.x, device=device)
+    y_all = torch.as_tensor(data.labels[data.target], device=device)
+    x_train, y_train = x_all[tr], y_all[tr]
+    n_train = len(tr)
+
+    steps = study.budget.steps(batch_size, n_train)
+    peak_lr = scaled_lr(study.optim, batch_size)
+    n_warmup = warmup_steps(study.optim, steps)
+    stream = torch.as_tensor(sample_stream(n_train, steps * batch_size, numpy_rng(seed, "order")), device=device)
+
+    model = init_model(study, tuple(data.x.shape[1:]), seed).to(device)
+    loss_fn = sample_loss_for(study.model)
+    optimizer = make_optimizer(study, model.parameters(), peak_lr)
+    log_at = set(log_spaced_steps(steps, study.curve_points))
+    ckpt_at = {max(0, int(round(f * steps))): f for f in checkpoint_fractions}
+    checkpoints: dict[float, dict[str, Tensor]] = {}
+    if 0 in ckpt_at:
+        checkpoints[ckpt_at[0]] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    curve: list[dict] = []
+    running = torch.zeros((), dtype=torch.float64, device=device)
+    since, diverged_step = 0, None
+    model.train()
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        idx = stream[(step - 1) * batch_size : step * batch_size]
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, peak_lr, n_warmup)
+        loss = loss_fn(model, x_train[idx], y_train[idx]).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += loss.detach()  # summed on the device: no host sync per step
+        since += 1
+        if step in log_at:
+            train_loss = running.item() / since  # a CPU-GPU sync point, at log-spaced steps only
+            running.zero_()
+            since = 0
+            val_loss = mean_loss(model, loss_fn, x_all[va], y_all[va], study.eval_batch_size)
+            curve.append(
+                {"step": step, "samples_seen": step * batch_size, "train_loss": train_loss, "val_loss": val_loss}
+            )
+            if not math.isfinite(train_loss):
+                diverged_step = step
+                break
+        if step in ckpt_at:
+            checkpoints[ckpt_at[step]] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if progress is not None:
+            progress(step)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    wall = time.perf_counter() - start
+    done = diverged_step or steps
+    peak_mb, peak_kind = peak_memory_mb(device)
+
+    diverged = diverged_step is not None
+    record = {
+        "batch_size": batch_size,
+        "seed": seed,
+        "base_lr": study.optim.lr,
+        "lr": peak_lr,
+        "lr_rule": study.optim.lr_rule,
+        "optimizer": study.optim.name,
+        "budget_unit": study.budget.unit,
+        "budget_amount": study.budget.amount,
+        "steps": done,
+        "samples_seen": done * batch_size,
+        "epochs": done * batch_size / n_train,
+        "train_loss": math.nan if diverged else mean_loss(model, loss_fn, x_train, y_train, study.eval_batch_size),
+        "val_loss": math.nan if diverged else mean_loss(model, loss_fn, x_all[va], y_all[va], study.eval_batch_size),
+        "test_loss": math.nan if diverged else mean_loss(model, loss_fn, x_all[te], y_all[te], study.eval_batch_size),
+        "diverged": diverged,
+        "diverged_step": diverged_step if diverged else -1,
+        "wall_time_s": wall,
+        "samples_per_s": done * batch_size / wall,
+        "peak_mem_mb": peak_mb,
+        "peak_mem_kind": peak_kind,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "n_params": count_parameters(model),
+        "n_train": n_train,
+        "torch_threads": torch.get_num_threads(),
+    }
+    embeddings = embed(model, x_all, study.eval_batch_size)
+    return RunResult(record=record, curve=curve, embeddings=embeddings, checkpoints=checkpoints)
