@@ -1,0 +1,172 @@
+"""The `batchlab` command: thin wrappers the Snakemake rules call, one subcommand per step."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from batchlab import io
+from batchlab.config import ConfigError, Downstream, data_from_json, json_schema, load_config, study_from_json
+
+
+def _study(args: argparse.Namespace):
+    return study_from_json(args.study_json)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    cfg = load_config(args.config)
+    for name, study in cfg.studies.items():
+        print(f"{name}: {study.data.name}, {study.model.kind}, batch sizes {study.batch_sizes}, seeds {study.seeds}")
+
+
+def cmd_schema(args: argparse.Namespace) -> None:
+    io.write_text(json.dumps(json_schema(), indent=2) + "\n", args.out)
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    from batchlab.data import make_dataset, save_dataset
+
+    save_dataset(make_dataset(data_from_json(args.data_json)), args.out)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from batchlab.cell import train_cell
+
+    train_cell(
+        _study(args), args.study, args.batch_size, args.data, args.out_dir, device=args.device,
+    )
+
+
+def cmd_downstream(args: argparse.Namespace) -> None:
+    from batchlab.data import load_dataset
+    from batchlab.downstream import evaluate_embeddings
+
+    spec, data = Downstream.model_validate_json(args.downstream_json), load_dataset(args.data)
+    emb = io.read_npz(args.embeddings)
+    keys = [
+        {"study": args.study, "batch_size": args.batch_size, "seed": int(s), "lr": float(lr)}
+        for s, lr in zip(emb["seed"], emb["lr"])
+    ]
+    y = data.labels[data.target]
+    table = evaluate_embeddings(emb["z"], keys, y, data.tasks[data.target], spec)
+    io.write_parquet(table, args.out)
+
+
+def cmd_baselines(args: argparse.Namespace) -> None:
+    from batchlab.data import load_dataset
+    from batchlab.downstream import evaluate_baselines
+
+    spec, data = Downstream.model_validate_json(args.downstream_json), load_dataset(args.data)
+    table = evaluate_baselines(data.x, data.labels[data.target], data.tasks[data.target], spec, args.latent)
+    io.write_parquet(table.assign(study=args.study), args.out)
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from batchlab.aggregate import join_runs, read_all
+
+    table = join_runs(read_all(args.runs), read_all(args.downstream))
+    io.write_parquet(table, args.table)
+    io.write_parquet(read_all(args.curves), args.curves_out)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from batchlab.data import load_dataset
+    from batchlab.report.study import build_study_report
+
+    data = load_dataset(args.data)
+    meta = {
+        "name": data.name,
+        "description": data.description,
+        "synthetic": data.synthetic,
+        "tasks": data.tasks,
+        "target": data.target,
+    }
+    build_study_report(
+        args.study,
+        _study(args),
+        pd.read_parquet(args.table),
+        pd.read_parquet(args.curves),
+        pd.read_parquet(args.baselines),
+        meta,
+        args.out_dir,
+    )
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    from batchlab.report.index import build_index
+
+    build_index(args.summaries, args.out)
+    print(f"Report: {Path(args.out).resolve()}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="batchlab", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help: str, study: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        sp.set_defaults(func=func)
+        if study:
+            sp.add_argument("--study", required=True, help="study name")
+            sp.add_argument("--study-json", required=True, help="the validated study, as JSON")
+        return sp
+
+    sp = add("validate", cmd_validate, "validate a config file and list its studies", study=False)
+    sp.add_argument("config")
+    sp = add("schema", cmd_schema, "write the config's JSON schema", study=False)
+    sp.add_argument("--out", required=True)
+    sp = add("data", cmd_data, "make or load a study's data set and save it as .npz", study=False)
+    sp.add_argument("--data-json", required=True, help="the study's validated data block, as JSON")
+    sp.add_argument("--out", required=True)
+    sp = add("train", cmd_train, "train every seed of one (study, batch size) cell")
+    sp.add_argument("--batch-size", type=int, required=True)
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--out-dir", required=True)
+    sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sp = add("downstream", cmd_downstream, "SVM in k-fold CV on one cell's embeddings", study=False)
+    sp.add_argument("--study", required=True, help="study name")
+    sp.add_argument("--downstream-json", required=True, help="the study's validated downstream block, as JSON")
+    sp.add_argument("--batch-size", type=int, required=True)
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--embeddings", required=True)
+    sp.add_argument("--out", required=True)
+    sp = add("baselines", cmd_baselines, "the downstream protocol on raw inputs and PCA", study=False)
+    sp.add_argument("--study", required=True, help="study name")
+    sp.add_argument("--downstream-json", required=True, help="the study's validated downstream block, as JSON")
+    sp.add_argument("--latent", type=int, required=True, help="latent dimension (the PCA baseline's size)")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--out", required=True)
+    sp = add("aggregate", cmd_aggregate, "join a study's cells into one tidy table", study=False)
+    sp.add_argument("--runs", nargs="+", required=True)
+    sp.add_argument("--downstream", nargs="+", required=True)
+    sp.add_argument("--curves", nargs="+", required=True)
+    sp.add_argument("--table", required=True)
+    sp.add_argument("--curves-out", required=True)
+    sp = add("report", cmd_report, "render one study's report")
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--table", required=True)
+    sp.add_argument("--curves", required=True)
+    sp.add_argument("--baselines", required=True)
+    sp.add_argument("--out-dir", required=True)
+    sp = add("index", cmd_index, "render reports/index.html", study=False)
+    sp.add_argument("--summaries", nargs="+", required=True)
+    sp.add_argument("--out", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        print(f"batchlab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

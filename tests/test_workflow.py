@@ -1,0 +1,79 @@
+"""End to end: snakemake on the tiny config in a temporary folder, then the report and the table."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+pytestmark = pytest.mark.e2e
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("study")
+    (work / "config").mkdir()
+    shutil.copy(ROOT / "tests/config/tiny.yaml", work / "config/config.yaml")
+    result = snakemake(work)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return work
+
+
+def test_report_and_table(finished_run: Path):
+    index = (finished_run / "reports/index.html").read_text()
+    for study in ("tiny_ehr", "tiny_signal"):
+        assert f'href="{study}/index.html"' in index
+        page = (finished_run / f"reports/{study}/index.html").read_text()
+        for fig in ("loss_vs_batch", "downstream_vs_batch", "loss_curves_samples", "loss_curves_steps"):
+            png = finished_run / f"reports/{study}/{fig}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert f'src="{fig}.png"' in page
+        assert "git commit" in page
+    assert "Synthetic stand-in data" in (finished_run / "reports/tiny_ehr/index.html").read_text()
+    assert "Real data" in (finished_run / "reports/tiny_signal/index.html").read_text()
+
+    table = pd.read_parquet(finished_run / "results/tiny_ehr/table.parquet")
+    assert len(table) == 3 * 2
+    assert sorted(table["batch_size"].unique()) == [1, 4, 16]
+    assert table["svm_roc_auc_mean"].between(0, 1).all()
+    assert (table["samples_seen"] - 192).abs().max() <= 8
+    csv = pd.read_csv(finished_run / "reports/tiny_ehr/runs.csv")
+    assert len(csv) == len(table)
+    prov = json.loads((finished_run / "reports/tiny_ehr/provenance.json").read_text())
+    assert prov["devices"] == ["cpu"] and "torch" in prov["packages"]
+    log = (finished_run / "logs/tiny_ehr/train_bs1.log").read_text()
+    assert "step 192/192" in log and "samples/s" in log
+
+
+def test_added_batch_size_runs_only_new_jobs(finished_run: Path):
+    cfg = yaml.safe_load((finished_run / "config/config.yaml").read_text())
+    cfg["studies"]["tiny_ehr"]["batch_sizes"].append(8)
+    (finished_run / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    dry = snakemake(finished_run, "--dry-run", "--quiet", "rules")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, flags=re.M)
+    jobs = {rule: int(n) for rule, n in counts if rule not in {"total", "all"}}
+    assert jobs == {"train": 1, "downstream": 1, "aggregate": 1, "report_study": 1, "index": 1}, dry.stdout
+
+
+def test_bad_config_stops_before_any_job(tmp_path: Path):
+    (tmp_path / "config").mkdir()
+    cfg = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
+    cfg["studies"]["tiny_ehr"]["batch_sizes"] = [1, 100000]
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    result = snakemake(tmp_path)
+    assert result.returncode != 0
+    assert "study 'tiny_ehr', field 'batch_sizes'" in result.stderr
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()

@@ -1,0 +1,65 @@
+# Not rules: config validation, the command the rules call, and input functions.
+import re
+import sys
+
+from snakemake.exceptions import WorkflowError
+
+from batchlab.config import ConfigError, validate_config
+from batchlab.train import resolve_device
+
+
+def _config_source():
+    files = [str(f) for f in getattr(workflow, "configfiles", [])]
+    return ", ".join(files) or "config"
+
+
+try:
+    CFG = validate_config(config, source=_config_source())
+except ConfigError as err:
+    raise WorkflowError(str(err))
+
+BATCHLAB = f'"{sys.executable}" -m batchlab'
+TRAIN_GPUS = 1 if resolve_device(CFG.device).type == "cuda" else 0
+
+
+wildcard_constraints:
+    study="|".join(re.escape(name) for name in CFG.studies),
+    bs=r"[1-9][0-9]*",
+
+
+# Each job gets, through `params`, only the part of its study it depends on: a change to that part
+# reruns it, and nothing else does (adding a batch size trains only the new cell).
+def study_json(wildcards):
+    """The whole validated study (for the report)."""
+    return CFG.studies[wildcards.study].model_dump_json()
+
+
+def cell_json(wildcards):
+    """The study as one training cell sees it."""
+    return CFG.studies[wildcards.study].cell_view(int(wildcards.bs)).model_dump_json()
+
+
+def data_json(wildcards):
+    return CFG.studies[wildcards.study].data.model_dump_json()
+
+
+def downstream_json(wildcards):
+    return CFG.studies[wildcards.study].downstream.model_dump_json()
+
+
+def latent_dim(wildcards):
+    return CFG.studies[wildcards.study].model.latent
+
+
+def cell_files(filename):
+    """Input function: one file per batch size of the study in the wildcards."""
+
+    def files(wildcards):
+        sizes = CFG.studies[wildcards.study].batch_sizes
+        return [f"results/{wildcards.study}/bs{b}/{filename}" for b in sizes]
+
+    return files
+
+
+def study_summaries(wildcards):
+    return [f"reports/{name}/summary.json" for name in CFG.studies]

@@ -1,0 +1,95 @@
+rule aggregate:
+    input:
+        runs=cell_files("runs.parquet"),
+        downstream=cell_files("downstream.parquet"),
+        curves=cell_files("curves.parquet"),
+    output:
+        table="results/{study}/table.parquet",
+        curves="results/{study}/curves.parquet",
+    log:
+        "logs/{study}/aggregate.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    shell:
+        "{BATCHLAB} aggregate --runs {input.runs} --downstream {input.downstream} "
+        "--curves {input.curves} --table {output.table} --curves-out {output.curves} > {log} 2>&1"
+
+
+rule report_study:
+    input:
+        data="data/{study}.npz",
+        table="results/{study}/table.parquet",
+        curves="results/{study}/curves.parquet",
+        baselines="results/{study}/baselines.parquet",
+    output:
+        html="reports/{study}/index.html",
+        summary="reports/{study}/summary.json",
+        tables=multiext("reports/{study}/", "runs.csv", "summary.csv", "baselines.csv", "curves.csv"),
+        provenance=multiext("reports/{study}/", "config.yaml", "provenance.json"),
+        loss=report(
+            "reports/{study}/loss_vs_batch.png",
+            caption="../report/loss_vs_batch.rst",
+            category="Loss",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "loss vs batch size"},
+        ),
+        downstream=report(
+            "reports/{study}/downstream_vs_batch.png",
+            caption="../report/downstream_vs_batch.rst",
+            category="Downstream",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "SVM score vs batch size"},
+        ),
+        curves_samples=report(
+            "reports/{study}/loss_curves_samples.png",
+            caption="../report/loss_curves.rst",
+            category="Loss curves",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "loss vs samples seen"},
+        ),
+        curves_steps=report(
+            "reports/{study}/loss_curves_steps.png",
+            caption="../report/loss_curves.rst",
+            category="Loss curves",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "loss vs steps"},
+        ),
+        throughput=report(
+            "reports/{study}/throughput_vs_batch.png",
+            caption="../report/throughput.rst",
+            category="Throughput",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "samples/s vs batch size"},
+        ),
+    params:
+        study=study_json,
+    log:
+        "logs/{study}/report.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "{BATCHLAB} report --study {wildcards.study} --study-json {params.study:q} "
+        "--data {input.data} --table {input.table} --curves {input.curves} "
+        "--baselines {input.baselines} --out-dir $(dirname {output.html}) > {log} 2>&1"
+
+
+rule index:
+    input:
+        study_summaries,
+    output:
+        "reports/index.html",
+    log:
+        "logs/index.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "{BATCHLAB} index --summaries {input} --out {output} 2> {log}"

@@ -1,0 +1,24 @@
+rule train:
+    input:
+        data="data/{study}.npz",
+    output:
+        runs="results/{study}/bs{bs}/runs.parquet",
+        curves="results/{study}/bs{bs}/curves.parquet",
+        embeddings="results/{study}/bs{bs}/embeddings.npz",
+        checkpoints="results/{study}/bs{bs}/checkpoints.pt",
+    params:
+        study=cell_json,
+        device=CFG.device,
+    log:
+        "logs/{study}/train_bs{bs}.log",
+    benchmark:
+        "benchmarks/{study}/train_bs{bs}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=TRAIN_GPUS,
+    shell:
+        "{BATCHLAB} train --study {wildcards.study} --study-json {params.study:q} "
+        "--batch-size {wildcards.bs} --data {input.data} --device {params.device} "
+        "--out-dir $(dirname {output.runs}) > {log} 2>&1"
