@@ -13,6 +13,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/downstream.smk"
+include: "workflow/rules/gradients.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -51,19 +51,22 @@ def _broken(edit) -> str:
         (lambda s: s["model"].update(kind="transformer"), "model", "does not match any of the expected tags"),
         (lambda s: s.update(data={"name": "file", "path": "nowhere.csv", "label": "sex"}), "data.path", "no such file"),
         (lambda s: s["budget"].update(amount=-1), "budget.amount", "greater than 0"),
-        (lambda s: s["model"].update(output="linear", loss="bce"), "(the study itself)", "needs model.output"),
+        (lambda s: s["model"].update(output="linear", loss="bce"), None, "model.loss 'bce' needs model.output"),
+        (lambda s: s["gradients"].update(eval_samples=500), None, "gradients.eval_samples (500) exceeds the training set"),
+        (lambda s: s["gradients"].update(spread_batch_sizes=[1, 128]), None, "gradients.spread_batch_sizes [128] exceed"),
+        (lambda s: s["steps_to_target"].update(value=2), "steps_to_target", "fraction target must be in (0, 1]"),
         (lambda s: s.update(seeds=[-1]), "seeds.0", "greater than or equal to 0"),
     ],
     ids=[
         "misspelled-key", "nested-typo", "wrong-type", "batch-size-zero", "no-batch-sizes", "batch-too-big",
         "repeated-batch-size", "unknown-dataset", "unknown-model", "missing-file", "negative-budget",
-        "bce-without-sigmoid", "negative-seed",
+        "bce-without-sigmoid", "eval-subset-too-big", "spread-size-too-big", "fraction-above-one", "negative-seed",
     ],
 )
 def test_bad_study_names_file_study_and_field(edit, field, words):
     msg = _broken(edit)
     assert "tiny.yaml" in msg
-    assert f"study 'tiny_ehr', field '{field}'" in msg
+    assert (f"study 'tiny_ehr', field '{field}'" if field else "study 'tiny_ehr': ") in msg
     assert words in msg
 
 

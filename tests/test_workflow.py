@@ -36,7 +36,10 @@ def test_report_and_table(finished_run: Path):
     for study in ("tiny_ehr", "tiny_signal"):
         assert f'href="{study}/index.html"' in index
         page = (finished_run / f"reports/{study}/index.html").read_text()
-        for fig in ("loss_vs_batch", "downstream_vs_batch", "loss_curves_samples", "loss_curves_steps"):
+        for fig in (
+            "loss_vs_batch", "downstream_vs_batch", "loss_curves_samples", "loss_curves_steps",
+            "gradient_spread", "b_simple", "steps_to_target", "tradeoff",
+        ):
             png = finished_run / f"reports/{study}/{fig}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert f'src="{fig}.png"' in page
@@ -53,6 +56,18 @@ def test_report_and_table(finished_run: Path):
     assert len(csv) == len(table)
     prov = json.loads((finished_run / "reports/tiny_ehr/provenance.json").read_text())
     assert prov["devices"] == ["cpu"] and "torch" in prov["packages"]
+    noise = pd.read_parquet(finished_run / "results/tiny_ehr/bs4/gradients.parquet")
+    assert sorted(noise["fraction"]) == [0.0, 0.5, 1.0] and (noise["method"] == "per_example").all()
+    assert (noise["trace_sigma"] > 0).all()
+    spread = pd.read_parquet(finished_run / "results/tiny_ehr/bs4/spread.parquet")
+    assert sorted(spread["probe_batch_size"].unique()) == [1, 2, 4, 8, 16, 32]
+    two_batch = pd.read_parquet(finished_run / "results/tiny_signal/bs2/gradients.parquet")
+    assert (two_batch["method"] == "two_batch").all() and sorted(two_batch["seed"]) == [0, 1]
+    critical = pd.read_csv(finished_run / "reports/tiny_ehr/critical_batch.csv").set_index("quantity")
+    assert {"s_min", "b_crit", "b_20", "b_20_empirical", "b_simple@0", "b_simple@1"} <= set(critical.index)
+    steps = pd.read_csv(finished_run / "reports/tiny_ehr/steps_to_target.csv")
+    assert len(steps) == 6 and steps["reached"].any()
+    assert "Critical batch size" in (finished_run / "reports/tiny_ehr/index.html").read_text()
     log = (finished_run / "logs/tiny_ehr/train_bs1.log").read_text()
     assert "step 192/192" in log and "samples/s" in log
 
@@ -65,7 +80,8 @@ def test_added_batch_size_runs_only_new_jobs(finished_run: Path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, flags=re.M)
     jobs = {rule: int(n) for rule, n in counts if rule not in {"total", "all"}}
-    assert jobs == {"train": 1, "downstream": 1, "aggregate": 1, "report_study": 1, "index": 1}, dry.stdout
+    expected = {"train", "downstream", "gradients", "aggregate", "critical_batch", "report_study", "index"}
+    assert jobs == dict.fromkeys(expected, 1), dry.stdout
 
 
 def test_bad_config_stops_before_any_job(tmp_path: Path):

@@ -21,19 +21,24 @@ def train_cell(
     data_path: str | Path,
     out_dir: str | Path,
     device: str = "auto",
-    checkpoint_fractions: tuple[float, ...] = (1.0,),
 ) -> pd.DataFrame:
-    """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt."""
+    """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt.
+
+    Every run keeps its final weights; the runs of the seeds whose gradient noise is measured also keep
+    the weights at the study's gradient checkpoints.
+    """
     out_dir = Path(out_dir)
     dev = resolve_device(device)
     torch.use_deterministic_algorithms(True, warn_only=dev.type == "cuda")
     data = load_dataset(data_path)
     records, curves, embeddings, checkpoints = [], [], [], {}
+    measured = set(study.seeds[: study.gradients.seeds])
     for seed in study.seeds:
+        fractions = tuple(sorted({1.0, *study.gradients.checkpoints})) if seed in measured else (1.0,)
         label = f"{study_name} bs={batch_size} seed={seed}"
         steps = study.budget.steps(batch_size, len(data.indices("train")))
         result = train_run(
-            study, data, batch_size, seed, dev, checkpoint_fractions, progress=Progress(label, steps, batch_size)
+            study, data, batch_size, seed, dev, fractions, progress=Progress(label, steps, batch_size)
         )
         records.append({"study": study_name, "dataset": data.name, "model": study.model.kind, **result.record})
         curves += [{"study": study_name, "batch_size": batch_size, "seed": seed, **row} for row in result.curve]

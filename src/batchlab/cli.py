@@ -65,6 +65,37 @@ def cmd_baselines(args: argparse.Namespace) -> None:
     io.write_parquet(table.assign(study=args.study), args.out)
 
 
+def cmd_gradients(args: argparse.Namespace) -> None:
+    from batchlab.config import GradientNoise
+    from batchlab.data import load_dataset
+    from batchlab.noise import measure_cell
+    from batchlab.train import resolve_device
+
+    torch_ckpt = io.read_torch(args.checkpoints)
+    stats, spread = measure_cell(
+        _study(args),
+        GradientNoise.model_validate_json(args.gradients_json),
+        load_dataset(args.data),
+        args.batch_size,
+        torch_ckpt,
+        resolve_device(args.device),
+    )
+    io.write_parquet(spread.assign(study=args.study), args.spread)
+    io.write_parquet(stats.assign(study=args.study), args.out)
+
+
+def cmd_critical(args: argparse.Namespace) -> None:
+    from batchlab.aggregate import read_all
+    from batchlab.config import StepsToTarget
+    from batchlab.critical import analyse
+
+    steps, table = analyse(
+        pd.read_parquet(args.curves), read_all(args.noise), StepsToTarget.model_validate_json(args.target_json)
+    )
+    io.write_parquet(steps, args.steps)
+    io.write_parquet(table, args.out)
+
+
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from batchlab.aggregate import join_runs, read_all
 
@@ -74,6 +105,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from batchlab.aggregate import read_all
     from batchlab.data import load_dataset
     from batchlab.report.study import build_study_report
 
@@ -92,6 +124,10 @@ def cmd_report(args: argparse.Namespace) -> None:
         pd.read_parquet(args.curves),
         pd.read_parquet(args.baselines),
         meta,
+        read_all(args.noise),
+        read_all(args.spread),
+        pd.read_parquet(args.steps),
+        pd.read_parquet(args.critical),
         args.out_dir,
     )
 
@@ -140,6 +176,20 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--latent", type=int, required=True, help="latent dimension (the PCA baseline's size)")
     sp.add_argument("--data", required=True)
     sp.add_argument("--out", required=True)
+    sp = add("gradients", cmd_gradients, "gradient noise and spread at one cell's checkpoints")
+    sp.add_argument("--gradients-json", required=True, help="the study's validated gradients block, as JSON")
+    sp.add_argument("--batch-size", type=int, required=True)
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--checkpoints", required=True)
+    sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--spread", required=True)
+    sp = add("critical", cmd_critical, "steps-to-target, the S(B) fit and the critical batch size", study=False)
+    sp.add_argument("--target-json", required=True, help="the study's validated steps_to_target block, as JSON")
+    sp.add_argument("--curves", required=True)
+    sp.add_argument("--noise", nargs="+", required=True)
+    sp.add_argument("--steps", required=True)
+    sp.add_argument("--out", required=True)
     sp = add("aggregate", cmd_aggregate, "join a study's cells into one tidy table", study=False)
     sp.add_argument("--runs", nargs="+", required=True)
     sp.add_argument("--downstream", nargs="+", required=True)
@@ -151,6 +201,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--table", required=True)
     sp.add_argument("--curves", required=True)
     sp.add_argument("--baselines", required=True)
+    sp.add_argument("--noise", nargs="+", required=True)
+    sp.add_argument("--spread", nargs="+", required=True)
+    sp.add_argument("--steps", required=True)
+    sp.add_argument("--critical", required=True)
     sp.add_argument("--out-dir", required=True)
     sp = add("index", cmd_index, "render reports/index.html", study=False)
     sp.add_argument("--summaries", nargs="+", required=True)

@@ -105,7 +105,10 @@ class PhantomMRIData(_DataBase):
     anatomy_jitter: float = Field(
         0.05, ge=0.0, le=0.3, description="Per-subject variation of the shared anatomy (global similarity)."
     )
-    noise: float = Field(0.05, ge=0.0, le=1.0, description="Standard deviation of pixel noise.")
+    lesion_contrast: float = Field(
+        0.1, gt=0.0, le=1.0, description="Peak brightness the lesion adds to brain tissue (0.45): lower is subtler."
+    )
+    noise: float = Field(0.1, ge=0.0, le=1.0, description="Standard deviation of pixel noise.")
     seed: int = Field(0, ge=0, description="Generator seed.")
     label: Literal["laterality", "position"] = Field(
         "laterality", description="laterality (left/right, classification) or position (signed x, regression)."
@@ -254,6 +257,72 @@ class Downstream(Strict):
     )
 
 
+class GradientNoise(Strict):
+    """Gradient statistics measured at checkpoints of each run (McCandlish et al. 2018; Vaessen & van Leeuwen 2024)."""
+
+    checkpoints: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        [0.0, 0.25, 1.0], min_length=1, description="Fractions of each run's steps at which to measure (0 = initialisation)."
+    )
+    seeds: PositiveInt = Field(1, description="Measure the runs of the first this many seeds (cost grows with it).")
+    eval_samples: PositiveInt | None = Field(
+        None, description="Fixed random subset of the training split the statistics use (default: min(256, training set))."
+    )
+    method: Literal["per_example", "two_batch"] = Field(
+        "per_example",
+        description="per_example: exact unbiased tr(Sigma), |G|^2 from torch.func per-example gradients; "
+        "two_batch: McCandlish's estimator from minibatch gradient norms at two batch sizes (cheaper).",
+    )
+    two_batch_sizes: tuple[PositiveInt, PositiveInt] = Field((4, 64), description="B_small and B_big of two_batch.")
+    two_batch_draws: PositiveInt = Field(64, description="Minibatch draws per batch size for two_batch.")
+    spread_batch_sizes: list[PositiveInt] | None = Field(
+        None,
+        min_length=2,
+        description="Batch sizes at which the gradient spread is measured (default: 1, 2, 4, ... up to min(128, eval_samples)).",
+    )
+    spread_draws: int = Field(10, ge=2, description="Minibatches drawn per batch size for the spread (10 in Vaessen's code).")
+    chunk_size: PositiveInt = Field(32, description="Examples per vmap chunk (bounds memory; no effect on results).")
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _sorted_unique(cls, fractions: list[float]) -> list[float]:
+        return sorted(set(fractions))
+
+    @model_validator(mode="after")
+    def _increasing(self) -> "GradientNoise":
+        small, big = self.two_batch_sizes
+        if small >= big:
+            raise ValueError(f"two_batch_sizes must be increasing, got {small}, {big}")
+        return self
+
+    def eval_size(self, n_train: int) -> int:
+        return self.eval_samples if self.eval_samples is not None else min(256, n_train)
+
+    def spread_sizes(self, n_train: int) -> list[int]:
+        if self.spread_batch_sizes is not None:
+            return sorted(set(self.spread_batch_sizes))
+        top = min(128, self.eval_size(n_train))
+        return [2**k for k in range(top.bit_length()) if 2**k <= top]
+
+
+class StepsToTarget(Strict):
+    """Target for steps-to-target and the critical-batch-size fit (McCandlish et al. 2018; Zhang et al. 2025)."""
+
+    metric: Literal["val_loss", "train_loss"] = Field("val_loss", description="Logged curve the target applies to.")
+    kind: Literal["fraction", "value"] = Field(
+        "fraction",
+        description="fraction: reach initial - value x (initial - best final of any run); value: reach this loss.",
+    )
+    value: PositiveFloat = Field(0.5, description="The fraction (0-1] or the loss value.")
+    interpolate: bool = Field(True, description="Place the crossing between logged points, linearly in log(step).")
+    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples of seeds for the intervals.")
+
+    @model_validator(mode="after")
+    def _fraction_range(self) -> "StepsToTarget":
+        if self.kind == "fraction" and self.value > 1:
+            raise ValueError(f"a fraction target must be in (0, 1], got {self.value}")
+        return self
+
+
 class Study(Strict):
     """One batch-size study: a data set, a model, a training protocol and the sweep."""
 
@@ -267,6 +336,8 @@ class Study(Strict):
     curve_points: int = Field(40, ge=2, le=1000, description="Log-spaced points of each logged loss curve.")
     eval_batch_size: PositiveInt = Field(1024, description="Batch size for evaluation passes (no effect on results).")
     downstream: Downstream = Field(default_factory=Downstream)
+    gradients: GradientNoise = Field(default_factory=GradientNoise)
+    steps_to_target: StepsToTarget = Field(default_factory=StepsToTarget)
 
     @field_validator("batch_sizes")
     @classmethod
@@ -294,12 +365,29 @@ class Study(Strict):
         Jobs receive this view (not the whole study) so that adding a batch size or editing the
         description or downstream settings reruns no training job.
         """
-        return self.model_copy(update={"batch_sizes": [batch_size], "description": "", "downstream": Downstream()})
+        return self.model_copy(
+            update={
+                "batch_sizes": [batch_size],
+                "description": "",
+                "downstream": Downstream(),
+                "gradients": GradientNoise(checkpoints=self.gradients.checkpoints, seeds=self.gradients.seeds),
+                "steps_to_target": StepsToTarget(),
+            }
+        )
 
     @model_validator(mode="after")
     def _loss_fits_data(self) -> "Study":
         if self.model.loss == "bce" and self.model.output != "sigmoid":
             raise ValueError("model.loss 'bce' needs model.output 'sigmoid'")
+        n_train = self.data.n_train()
+        n_eval = self.gradients.eval_size(n_train)
+        if n_eval > n_train:
+            raise ValueError(f"gradients.eval_samples ({n_eval}) exceeds the training set ({n_train})")
+        too_big = [b for b in self.gradients.spread_sizes(n_train) if b > n_eval]
+        if too_big:
+            raise ValueError(f"gradients.spread_batch_sizes {too_big} exceed gradients.eval_samples ({n_eval})")
+        if self.gradients.seeds > len(self.seeds):
+            raise ValueError(f"gradients.seeds ({self.gradients.seeds}) exceeds the number of seeds ({len(self.seeds)})")
         return self
 
 
@@ -324,8 +412,8 @@ class Config(Strict):
 def _location(loc: tuple) -> str:
     parts = [str(p) for p in loc]
     if len(parts) >= 2 and parts[0] == "studies":
-        field = ".".join(_drop_union_tags(parts[2:])) or "(the study itself)"
-        return f"study {parts[1]!r}, field {field!r}"
+        field = ".".join(_drop_union_tags(parts[2:]))
+        return f"study {parts[1]!r}, field {field!r}" if field else f"study {parts[1]!r}"
     return f"field {'.'.join(parts) or '(top level)'!r}"
 
 

@@ -63,3 +63,11 @@ def cell_files(filename):
 
 def study_summaries(wildcards):
     return [f"reports/{name}/summary.json" for name in CFG.studies]
+
+
+def gradients_json(wildcards):
+    return CFG.studies[wildcards.study].gradients.model_dump_json()
+
+
+def target_json(wildcards):
+    return CFG.studies[wildcards.study].steps_to_target.model_dump_json()

@@ -24,10 +24,24 @@ rule report_study:
         table="results/{study}/table.parquet",
         curves="results/{study}/curves.parquet",
         baselines="results/{study}/baselines.parquet",
+        noise=cell_files("gradients.parquet"),
+        spread=cell_files("spread.parquet"),
+        steps="results/{study}/steps_to_target.parquet",
+        critical="results/{study}/critical_batch.parquet",
     output:
         html="reports/{study}/index.html",
         summary="reports/{study}/summary.json",
-        tables=multiext("reports/{study}/", "runs.csv", "summary.csv", "baselines.csv", "curves.csv"),
+        tables=multiext(
+            "reports/{study}/",
+            "runs.csv",
+            "summary.csv",
+            "baselines.csv",
+            "curves.csv",
+            "gradient_noise.csv",
+            "gradient_spread.csv",
+            "steps_to_target.csv",
+            "critical_batch.csv",
+        ),
         provenance=multiext("reports/{study}/", "config.yaml", "provenance.json"),
         loss=report(
             "reports/{study}/loss_vs_batch.png",
@@ -64,6 +78,34 @@ rule report_study:
             subcategory="{study}",
             labels={"study": "{study}", "figure": "samples/s vs batch size"},
         ),
+        spread_fig=report(
+            "reports/{study}/gradient_spread.png",
+            caption="../report/gradient_spread.rst",
+            category="Gradient noise",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "gradient spread vs batch size"},
+        ),
+        b_simple_fig=report(
+            "reports/{study}/b_simple.png",
+            caption="../report/b_simple.rst",
+            category="Gradient noise",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "B_simple over training"},
+        ),
+        steps_fig=report(
+            "reports/{study}/steps_to_target.png",
+            caption="../report/steps_to_target.rst",
+            category="Critical batch size",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "steps to target vs batch size"},
+        ),
+        tradeoff_fig=report(
+            "reports/{study}/tradeoff.png",
+            caption="../report/tradeoff.rst",
+            category="Critical batch size",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "samples vs steps"},
+        ),
     params:
         study=study_json,
     log:
@@ -76,7 +118,8 @@ rule report_study:
     shell:
         "{BATCHLAB} report --study {wildcards.study} --study-json {params.study:q} "
         "--data {input.data} --table {input.table} --curves {input.curves} "
-        "--baselines {input.baselines} --out-dir $(dirname {output.html}) > {log} 2>&1"
+        "--baselines {input.baselines} --noise {input.noise} --spread {input.spread} "
+        "--steps {input.steps} --critical {input.critical} --out-dir $(dirname {output.html}) > {log} 2>&1"
 
 
 rule index:

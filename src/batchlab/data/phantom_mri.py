@@ -41,13 +41,13 @@ def generate(spec: PhantomMRIData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     laterality = rng.integers(0, 2, n)
     sign = np.where(laterality == 1, 1.0, -1.0)
-    position = sign * rng.uniform(0.25, 0.75, n)  # fraction of the brain's half-width from the midline
+    position = sign * rng.uniform(0.1, 0.75, n)  # fraction of the brain's half-width from the midline
     lx = cx[:, 0, 0] + position * (ax[:, 0, 0] - 0.08)
     ly = cy[:, 0, 0] + rng.uniform(-0.5, 0.5, n) * (ay[:, 0, 0] - 0.08)
     radius = 2 * rng.uniform(*spec.lesion_radius, n)  # image spans 2 units
     d2 = ((x - lx[:, None, None]) ** 2 + (y - ly[:, None, None]) ** 2) / radius[:, None, None] ** 2
-    oedema = 0.25 * np.exp(-d2 / 4.0)
-    core = 0.55 * np.exp(-d2 / 0.5)
+    oedema = 0.4 * spec.lesion_contrast * np.exp(-d2 / 4.0)
+    core = spec.lesion_contrast * np.exp(-d2 / 0.5)
     img = np.where(brain <= 1, img + oedema + core, img)
     img += spec.noise * rng.normal(size=img.shape)
     return np.clip(img, 0, 1)[:, None].astype(np.float32), laterality.astype(np.int64), position.astype(np.float32)

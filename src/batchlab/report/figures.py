@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from batchlab.io import atomic_path  # noqa: E402
@@ -94,3 +95,93 @@ def throughput_vs_batch(table: pd.DataFrame, path: str | Path, title: str) -> No
 
 def primary_metric(task: str) -> str:
     return "roc_auc" if task == "classification" else "r2"
+
+
+def gradient_spread(spread: pd.DataFrame, path: str | Path, title: str) -> None:
+    """Measured gradient spread against probe batch size per checkpoint, with the B^-1/2 theory dashed."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    data = spread.assign(checkpoint=spread["fraction"].map(lambda f: f"{f:.0%} of training"))
+    order = sorted(data["checkpoint"].unique(), key=lambda c: float(c.split("%")[0]))
+    palette = dict(zip(order, sns.color_palette("rocket_r", len(order))))
+    sns.lineplot(data, x="probe_batch_size", y="spread", hue="checkpoint", hue_order=order, palette=palette,
+                 marker="o", errorbar=SEED_RANGE, ax=ax)
+    theory = data.groupby(["checkpoint", "probe_batch_size"])["spread_theory"].mean().reset_index().dropna()
+    for checkpoint, group in theory.groupby("checkpoint"):
+        ax.plot(group["probe_batch_size"], group["spread_theory"], ls="--", color=palette[checkpoint], alpha=0.8)
+    _log2_batch_axis(ax, data["probe_batch_size"])
+    ax.set_xlabel("probe minibatch size (samples, log2 axis)")
+    ax.set_yscale("log")
+    ax.set_ylabel("gradient spread: mean over parameters of sd across draws")
+    ax.set_title(title)
+    ax.legend(title="checkpoint (dashed: B^-1/2 theory)", fontsize="x-small", title_fontsize="x-small")
+    _save(fig, path)
+
+
+def b_simple_over_training(noise: pd.DataFrame, path: str | Path, title: str) -> None:
+    """B_simple against the evaluation loss at each checkpoint, one line per training batch size."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    data = noise.dropna(subset=["b_simple"]).assign(**{"batch size": noise["batch_size"]})
+    if not data.empty:
+        sizes = sorted(data["batch size"].unique())
+        palette = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
+        sns.lineplot(data, x="eval_loss", y="b_simple", hue="batch size", palette=palette, marker="o",
+                     errorbar=SEED_RANGE, sort=False, estimator=None if data["seed"].nunique() == 1 else "mean", ax=ax)
+        ax.legend(title="training batch size", ncols=2, fontsize="x-small")
+    ax.invert_xaxis()
+    ax.set_yscale("log")
+    ax.set_xlabel(f"{LOSS_LABEL} on the evaluation subset (falls to the right)")
+    ax.set_ylabel("B_simple = tr(Σ)/|G|² (samples, log axis)")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def steps_to_target(steps: pd.DataFrame, critical: pd.DataFrame, path: str | Path, title: str) -> None:
+    """Steps to the target against batch size, with the S(B) fit, B_crit and B_20 marked."""
+    from batchlab.cbs import StepsFit
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    reached = steps[steps["reached"]]
+    if not reached.empty:
+        sns.scatterplot(reached, x="batch_size", y="steps", color="0.55", s=18, ax=ax, label="runs (reached)")
+        means = reached.groupby("batch_size")["steps"].mean()
+        ax.plot(means.index, means.values, "o", color="black", label="mean over seeds")
+        ideal = means.iloc[0] * means.index[0] / means.index.to_numpy(dtype=float)
+        ax.plot(means.index, ideal, ":", color="0.4", label="perfect scaling (slope -1)")
+    est = critical.set_index("quantity")["estimate"]
+    if np.isfinite(est.get("b_crit", np.nan)):
+        fit = StepsFit(est["s_min"], est["b_crit"], est["s_min"] * est["b_crit"], est["b_20"], np.nan, 0)
+        grid = np.geomspace(steps["batch_size"].min(), steps["batch_size"].max(), 100)
+        ax.plot(grid, fit.steps(grid), color="tab:red", label="fit S_min(1 + B_crit/B)")
+        ax.axvline(est["b_crit"], color="tab:red", ls="--", lw=1, label=f"B_crit = {est['b_crit']:.3g}")
+        ax.axvline(est["b_20"], color="tab:orange", ls="--", lw=1, label=f"B_20 = B_crit/5 = {est['b_20']:.3g}")
+    never = steps[~steps["reached"]]
+    if not never.empty:
+        ax.text(0.02, 0.02, f"{len(never)} run(s) never reached the target", transform=ax.transAxes, fontsize="small")
+    _log2_batch_axis(ax, steps["batch_size"])
+    ax.set_yscale("log")
+    ax.set_ylabel("optimizer steps to target (log axis)")
+    ax.set_title(title)
+    ax.legend(fontsize="x-small")
+    _save(fig, path)
+
+
+def tradeoff(steps: pd.DataFrame, critical: pd.DataFrame, path: str | Path, title: str) -> None:
+    """Samples against steps to the target, with the curve (S/S_min - 1)(E/E_min - 1) = 1."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    reached = steps[steps["reached"]]
+    if not reached.empty:
+        means = reached.groupby("batch_size")[["steps", "samples"]].mean().reset_index()
+        sns.scatterplot(means, x="steps", y="samples", hue="batch_size", palette="viridis", ax=ax, s=40)
+    est = critical.set_index("quantity")["estimate"]
+    if np.isfinite(est.get("b_crit", np.nan)):
+        s_min, e_min = est["s_min"], est["s_min"] * est["b_crit"]
+        s = s_min * np.geomspace(1.01, 1000, 200)
+        ax.plot(s, e_min * (1 + 1 / (s / s_min - 1)), color="tab:red", label="(S/S_min − 1)(E/E_min − 1) = 1")
+        ax.plot([2 * s_min], [2 * e_min], "x", color="tab:red", ms=10, label="B = B_crit: 2 S_min, 2 E_min")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer steps to target S (log axis)")
+    ax.set_ylabel("training samples to target E = B·S (log axis)")
+    ax.set_title(title)
+    ax.legend(fontsize="x-small", title="batch size", title_fontsize="x-small")
+    _save(fig, path)

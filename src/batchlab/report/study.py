@@ -19,10 +19,18 @@ FIGURES = {
     "loss_curves_samples": "Validation loss against training samples seen",
     "loss_curves_steps": "Validation loss against optimizer steps",
     "throughput_vs_batch": "Training throughput against batch size",
+    "gradient_spread": "Gradient spread against batch size",
+    "b_simple": "Gradient noise scale over training",
+    "steps_to_target": "Steps to target and the critical batch size",
+    "tradeoff": "Samples against steps to target",
 }
 
 
-def _captions(study: Study, task: str, metric: str, n_seeds: int) -> dict[str, str]:
+def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) -> dict[str, str]:
+    g, t = study.gradients, study.steps_to_target
+    target_text = (
+        f"{t.value:g} of the best run's improvement" if t.kind == "fraction" else f"loss {t.value:g}"
+    )
     budget = f"{study.budget.amount:g} {study.budget.unit}"
     seeds = f"Lines: mean over {n_seeds} seeds; band: min to max over seeds."
     return {
@@ -39,6 +47,20 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int) -> dict[str, s
         "data, the confound Hoffer et al. (2017) point to. " + seeds,
         "throughput_vs_batch": "Samples per second of the training loop (excluding evaluation) on the device of "
         f"the run. {seeds}",
+        "gradient_spread": "Standard deviation of the minibatch gradient across draws, per parameter, averaged over "
+        f"parameters (Vaessen & van Leeuwen 2024), for probe batch sizes drawn from {g.eval_size(n_train)} fixed training "
+        f"examples, at checkpoints of the runs; band: range over runs. Dashed: B^-1/2 theory from per-example "
+        "variances, with the finite-population factor. Bears on the claim that gradient spread falls as B^-1/2, "
+        "then flattens.",
+        "b_simple": f"B_simple = tr(Σ)/|G|² ({g.method.replace('_', '-')} estimate, McCandlish et al. 2018) at each "
+        "checkpoint against the loss on the evaluation subset. Bears on the claim that the noise scale grows as "
+        "the loss falls.",
+        "steps_to_target": f"Steps for the {t.metric.replace('_', ' ')} to reach the target ({target_text}); grey: "
+        "runs, black: mean over seeds. Red: least-squares fit in log space of S(B) = S_min(1 + B_crit/B); dashed: "
+        "B_crit (McCandlish) and B_20 = B_crit/5 (Zhang's 20% rule). Bears on the perfect-scaling / "
+        "diminishing-returns claims (Shallue et al. 2019; McCandlish et al. 2018).",
+        "tradeoff": "Samples processed E = B·S against steps S to the target, per batch size (mean over seeds), "
+        "with McCandlish's tradeoff curve from the fit; the cross marks B = B_crit.",
     }
 
 
@@ -57,6 +79,10 @@ def build_study_report(
     curves: pd.DataFrame,
     baselines: pd.DataFrame,
     dataset_meta: dict,
+    noise: pd.DataFrame,
+    spread: pd.DataFrame,
+    steps: pd.DataFrame,
+    critical: pd.DataFrame,
     out_dir: str | Path,
 ) -> dict:
     """Write reports/<study>/: figures, runs.csv, summary.csv, baselines.csv, provenance, index.html."""
@@ -69,6 +95,10 @@ def build_study_report(
     figures.loss_curves(curves, "samples_seen", out / "loss_curves_samples.png", title)
     figures.loss_curves(curves, "step", out / "loss_curves_steps.png", title)
     figures.throughput_vs_batch(table, out / "throughput_vs_batch.png", title)
+    figures.gradient_spread(spread, out / "gradient_spread.png", title)
+    figures.b_simple_over_training(noise, out / "b_simple.png", title)
+    figures.steps_to_target(steps, critical, out / "steps_to_target.png", title)
+    figures.tradeoff(steps, critical, out / "tradeoff.png", title)
 
     summary_cols = ["train_loss", "val_loss", "test_loss", f"svm_{metric}_mean", "svm_accuracy_mean", "svm_mae_mean"]
     summary = summary_by_batch_size(table, summary_cols + ["steps", "samples_per_s"])
@@ -76,6 +106,10 @@ def build_study_report(
     io.write_csv(summary, out / "summary.csv")
     io.write_csv(baselines, out / "baselines.csv")
     io.write_csv(curves, out / "curves.csv")
+    io.write_csv(noise, out / "gradient_noise.csv")
+    io.write_csv(spread, out / "gradient_spread.csv")
+    io.write_csv(steps, out / "steps_to_target.csv")
+    io.write_csv(critical, out / "critical_batch.csv")
     prov = provenance.collect(table["device"].astype(str).tolist())
     study_yaml = yaml.safe_dump({study_name: study.model_dump(mode="json")}, sort_keys=False)
     io.write_text(study_yaml, out / "config.yaml")
@@ -92,6 +126,7 @@ def build_study_report(
         "metric": metric,
         "model": study.model.kind,
         "n_runs": int(len(table)),
+        "n_train": int(table["n_train"].iloc[0]),
         "n_diverged": int(table["diverged"].sum()),
         "batch_sizes": sorted(int(b) for b in table["batch_size"].unique()),
         "seeds": list(study.seeds),
@@ -103,10 +138,12 @@ def build_study_report(
         study=study,
         figures=[
             {"file": f"{key}.png", "title": FIGURES[key], "caption": cap}
-            for key, cap in _captions(study, task, metric, len(study.seeds)).items()
+            for key, cap in _captions(study, task, metric, len(study.seeds), meta["n_train"]).items()
         ],
         summary=summary,
         baselines=baselines,
+        critical=critical,
+        steps=steps,
         provenance=prov,
         study_yaml=study_yaml,
     )

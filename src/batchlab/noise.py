@@ -1,0 +1,62 @@
+"""Gradient noise measured at the checkpoints of a cell's runs: B_simple over training and spread vs B."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from batchlab.config import GradientNoise, Study
+from batchlab.data import Dataset
+from batchlab.gradients import gradient_spread, per_example_stats, two_batch_stats
+from batchlab.models import build_model
+from batchlab.objectives import sample_loss_for
+from batchlab.seeding import derive_seed, numpy_rng
+
+
+def eval_subset(data: Dataset, size: int) -> np.ndarray:
+    """The fixed evaluation examples: one seeded subset of the training split, shared by every run of a study."""
+    train = data.indices("train")
+    return np.sort(numpy_rng("gradient-eval-subset").choice(train, size=size, replace=False))
+
+
+def measure_cell(
+    study: Study,
+    spec: GradientNoise,
+    data: Dataset,
+    batch_size: int,
+    checkpoints: dict[str, dict[str, dict[str, torch.Tensor]]],
+    device: torch.device,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Noise statistics (one row per seed and checkpoint) and gradient spread (one row per probe batch size)."""
+    n_train = len(data.indices("train"))
+    idx = eval_subset(data, spec.eval_size(n_train))
+    x = torch.as_tensor(data.x[idx], device=device)
+    y = torch.as_tensor(data.labels[data.target][idx], device=device)
+    loss_fn = sample_loss_for(study.model)
+    steps = study.budget.steps(batch_size, n_train)
+    stats_rows, spread_rows = [], []
+    for seed in study.seeds[: spec.seeds]:
+        for fraction, state in sorted(checkpoints[f"seed{seed}"].items(), key=lambda kv: float(kv[0])):
+            f = float(fraction)
+            model = build_model(study.model, tuple(data.x.shape[1:])).to(device)
+            model.load_state_dict(state)
+            model.eval()
+            key = {"batch_size": batch_size, "seed": seed, "fraction": f, "step": int(round(f * steps))}
+            with torch.no_grad():
+                eval_loss = loss_fn(model, x, y).mean().item()
+            gen = torch.Generator().manual_seed(derive_seed(seed, batch_size, f, "gradient-noise"))
+            if spec.method == "per_example":
+                st = per_example_stats(model, loss_fn, x, y, spec.chunk_size)
+                noise = {"grad_sq": st.grad_sq, "trace_sigma": st.trace_sigma, "b_simple": st.b_simple}
+                param_var = st.param_var
+            else:
+                noise = two_batch_stats(model, loss_fn, x, y, *spec.two_batch_sizes, spec.two_batch_draws, gen)
+                noise = {k: noise[k] for k in ("grad_sq", "trace_sigma", "b_simple")}
+                param_var = None
+            stats_rows.append({**key, "method": spec.method, "eval_samples": len(x), "eval_loss": eval_loss, **noise})
+            spread = gradient_spread(
+                model, loss_fn, x, y, spec.spread_sizes(n_train), spec.spread_draws, gen, replace=False, param_var=param_var
+            )
+            spread_rows += [{**key, **row} for row in spread.rename(columns={"batch_size": "probe_batch_size"}).to_dict("records")]
+    return pd.DataFrame(stats_rows), pd.DataFrame(spread_rows)
