@@ -3,7 +3,8 @@
 McCandlish et al. (2018): S(B) = S_min (1 + B_crit / B), E(B) = B S(B) = E_min (1 + B / B_crit),
 B_crit = E_min / S_min. Zhang et al. (2025) call critical the batch size where S exceeds linear scaling
 by 20%: with S = a + b/B that is a + b/B = 1.2 b/B, so B_20 = b / (5a) = B_crit / 5. Both are reported,
-named apart.
+named apart. Metrics are "lower is better" (losses, error rates): a run reaches the target at the
+first logged step where metric <= target.
 """
 
 from __future__ import annotations
@@ -15,77 +16,110 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
+QUANTITIES = ("s_min", "b_crit", "b_20", "b_20_empirical")
+
 
 def steps_to_target(steps, metric, target: float, interpolate: bool = True) -> float:
     """First step at which the logged metric reaches the target (<=); NaN if it never does.
 
-    With interpolate, the crossing is placed between the two bracketing logged points linearly in
-    log(step), since the curves are logged at log-spaced steps.
+    With interpolate (the default), the crossing is placed between the two bracketing logged points
+    linearly in log(step), since curves are logged at log-spaced steps: with metric m0 > target at
+    step s0 and m1 <= target at s1, t = (m0 - target) / (m0 - m1) and the result is
+    exp(log s0 + t (log s1 - log s0)). If s0 is 0 (log undefined) the interpolation is linear in step;
+    if the metric at s0 is not finite the result is s1. Reached at the first logged point: that step.
     """
     steps, metric = np.asarray(steps, dtype=float), np.asarray(metric, dtype=float)
+    if steps.shape != metric.shape:
+        raise ValueError(f"steps and metric differ in shape: {steps.shape} vs {metric.shape}")
+    order = np.argsort(steps, kind="stable")
+    steps, metric = steps[order], metric[order]
     hit = np.flatnonzero(metric <= target)
     if len(hit) == 0:
         return math.nan
     i = hit[0]
-    if i == 0 or not interpolate:
+    if i == 0 or not interpolate or not np.isfinite(metric[i - 1]):
         return float(steps[i])
-    m0, m1 = metric[i - 1], metric[i]
+    (s0, s1), (m0, m1) = steps[i - 1 : i + 1], metric[i - 1 : i + 1]
     t = (m0 - target) / (m0 - m1)
-    return float(np.exp(np.log(steps[i - 1]) + t * (np.log(steps[i]) - np.log(steps[i - 1]))))
+    if s0 <= 0:
+        return float(s0 + t * (s1 - s0))
+    return float(np.exp(np.log(s0) + t * (np.log(s1) - np.log(s0))))
 
 
-def resolve_target(curves: pd.DataFrame, metric: str, kind: str, value: float, run_keys=("batch_size", "seed")) -> float:
-    """The target metric value: `value` itself, or a fraction of the best run's improvement.
+def resolve_target(
+    curves: pd.DataFrame, metric: str, kind: str, value: float, run_keys=("batch_size", "seed")
+) -> float:
+    """The target metric value: `value` itself (kind "value"), or a fraction of the best run's improvement.
 
-    fraction: target = initial - value * (initial - best_final), where initial is the mean over runs of
-    the metric at each run's first logged point and best_final the lowest final metric of any run.
+    kind "fraction": target = initial - value * (initial - best_final), where initial is the mean over
+    runs of the metric at each run's first logged step, and best_final the lowest metric at any run's
+    last logged step (runs identified by run_keys; non-finite values ignored). value=1 asks every run
+    to match the best run's final metric; value=0.5 to cover half of its improvement.
     """
     if kind == "value":
         return float(value)
-    ordered = curves.sort_values([*run_keys, "step"])
-    runs = ordered.groupby(list(run_keys))[metric]
-    initial = runs.first().mean()
-    best_final = runs.last().min()
-    return float(initial - value * (initial - best_final))
+    if kind != "fraction":
+        raise ValueError(f"target kind must be 'value' or 'fraction', got {kind!r}")
+    keys = list(run_keys)
+    ordered = curves.sort_values([*keys, "step"], kind="stable")
+    runs = ordered.groupby(keys, sort=False)
+    initial = runs.nth(0)[metric].astype(float)
+    final = runs.nth(-1)[metric].astype(float)
+    initial, final = initial[np.isfinite(initial)], final[np.isfinite(final)]
+    if initial.empty or final.empty:
+        raise ValueError(f"no finite {metric!r} values to resolve a fraction target")
+    init, best = initial.mean(), final.min()
+    return float(init - value * (init - best))
 
 
 def steps_table(curves: pd.DataFrame, metric: str, target: float, interpolate: bool = True) -> pd.DataFrame:
-    """Steps and samples to target for every run; never-reached runs kept with reached=False."""
+    """Steps and samples to target for every (batch_size, seed) run; never-reached runs kept with reached=False."""
     rows = []
-    for (b, seed), run in curves.sort_values("step").groupby(["batch_size", "seed"]):
+    for (b, seed), run in curves.groupby(["batch_size", "seed"]):
         s = steps_to_target(run["step"], run[metric], target, interpolate)
-        rows.append(
-            {"batch_size": int(b), "seed": int(seed), "steps": s, "samples": s * b, "reached": not math.isnan(s)}
-        )
-    return pd.DataFrame(rows)
+        rows.append({"batch_size": int(b), "seed": int(seed), "steps": s, "samples": s * b, "reached": not math.isnan(s)})
+    return pd.DataFrame(rows, columns=["batch_size", "seed", "steps", "samples", "reached"])
 
 
 @dataclass
 class StepsFit:
-    """Fitted S(B) = s_min (1 + b_crit / B)."""
+    """Fitted S(B) = s_min (1 + b_crit / B); e_min = s_min b_crit, b_20 = b_crit / 5."""
 
     s_min: float
     b_crit: float
     e_min: float
     b_20: float
-    rmse_log: float
+    rmse_log: float  # root mean square of log(S_obs) - log(S_model)
     n_points: int
 
     def steps(self, batch_size) -> np.ndarray:
         return self.s_min * (1 + self.b_crit / np.asarray(batch_size, dtype=float))
 
+    def samples(self, batch_size) -> np.ndarray:
+        return np.asarray(batch_size, dtype=float) * self.steps(batch_size)
+
 
 def fit_steps_model(batch_sizes, steps) -> StepsFit:
-    """Least squares in log space of S(B) = S_min (1 + B_crit/B), parameters kept positive."""
-    b = np.asarray(batch_sizes, dtype=float)
-    s = np.asarray(steps, dtype=float)
-    ok = np.isfinite(s) & (s > 0)
+    """Least squares in log space of S(B) = S_min (1 + B_crit / B), over log parameters to keep them positive.
+
+    Points with non-finite or non-positive steps are dropped; at least 3 distinct batch sizes must
+    remain. Repeated batch sizes (one point per run) are allowed. The initial guess comes from a
+    linear least-squares fit of S on 1/B (S = a + c/B, S_min = a, B_crit = c/a).
+    """
+    b = np.asarray(batch_sizes, dtype=float).ravel()
+    s = np.asarray(steps, dtype=float).ravel()
+    if b.shape != s.shape:
+        raise ValueError(f"batch_sizes and steps differ in length: {b.shape} vs {s.shape}")
+    ok = np.isfinite(s) & (s > 0) & np.isfinite(b) & (b > 0)
     b, s = b[ok], s[ok]
-    if len(np.unique(b)) < 3:
-        raise ValueError(f"the S(B) fit needs at least 3 batch sizes that reached the target, got {len(np.unique(b))}")
+    distinct = len(np.unique(b))
+    if distinct < 3:
+        raise ValueError(
+            f"the S(B) fit needs at least 3 distinct batch sizes with finite steps to target, got {distinct}"
+        )
     design = np.column_stack([np.ones_like(b), 1 / b])
     (a0, c0), *_ = np.linalg.lstsq(design, s, rcond=None)
-    s_min0 = max(a0, s.min() * 0.1)
+    s_min0 = a0 if a0 > 0 else 0.1 * s.min()
     b_crit0 = max(c0 / s_min0, 1e-3 * b.min())
 
     def residual(theta: np.ndarray) -> np.ndarray:
@@ -105,68 +139,91 @@ def fit_steps_model(batch_sizes, steps) -> StepsFit:
 
 
 def empirical_b20(batch_sizes, steps) -> float:
-    """Model-free 20% rule: the largest batch size before S first exceeds 1.2 x perfect scaling from the smallest.
+    """Model-free 20% rule: the largest measured B with S(B) <= 1.2 S(B0) B0 / B, B0 the smallest batch size.
 
-    Perfect scaling from the smallest batch size B0 predicts S(B) = S(B0) B0 / B.
+    S(B0) B0 / B is perfect linear scaling from B0. Input is one value per batch size (repeats are
+    averaged); batch sizes with non-finite steps are left out, so B0 is the smallest that reached the
+    target. NaN with fewer than 2 such batch sizes. Under the S(B) model the condition reads
+    B <= 1.2 B0 + B_crit / 5, so this approaches B_20 as B0 -> 0.
     """
-    b = np.asarray(batch_sizes, dtype=float)
-    s = np.asarray(steps, dtype=float)
-    ok = np.isfinite(s)
-    order = np.argsort(b[ok])
-    b, s = b[ok][order], s[ok][order]
+    b = np.asarray(batch_sizes, dtype=float).ravel()
+    s = np.asarray(steps, dtype=float).ravel()
+    ok = np.isfinite(s) & np.isfinite(b) & (b > 0)
+    if not ok.any():
+        return math.nan
+    means = pd.Series(s[ok]).groupby(b[ok]).mean().sort_index()
+    b, s = means.index.to_numpy(dtype=float), means.to_numpy()
     if len(b) < 2:
         return math.nan
     within = s <= 1.2 * s[0] * b[0] / b
-    last = np.argmin(within) - 1 if not within.all() else len(b) - 1
-    return float(b[last])
+    return float(b[within].max())
 
 
-def _fit_means(table: pd.DataFrame) -> tuple[StepsFit | None, float]:
-    means = table[table["reached"]].groupby("batch_size")["steps"].mean()
+def _steps_matrix(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch sizes, seeds and a [batch size, seed] array of steps with NaN where not reached (or missing)."""
+    steps = table["steps"].astype(float)
+    if "reached" in table:
+        steps = steps.where(table["reached"].astype(bool))
+    grid = table.assign(steps=steps).pivot(index="batch_size", columns="seed", values="steps").sort_index()
+    return grid.index.to_numpy(dtype=float), grid.columns.to_numpy(), grid.to_numpy(dtype=float)
+
+
+def _estimates(sizes: np.ndarray, mean_steps: np.ndarray) -> list[float]:
     try:
-        fit = fit_steps_model(means.index, means.values)
+        fit = fit_steps_model(sizes, mean_steps)
+        fitted = [fit.s_min, fit.b_crit, fit.b_20]
     except ValueError:
-        fit = None
-    return fit, empirical_b20(means.index, means.values)
+        fitted = [math.nan] * 3
+    return [*fitted, empirical_b20(sizes, mean_steps)]
 
 
 def bootstrap_fit(table: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, rng=None) -> pd.DataFrame:
     """Estimates and percentile intervals of S_min, B_crit, B_20 and the empirical B_20, resampling seeds.
 
-    Seeds are resampled with replacement and the same resampled seeds are used at every batch size
-    (runs of one seed are paired). Per batch size the mean steps of the runs that reached the target
-    enter the fit; batch sizes with none are left out (and counted in n_excluded).
+    table has one row per run: batch_size, seed, steps (NaN = never reached) and optionally reached.
+    Per batch size the MEAN steps of the runs that reached the target enter the fit; batch sizes where
+    none did are left out (n_excluded counts them in the original table). Seeds are resampled with
+    replacement and the same resampled seeds serve every batch size (runs of one seed are paired).
+    The interval is the (1-level)/2 and (1+level)/2 quantiles over the replicates whose value is
+    finite (n_boot_ok of n_boot). rng: a numpy Generator or a seed; None means default_rng(0).
     """
-    rng = rng if rng is not None else np.random.default_rng(0)
-    seeds = np.sort(table["seed"].unique())
-    fit, emp = _fit_means(table)
-    reached_any = table.groupby("batch_size")["reached"].any()
-    names = ["s_min", "b_crit", "b_20", "b_20_empirical"]
-    estimate = dict(zip(names, [fit.s_min, fit.b_crit, fit.b_20, emp] if fit else [math.nan] * 3 + [emp]))
-    draws = {k: [] for k in names}
-    by_seed = {s: g for s, g in table.groupby("seed")}
-    for _ in range(n_boot):
-        sample = pd.concat([by_seed[s].assign(seed=i) for i, s in enumerate(rng.choice(seeds, len(seeds)))])
-        f, e = _fit_means(sample)
-        if f is not None:
-            for k, v in zip(names, [f.s_min, f.b_crit, f.b_20, e]):
-                draws[k].append(v)
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0 if rng is None else rng)
+    sizes, seeds, grid = _steps_matrix(table)
+    reached = np.isfinite(grid)
+    n_excluded = int((~reached.any(axis=1)).sum())
+
+    def mean_steps(columns: np.ndarray) -> np.ndarray:
+        sub, hit = grid[:, columns], reached[:, columns]
+        count = hit.sum(axis=1)
+        total = np.where(hit, sub, 0.0).sum(axis=1)
+        return np.divide(total, count, out=np.full(len(sizes), np.nan), where=count > 0)
+
+    estimate = _estimates(sizes, mean_steps(np.arange(len(seeds))))
+    draws = np.array(
+        [_estimates(sizes, mean_steps(rng.integers(0, len(seeds), len(seeds)))) for _ in range(n_boot)], dtype=float
+    ).reshape(n_boot, len(QUANTITIES))
+    try:
+        rmse_log = fit_steps_model(sizes, mean_steps(np.arange(len(seeds)))).rmse_log
+    except ValueError:
+        rmse_log = math.nan
     alpha = (1 - level) / 2
     rows = []
-    for k in names:
-        vals = np.asarray(draws[k], dtype=float)
-        vals = vals[np.isfinite(vals)]
-        low, high = (np.quantile(vals, [alpha, 1 - alpha]) if len(vals) else (math.nan, math.nan))
+    for k, name in enumerate(QUANTITIES):
+        vals = draws[:, k][np.isfinite(draws[:, k])]
+        low, high = np.quantile(vals, [alpha, 1 - alpha]) if len(vals) else (math.nan, math.nan)
         rows.append(
             {
-                "quantity": k,
-                "estimate": estimate[k],
+                "quantity": name,
+                "estimate": float(estimate[k]),
                 "low": float(low),
                 "high": float(high),
                 "level": level,
+                "n_boot": n_boot,
                 "n_boot_ok": int(len(vals)),
-                "n_excluded": int((~reached_any).sum()),
-                "rmse_log": fit.rmse_log if fit else math.nan,
+                "n_excluded": n_excluded,
+                "rmse_log": rmse_log,
             }
         )
     return pd.DataFrame(rows)
