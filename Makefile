@@ -37,4 +37,4 @@ report: setup
 	$(BIN)/snakemake --report reports/snakemake-report.zip
 
 clean:
-	rm -rf data results logs benchmarks/results .snakemake reports/*/ reports/index.html
+	rm -rf data results logs .snakemake reports/*/ reports/index.html

@@ -9,7 +9,7 @@ rule downstream:
     log:
         "logs/{study}/downstream_bs{bs}.log",
     benchmark:
-        "benchmarks/{study}/downstream_bs{bs}.tsv"
+        "logs/{study}/downstream_bs{bs}.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=2000,

@@ -12,7 +12,7 @@ rule train:
     log:
         "logs/{study}/train_bs{bs}.log",
     benchmark:
-        "benchmarks/{study}/train_bs{bs}.tsv"
+        "logs/{study}/train_bs{bs}.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=4000,
