@@ -4,6 +4,8 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -105,3 +107,63 @@ def test_none_rule_means_fixed():
 )
 def test_budget_steps(unit, amount, batch, n_train, steps):
     assert Budget(unit=unit, amount=amount).steps(batch, n_train) == steps
+
+
+def _cohort(n=60) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "sex": np.tile(["F", "M"], n // 2)})
+
+
+def _file_study(path: Path, **data) -> dict:
+    raw = copy.deepcopy(TINY)
+    study = raw["studies"]["tiny_ehr"]
+    study["data"] = {"name": "file", "path": str(path), "label": "sex", **data}
+    study["batch_sizes"], study["gradients"] = [1, 4], {"eval_samples": 16, "spread_batch_sizes": [1, 2]}
+    return raw
+
+
+@pytest.mark.parametrize(
+    "write, data, message",
+    [
+        (lambda p: _cohort().to_csv(p, index=False), {"features": ["a", "nope"]}, "missing column(s) ['nope']"),
+        (lambda p: p.write_bytes(b"\x00\xff not a table \x00" * 10), {}, "unreadable"),
+        (lambda p: _cohort().assign(a="text").to_csv(p, index=False), {}, "non-numeric feature column(s) ['a']"),
+        (lambda p: _cohort().assign(b=np.r_[np.nan, np.ones(59)]).to_csv(p, index=False), {}, "non-finite feature"),
+        (lambda p: _cohort().assign(sex="F").to_csv(p, index=False), {}, "has one class ('F')"),
+        (lambda p: _cohort(40).assign(sex=["F"] * 35 + ["M"] * 5).to_csv(p, index=False), {}, "rarest class"),
+        (lambda p: _cohort(10).to_csv(p, index=False), {}, "10 rows; at least 20"),
+    ],
+    ids=["missing-column", "unreadable", "non-numeric", "non-finite", "one-class", "too-few-for-folds", "too-few-rows"],
+)
+def test_bad_file_dataset_stops_validation(tmp_path, write, data, message):
+    path = tmp_path / "cohort.csv"
+    write(path)
+    raw = _file_study(path, **data)
+    raw["studies"]["tiny_ehr"]["downstream"] = {"folds": 10}
+    with pytest.raises(ConfigError) as info:
+        validate_config(raw, "study.yaml")
+    text = str(info.value)
+    assert "study.yaml: study 'tiny_ehr'" in text
+    assert ("field 'data" in text or "study 'tiny_ehr': data: " in text) and str(path) in text and message in text
+
+
+def test_good_file_dataset_validates(tmp_path):
+    path = tmp_path / "cohort.parquet"
+    _cohort().to_parquet(path)
+    study = validate_config(_file_study(path), "study.yaml").studies["tiny_ehr"]
+    assert study.data.n_samples_total() == 60 and study.data.summary().smallest_class == 30
+
+
+@pytest.mark.parametrize(
+    "edit, field, words",
+    [
+        (lambda s: s.update(seeds=[]), "seeds", "at least 1"),
+        (lambda s: s["budget"].update(amount=0), "budget.amount", "greater than 0"),
+        (lambda s: s.update(batch_sizes=[-4]), "batch_sizes.0", "greater than 0"),
+        (lambda s: s.update(batch_sizes="16"), "batch_sizes", "valid list"),
+    ],
+    ids=["no-seeds", "zero-budget", "negative-batch-size", "batch-sizes-not-a-list"],
+)
+def test_empty_or_non_positive_values(edit, field, words):
+    msg = _broken(edit)
+    assert f"study 'tiny_ehr', field '{field}'" in msg and words in msg

@@ -170,9 +170,18 @@ class FileData(_DataBase):
         return features
 
     def n_samples_total(self) -> int:
-        from batchlab.data.files import count_rows  # the file is read only to count rows
+        return self.summary().n_rows
 
-        return count_rows(self)
+    def summary(self):
+        """The checked file's row count and rarest class (read once per file version)."""
+        from batchlab.data.files import inspect_file  # deferred: the data package imports this module
+
+        return inspect_file(self)
+
+    @model_validator(mode="after")
+    def _readable(self) -> "FileData":
+        self.summary()  # raises ValueError naming the file and the column
+        return self
 
 
 DataSpec = Annotated[
@@ -280,7 +289,7 @@ class GradientNoise(Strict):
         description="Batch sizes at which the gradient spread is measured (default: 1, 2, 4, ... up to min(128, eval_samples)).",
     )
     spread_draws: int = Field(10, ge=2, description="Minibatches drawn per batch size for the spread (10 in Vaessen's code).")
-    chunk_size: PositiveInt = Field(32, description="Examples per vmap chunk (bounds memory; no effect on results).")
+    chunk_size: PositiveInt = Field(64, description="Examples per vmap chunk (bounds memory; no effect on results).")
 
     @field_validator("checkpoints")
     @classmethod
@@ -386,6 +395,15 @@ class Study(Strict):
         too_big = [b for b in self.gradients.spread_sizes(n_train) if b > n_eval]
         if too_big:
             raise ValueError(f"gradients.spread_batch_sizes {too_big} exceed gradients.eval_samples ({n_eval})")
+        if isinstance(self.data, FileData):
+            smallest, folds = self.data.summary().smallest_class, self.downstream.folds
+            if smallest is not None and smallest < folds:
+                raise ValueError(
+                    f"data: {self.data.path}: the rarest class of {self.data.label!r} has {smallest} samples, "
+                    f"fewer than downstream.folds ({folds}); lower the folds or add samples"
+                )
+            if self.data.n_samples_total() < folds:
+                raise ValueError(f"data: {self.data.path}: fewer samples than downstream.folds ({folds})")
         if self.gradients.seeds > len(self.seeds):
             raise ValueError(f"gradients.seeds ({self.gradients.seeds}) exceeds the number of seeds ({len(self.seeds)})")
         return self
@@ -395,6 +413,10 @@ class Config(Strict):
     """The whole configuration file."""
 
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: a GPU when one is present.")
+    checkpoint_every_s: PositiveFloat = Field(
+        300.0,
+        description="Seconds between saves of a training run's state, from which a killed job resumes (no effect on results).",
+    )
     studies: dict[str, Study] = Field(min_length=1, description="Studies by name (letters, digits, _ and -).")
 
     @field_validator("studies")

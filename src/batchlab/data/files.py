@@ -6,6 +6,7 @@ with the file and the column it concerns.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +19,30 @@ from batchlab.data import Dataset, with_split
 MIN_ROWS = 20
 
 
-def count_rows(spec: FileData) -> int:
-    """Rows of the file, read cheaply (Parquet metadata, NPZ array header, CSV first column)."""
-    path, kind = spec.path, spec.path.suffix.lower()
-    try:
-        if kind in {".parquet", ".pq"}:
-            return pq.ParquetFile(path).metadata.num_rows
-        if kind == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if spec.label not in z.files:
-                    raise ValueError(f"{path}: no array named {spec.label!r} (label); arrays: {sorted(z.files)}")
-                return len(z[spec.label])
-        return len(pd.read_csv(path, usecols=[0]))
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        if isinstance(err, ValueError) and str(err).startswith(str(path)):
-            raise
-        raise ValueError(f"{path}: unreadable: {err}") from None
+@dataclass(frozen=True)
+class FileSummary:
+    """What config validation needs to know about a user's file before any job runs."""
+
+    n_rows: int
+    smallest_class: int | None  # samples in the rarest class; None for regression
+
+
+def inspect_file(spec: FileData) -> FileSummary:
+    """Read and check the whole file (columns, types, finiteness, classes); cached per file version.
+
+    Run when the config is validated, so a bad file stops the workflow before any job starts.
+    """
+    stat = spec.path.stat()
+    key = (spec.model_dump_json(), stat.st_size, stat.st_mtime_ns)
+    if key not in _SUMMARIES:
+        x, y = _read_npz(spec) if spec.path.suffix.lower() == ".npz" else _read_table(spec)
+        y = _check(spec, x, y)
+        smallest = None if spec.task == "regression" else int(np.bincount(y).min())
+        _SUMMARIES[key] = FileSummary(n_rows=len(x), smallest_class=smallest)
+    return _SUMMARIES[key]
+
+
+_SUMMARIES: dict[tuple, FileSummary] = {}
 
 
 def _read_table(spec: FileData) -> tuple[np.ndarray, np.ndarray]:
