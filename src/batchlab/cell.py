@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import torch
 from batchlab import io
 from batchlab.config import Study
 from batchlab.data import load_dataset
-from batchlab.train import Progress, resolve_device, train_run
+from batchlab.resume import ResumePoint, StopFlag, run_identity
+from batchlab.train import Progress, RunResult, resolve_device, train_run
 
 
 def train_cell(
@@ -21,13 +23,19 @@ def train_cell(
     data_path: str | Path,
     out_dir: str | Path,
     device: str = "auto",
+    checkpoint_every_s: float = 300.0,
+    stop: StopFlag | None = None,
 ) -> pd.DataFrame:
     """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt.
 
     Every run keeps its final weights; the runs of the seeds whose gradient noise is measured also keep
-    the weights at the study's gradient checkpoints.
+    the weights at the study's gradient checkpoints. State is kept in out_dir/.resume/ while the cell
+    runs (a run's progress every `checkpoint_every_s` seconds, each finished run whole), so a killed
+    job started again continues where it stopped; the folder is removed once the outputs are written.
     """
     out_dir = Path(out_dir)
+    resume_dir = out_dir / ".resume"
+    cell_json = study.cell_view(batch_size).model_dump_json()
     dev = resolve_device(device)
     torch.use_deterministic_algorithms(True, warn_only=dev.type == "cuda")
     data = load_dataset(data_path)
@@ -37,9 +45,16 @@ def train_cell(
         fractions = tuple(sorted({1.0, *study.gradients.checkpoints})) if seed in measured else (1.0,)
         label = f"{study_name} bs={batch_size} seed={seed}"
         steps = study.budget.steps(batch_size, len(data.indices("train")))
-        result = train_run(
-            study, data, batch_size, seed, dev, fractions, progress=Progress(label, steps, batch_size)
-        )
+        identity = run_identity(cell_json, seed)
+        finished = ResumePoint(resume_dir / f"seed{seed}.done.pt", identity)
+        result = _finished_run(finished)
+        if result is None:
+            progress = ResumePoint(resume_dir / f"seed{seed}.pt", identity, checkpoint_every_s, stop or StopFlag())
+            result = train_run(
+                study, data, batch_size, seed, dev, fractions, Progress(label, steps, batch_size), progress
+            )
+            finished.save(_as_tensors(result))
+            progress.clear()
         records.append({"study": study_name, "dataset": data.name, "model": study.model.kind, **result.record})
         curves += [{"study": study_name, "batch_size": batch_size, "seed": seed, **row} for row in result.curve]
         embeddings.append(result.embeddings)
@@ -54,4 +69,22 @@ def train_cell(
     io.write_torch(checkpoints, out_dir / "checkpoints.pt")
     io.write_parquet(pd.DataFrame(curves), out_dir / "curves.parquet")
     io.write_parquet(runs, out_dir / "runs.parquet")
+    shutil.rmtree(resume_dir, ignore_errors=True)
     return runs
+
+
+def _as_tensors(result: RunResult) -> dict:
+    """A finished run in a form torch.load(weights_only=True) reads back."""
+    return {
+        "record": result.record,
+        "curve": result.curve,
+        "embeddings": torch.from_numpy(result.embeddings),
+        "checkpoints": result.checkpoints,
+    }
+
+
+def _finished_run(point: ResumePoint) -> RunResult | None:
+    state = point.load()
+    if state is None:
+        return None
+    return RunResult(state["record"], state["curve"], state["embeddings"].numpy(), state["checkpoints"])

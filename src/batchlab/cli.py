@@ -34,11 +34,24 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from batchlab.cell import train_cell
+    import torch
 
-    train_cell(
-        _study(args), args.study, args.batch_size, args.data, args.out_dir, device=args.device,
-    )
+    from batchlab.cell import train_cell
+    from batchlab.resume import StopFlag
+
+    stop = StopFlag()
+    stop.install()  # SIGTERM (SLURM's time limit or preemption) saves the state before exiting
+    try:
+        train_cell(
+            _study(args), args.study, args.batch_size, args.data, args.out_dir, device=args.device,
+            checkpoint_every_s=args.checkpoint_every_s, stop=stop,
+        )
+    except (torch.OutOfMemoryError, MemoryError) as err:
+        raise MemoryError(
+            f"study {args.study!r}, batch size {args.batch_size} does not fit in {args.device} memory. "
+            "Training does not yet split a batch into micro-batches (gradient accumulation); lower the "
+            f"batch size, use a device with more memory, or set device: cpu. ({str(err).splitlines()[0]})"
+        ) from None
 
 
 def cmd_downstream(args: argparse.Namespace) -> None:
@@ -163,6 +176,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", required=True)
     sp.add_argument("--out-dir", required=True)
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sp.add_argument("--checkpoint-every-s", type=float, default=300.0, help="seconds between saves of a run's state")
     sp = add("downstream", cmd_downstream, "SVM in k-fold CV on one cell's embeddings", study=False)
     sp.add_argument("--study", required=True, help="study name")
     sp.add_argument("--downstream-json", required=True, help="the study's validated downstream block, as JSON")
@@ -213,9 +227,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from batchlab.resume import TrainingInterrupted
+
     args = parser().parse_args(argv)
     try:
         args.func(args)
+    except TrainingInterrupted as err:
+        print(f"batchlab {args.command}: {err}; run it again to resume", file=sys.stderr)
+        return 143
+    except MemoryError as err:
+        print(f"batchlab {args.command}: error: out of memory: {err}", file=sys.stderr)
+        return 3
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"batchlab {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from batchlab.config import Study
 from batchlab.data import Dataset
 from batchlab.models import build_model, count_parameters
 from batchlab.objectives import SampleLoss, sample_loss_for
+from batchlab.resume import ResumePoint, TrainingInterrupted
 from batchlab.schedule import lr_at, scaled_lr, warmup_steps
 from batchlab.seeding import derive_seed, numpy_rng
 
@@ -132,8 +133,13 @@ def train_run(
     device: torch.device,
     checkpoint_fractions: tuple[float, ...] = (),
     progress: Callable[[int], None] | None = None,
+    resume: ResumePoint | None = None,
 ) -> RunResult:
-    """Train one autoencoder run and measure it (see the module docstring for the design)."""
+    """Train one autoencoder run and measure it (see the module docstring for the design).
+
+    With `resume`, the run's state is saved every `resume.every_s` seconds and when a stop is asked
+    for (then TrainingInterrupted is raised), and a run started again continues from the saved state.
+    """
     tr, va, te = (data.indices(p) for p in ("train", "val", "test"))
     x_all = torch.as_tensor(data.x, device=device)
     y_all = torch.as_tensor(data.labels[data.target], device=device)
@@ -158,10 +164,17 @@ def train_run(
 
     curve: list[dict] = []
     running = torch.zeros((), dtype=torch.float64, device=device)
-    since, diverged_step = 0, None
+    since, diverged_step, first_step, wall_before = 0, None, 1, 0.0
+    saved = resume.load() if resume is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        running.copy_(saved["running"])
+        since, curve, checkpoints = saved["since"], saved["curve"], saved["checkpoints"]
+        first_step, wall_before = saved["step"] + 1, saved["wall_time_s"]
     model.train()
     start = time.perf_counter()
-    for step in range(1, steps + 1):
+    for step in range(first_step, steps + 1):
         idx = stream[(step - 1) * batch_size : step * batch_size]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, peak_lr, n_warmup)
@@ -184,11 +197,28 @@ def train_run(
                 break
         if step in ckpt_at:
             checkpoints[ckpt_at[step]] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if resume is not None and step < steps and resume.due():
+            resume.save(
+                {
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "running": running.cpu(),
+                    "since": since,
+                    "curve": curve,
+                    "checkpoints": checkpoints,
+                    "wall_time_s": wall_before + time.perf_counter() - start,
+                }
+            )
+            if resume.stop.requested:
+                raise TrainingInterrupted(
+                    f"stopped by {resume.stop.signal_name} at step {step}/{steps}; state saved to {resume.path}"
+                )
         if progress is not None:
             progress(step)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    wall = time.perf_counter() - start
+    wall = wall_before + time.perf_counter() - start
     done = diverged_step or steps
     peak_mb, peak_kind = peak_memory_mb(device)
 
@@ -210,6 +240,7 @@ def train_run(
         "test_loss": math.nan if diverged else mean_loss(model, loss_fn, x_all[te], y_all[te], study.eval_batch_size),
         "diverged": diverged,
         "diverged_step": diverged_step if diverged else -1,
+        "resumed_at_step": first_step - 1,
         "wall_time_s": wall,
         "samples_per_s": done * batch_size / wall,
         "peak_mem_mb": peak_mb,
