@@ -3,31 +3,22 @@
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+from conftest import ROOT, snakemake
+
 pytestmark = pytest.mark.e2e
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-
-
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
+def finished_run(local_run: Path, tmp_path_factory) -> Path:
+    """A copy of the session's local run, so the tests here may edit its config."""
     work = tmp_path_factory.mktemp("study")
-    (work / "config").mkdir()
-    shutil.copy(ROOT / "tests/config/tiny.yaml", work / "config/config.yaml")
-    result = snakemake(work)
-    assert result.returncode == 0, result.stderr[-4000:]
+    shutil.copytree(local_run, work, dirs_exist_ok=True, symlinks=True)
     return work
 
 
@@ -76,7 +67,7 @@ def test_added_batch_size_runs_only_new_jobs(finished_run: Path):
     cfg = yaml.safe_load((finished_run / "config/config.yaml").read_text())
     cfg["studies"]["tiny_ehr"]["batch_sizes"].append(8)
     (finished_run / "config/config.yaml").write_text(yaml.safe_dump(cfg))
-    dry = snakemake(finished_run, "--dry-run", "--quiet", "rules")
+    dry = snakemake(finished_run, "--cores", "2", "--dry-run", "--quiet", "rules")
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, flags=re.M)
     jobs = {rule: int(n) for rule, n in counts if rule not in {"total", "all"}}
@@ -89,7 +80,7 @@ def test_bad_config_stops_before_any_job(tmp_path: Path):
     cfg = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
     cfg["studies"]["tiny_ehr"]["batch_sizes"] = [1, 100000]
     (tmp_path / "config/config.yaml").write_text(yaml.safe_dump(cfg))
-    result = snakemake(tmp_path)
+    result = snakemake(tmp_path, "--cores", "2")
     assert result.returncode != 0
     assert "study 'tiny_ehr', field 'batch_sizes'" in result.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
