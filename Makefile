@@ -26,8 +26,14 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
+# Two lints are accepted on purpose: rules run in this project's pinned venv, not per-rule conda
+# environments, and they call the venv's interpreter (BATCHLAB) and read the resume interval (CFG)
+# outside `params`, because neither may trigger a rerun. Any other lint fails.
+ACCEPTED_LINTS := -e 'conda environment or container' -e 'variable BATCHLAB from outside' -e 'variable CFG from outside'
 lint: setup
-	$(BIN)/snakemake --lint
+	@$(BIN)/snakemake --lint > .lint.txt 2>&1 || true
+	@if grep -E '^\s+\* ' .lint.txt | grep -v $(ACCEPTED_LINTS); then cat .lint.txt; rm -f .lint.txt; exit 1; fi
+	@rm -f .lint.txt; echo "snakemake --lint: only the accepted lints"
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 
 schema: setup

@@ -18,6 +18,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "reports/index.html",
-    default_target: True

@@ -4,8 +4,6 @@ rule downstream:
         embeddings="results/{study}/bs{bs}/embeddings.npz",
     output:
         "results/{study}/bs{bs}/downstream.parquet",
-    params:
-        downstream=downstream_json,
     log:
         "logs/{study}/downstream_bs{bs}.log",
     benchmark:
@@ -14,6 +12,8 @@ rule downstream:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        downstream=downstream_json,
     shell:
         "{BATCHLAB} downstream --study {wildcards.study} --downstream-json {params.downstream:q} "
         "--batch-size {wildcards.bs} --data {input.data} --embeddings {input.embeddings} "
@@ -25,15 +25,15 @@ rule baselines:
         data="data/{study}.npz",
     output:
         "results/{study}/baselines.parquet",
-    params:
-        downstream=downstream_json,
-        latent=latent_dim,
     log:
         "logs/{study}/baselines.log",
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        downstream=downstream_json,
+        latent=latent_dim,
     shell:
         "{BATCHLAB} baselines --study {wildcards.study} --downstream-json {params.downstream:q} "
         "--latent {params.latent} "

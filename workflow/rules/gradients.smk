@@ -5,10 +5,6 @@ rule gradients:
     output:
         noise="results/{study}/bs{bs}/gradients.parquet",
         spread="results/{study}/bs{bs}/spread.parquet",
-    params:
-        study=cell_json,
-        gradients=gradients_json,
-        device=CFG.device,
     log:
         "logs/{study}/gradients_bs{bs}.log",
     benchmark:
@@ -18,6 +14,10 @@ rule gradients:
         mem_mb=4000,
         runtime=60,
         gpu=TRAIN_GPUS,
+    params:
+        study=cell_json,
+        gradients=gradients_json,
+        device=CFG.device,
     shell:
         "{BATCHLAB} gradients --study {wildcards.study} --study-json {params.study:q} "
         "--gradients-json {params.gradients:q} --batch-size {wildcards.bs} --data {input.data} "
@@ -32,14 +32,14 @@ rule critical_batch:
     output:
         steps="results/{study}/steps_to_target.parquet",
         table="results/{study}/critical_batch.parquet",
-    params:
-        target=target_json,
     log:
         "logs/{study}/critical_batch.log",
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        target=target_json,
     shell:
         "{BATCHLAB} critical --target-json {params.target:q} --curves {input.curves} "
         "--noise {input.noise} --steps {output.steps} --out {output.table} > {log} 2>&1"

@@ -106,8 +106,6 @@ rule report_study:
             subcategory="{study}",
             labels={"study": "{study}", "figure": "samples vs steps"},
         ),
-    params:
-        study=study_json,
     log:
         "logs/{study}/report.log",
     localrule: True
@@ -115,6 +113,8 @@ rule report_study:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        study=study_json,
     shell:
         "{BATCHLAB} report --study {wildcards.study} --study-json {params.study:q} "
         "--data {input.data} --table {input.table} --curves {input.curves} "

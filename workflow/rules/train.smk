@@ -6,9 +6,6 @@ rule train:
         curves="results/{study}/bs{bs}/curves.parquet",
         embeddings="results/{study}/bs{bs}/embeddings.npz",
         checkpoints="results/{study}/bs{bs}/checkpoints.pt",
-    params:
-        study=cell_json,
-        device=CFG.device,
     log:
         "logs/{study}/train_bs{bs}.log",
     benchmark:
@@ -18,6 +15,9 @@ rule train:
         mem_mb=4000,
         runtime=120,
         gpu=TRAIN_GPUS,
+    params:
+        study=cell_json,
+        device=CFG.device,
     shell:
         "{BATCHLAB} train --study {wildcards.study} --study-json {params.study:q} "
         "--batch-size {wildcards.bs} --data {input.data} --device {params.device} "
