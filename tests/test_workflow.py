@@ -63,6 +63,18 @@ def test_report_and_table(finished_run: Path):
     assert "step 192/192" in log and "samples/s" in log
 
 
+def test_scorecard_opens_the_index(finished_run: Path):
+    index = (finished_run / "reports/index.html").read_text()
+    assert index.index("Replication scorecard") < index.index("<h2>Studies</h2>")
+    assert 'href="./tiny_ehr/index.html#loss_vs_batch">smaller-batches-lower-ae-loss' in index
+    assert 'href="./tiny_ehr/index.html#gradient_spread">gradient-spread-falls' in index
+    card = pd.read_csv(finished_run / "reports/tiny_ehr/scorecard.csv")
+    assert card["claim"].tolist() == ["smaller-batches-lower-ae-loss", "gradient-spread-falls"]
+    assert set(card["verdict"]) <= {"replicated", "not replicated", "inconclusive"}
+    assert card["n_units"].tolist() == [2, 3]  # 2 seeds; 3 runs (one per batch size) measured
+    assert pd.read_csv(finished_run / "reports/tiny_signal/scorecard.csv").empty
+
+
 def test_added_batch_size_runs_only_new_jobs(finished_run: Path):
     cfg = yaml.safe_load((finished_run / "config/config.yaml").read_text())
     cfg["studies"]["tiny_ehr"]["batch_sizes"].append(8)

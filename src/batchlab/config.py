@@ -332,6 +332,27 @@ class StepsToTarget(Strict):
         return self
 
 
+CLAIM_METRICS = (
+    "train_loss", "val_loss", "test_loss",
+    "svm_roc_auc_mean", "svm_accuracy_mean", "svm_r2_mean", "svm_mae_mean",
+    "gradient_spread",
+)
+
+
+class Claim(Strict):
+    """A published finding the study tests; the report gives it a verdict (see batchlab.claims)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Short slug naming the claim.")
+    source: str = Field(description="Where the claim comes from (paper, section).")
+    metric: Literal[CLAIM_METRICS] = Field(
+        description="A column of the study's run table, or gradient_spread (spread of minibatch gradients "
+        "against the probe batch size, at the last checkpoint)."
+    )
+    expect: Literal["increases_with_batch_size", "decreases_with_batch_size"] = Field(
+        description="The claimed direction of the trend."
+    )
+
+
 class Study(Strict):
     """One batch-size study: a data set, a model, a training protocol and the sweep."""
 
@@ -347,6 +368,7 @@ class Study(Strict):
     downstream: Downstream = Field(default_factory=Downstream)
     gradients: GradientNoise = Field(default_factory=GradientNoise)
     steps_to_target: StepsToTarget = Field(default_factory=StepsToTarget)
+    claims: list[Claim] = Field([], description="Published claims to test; the report's scorecard gives each a verdict.")
 
     @field_validator("batch_sizes")
     @classmethod
@@ -381,6 +403,7 @@ class Study(Strict):
                 "downstream": Downstream(),
                 "gradients": GradientNoise(checkpoints=self.gradients.checkpoints, seeds=self.gradients.seeds),
                 "steps_to_target": StepsToTarget(),
+                "claims": [],
             }
         )
 
@@ -404,6 +427,9 @@ class Study(Strict):
                 )
             if self.data.n_samples_total() < folds:
                 raise ValueError(f"data: {self.data.path}: fewer samples than downstream.folds ({folds})")
+        ids = [c.id for c in self.claims]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"claims: ids repeat: {ids}")
         if self.gradients.seeds > len(self.seeds):
             raise ValueError(f"gradients.seeds ({self.gradients.seeds}) exceeds the number of seeds ({len(self.seeds)})")
         return self

@@ -41,6 +41,7 @@ rule report_study:
             "gradient_spread.csv",
             "steps_to_target.csv",
             "critical_batch.csv",
+            "scorecard.csv",
         ),
         provenance=multiext("reports/{study}/", "config.yaml", "provenance.json"),
         loss=report(

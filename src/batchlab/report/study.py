@@ -9,6 +9,7 @@ import yaml
 
 from batchlab import io, provenance
 from batchlab.aggregate import summary_by_batch_size
+from batchlab.claims import VERDICT_RULES, evaluate_claims
 from batchlab.config import Study
 from batchlab.report import figures
 from batchlab.report.html import render
@@ -64,6 +65,13 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
     }
 
 
+def claim_figure(metric: str) -> str:
+    """The figure a claim about `metric` bears on (its anchor on the study page)."""
+    if metric == "gradient_spread":
+        return "gradient_spread"
+    return "downstream_vs_batch" if metric.startswith("svm_") else "loss_vs_batch"
+
+
 def _best_batch_size(summary: pd.DataFrame, column: str) -> str:
     """The batch size with the highest mean downstream score, as 'B (score)'."""
     if column not in summary or summary[column].isna().all():
@@ -110,6 +118,9 @@ def build_study_report(
     io.write_csv(spread, out / "gradient_spread.csv")
     io.write_csv(steps, out / "steps_to_target.csv")
     io.write_csv(critical, out / "critical_batch.csv")
+    scorecard = evaluate_claims(study.claims, table, spread)
+    scorecard = scorecard.assign(study=study_name, figure=scorecard["metric"].map(claim_figure))
+    io.write_csv(scorecard, out / "scorecard.csv")
     prov = provenance.collect(table["device"].astype(str).tolist())
     study_yaml = yaml.safe_dump({study_name: study.model_dump(mode="json")}, sort_keys=False)
     io.write_text(study_yaml, out / "config.yaml")
@@ -131,6 +142,7 @@ def build_study_report(
         "batch_sizes": sorted(int(b) for b in table["batch_size"].unique()),
         "seeds": list(study.seeds),
         "best_batch_size": _best_batch_size(summary, f"svm_{metric}_mean_mean"),
+        "scorecard": scorecard.to_dict("records"),
     }
     html = render(
         "study.html",
@@ -144,6 +156,8 @@ def build_study_report(
         baselines=baselines,
         critical=critical,
         steps=steps,
+        scorecard=meta["scorecard"],
+        verdict_rules=VERDICT_RULES,
         provenance=prov,
         study_yaml=study_yaml,
     )
