@@ -16,7 +16,7 @@ TINY = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
 
 
 def test_default_and_test_configs_validate():
-    for path in ["config/config.yaml", "tests/config/tiny.yaml"]:
+    for path in ["config/config.yaml", "config/paper.yaml", "tests/config/tiny.yaml"]:
         cfg = load_config(ROOT / path)
         assert cfg.studies
 

@@ -32,7 +32,12 @@ def browser():
         instance.close()
 
 
-@pytest.mark.parametrize("page_path", ["reports/index.html", "reports/tiny_ehr/index.html", "reports/tiny_signal/index.html"])
+@pytest.mark.parametrize("page_path", [
+        "reports/index.html",
+        "reports/tiny_ehr/index.html",
+        "reports/tiny_signal/index.html",
+        "reports/tiny_digits_mlp/index.html",
+    ])
 def test_report_page_renders_whole(browser, local_run: Path, page_path: str):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     problems: list[str] = []

@@ -108,3 +108,32 @@ def test_warmup_is_linear_then_constant():
     n = warmup_steps(o, 200)
     assert n == 20
     assert [lr_at(s, 1.0, n) for s in (1, 10, 20, 21, 200)] == [0.05, 0.5, 1.0, 1.0, 1.0]
+
+
+def test_classifier_learns_digits_and_reports_accuracy():
+    from batchlab.data import make_dataset
+
+    study = Study.model_validate(
+        {
+            "data": {"name": "digits"}, "model": {"kind": "mlp", "hidden": [64], "latent": 32},
+            "budget": {"unit": "epochs", "amount": 3}, "batch_sizes": [16], "seeds": [0],
+        }
+    )
+    data = make_dataset(study.data)
+    run = train_run(study, data, 16, 0, CPU)
+    rec = run.record
+    assert rec["test_accuracy"] > 0.8  # chance is 0.1
+    assert rec["accuracy_gap"] == pytest.approx(rec["train_accuracy"] - rec["test_accuracy"])
+    assert rec["generalization_gap"] == pytest.approx(rec["test_loss"] - rec["train_loss"])
+    assert rec["distance_from_init"] > 0 and rec["sharpness"] > 0
+    assert run.embeddings.shape == (len(data.x), 32)
+
+
+def test_classifier_on_a_regression_target_is_refused():
+    with pytest.raises(ValueError, match="is a classifier, but the data's label is a regression target"):
+        Study.model_validate(
+            {
+                "data": {"name": "phantom_mri", "label": "position"}, "model": {"kind": "cnn"},
+                "budget": {"unit": "epochs", "amount": 1}, "batch_sizes": [16],
+            }
+        )

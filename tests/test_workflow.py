@@ -24,12 +24,12 @@ def finished_run(local_run: Path, tmp_path_factory) -> Path:
 
 def test_report_and_table(finished_run: Path):
     index = (finished_run / "reports/index.html").read_text()
-    for study in ("tiny_ehr", "tiny_signal"):
+    for study in ("tiny_ehr", "tiny_signal", "tiny_digits_mlp"):
         assert f'href="{study}/index.html"' in index
         page = (finished_run / f"reports/{study}/index.html").read_text()
         for fig in (
             "loss_vs_batch", "downstream_vs_batch", "loss_curves_samples", "loss_curves_steps",
-            "gradient_spread", "b_simple", "steps_to_target", "tradeoff",
+            "gradient_spread", "b_simple", "steps_to_target", "tradeoff", "geometry_vs_batch",
         ):
             png = finished_run / f"reports/{study}/{fig}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -42,6 +42,8 @@ def test_report_and_table(finished_run: Path):
     assert len(table) == 3 * 2
     assert sorted(table["batch_size"].unique()) == [1, 4, 16]
     assert table["svm_roc_auc_mean"].between(0, 1).all()
+    assert (table["distance_from_init"] > 0).all() and table["sharpness"].notna().all()
+    assert ((table["sharpness_iters"] > 1) & (table["sharpness_iters"] <= 20)).all()
     assert (table["samples_seen"] - 192).abs().max() <= 8
     csv = pd.read_csv(finished_run / "reports/tiny_ehr/runs.csv")
     assert len(csv) == len(table)
@@ -73,6 +75,15 @@ def test_scorecard_opens_the_index(finished_run: Path):
     assert set(card["verdict"]) <= {"replicated", "not replicated", "inconclusive"}
     assert card["n_units"].tolist() == [2, 3]  # 2 seeds; 3 runs (one per batch size) measured
     assert pd.read_csv(finished_run / "reports/tiny_signal/scorecard.csv").empty
+
+
+def test_classifier_study_records_accuracy(finished_run: Path):
+    table = pd.read_parquet(finished_run / "results/tiny_digits_mlp/table.parquet")
+    assert len(table) == 3 * 2 and table["test_accuracy"].between(0, 1).all()
+    assert table.loc[table["batch_size"] == 4, "test_accuracy"].mean() > 0.5  # chance is 0.1
+    card = pd.read_csv(finished_run / "reports/tiny_digits_mlp/scorecard.csv")
+    assert card.loc[0, "claim"] == "large-batches-larger-accuracy-gap" and card.loc[0, "figure"] == "loss_vs_batch"
+    assert "cross-entropy" in (finished_run / "reports/tiny_digits_mlp/index.html").read_text()
 
 
 def test_added_batch_size_runs_only_new_jobs(finished_run: Path):

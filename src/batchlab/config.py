@@ -213,7 +213,24 @@ class ConvAE(Strict):
     loss: Literal["bce", "mse"] = Field("mse", description="Reconstruction loss.")
 
 
-ModelSpec = Annotated[Union[DenseAE, ConvAE], Field(discriminator="kind")]
+class MLPClassifier(Strict):
+    """Fully connected classifier: ReLU layers, a `latent`-wide embedding layer, then a linear head."""
+
+    kind: Literal["mlp"]
+    hidden: list[PositiveInt] = Field([128], description="Widths of the hidden layers before the embedding layer.")
+    latent: PositiveInt = Field(32, description="Width of the last hidden layer, the embedding scored downstream.")
+
+
+class CNNClassifier(Strict):
+    """Small convolutional classifier for 1-D signals or 2-D images: stride-2 convs, embedding layer, head."""
+
+    kind: Literal["cnn"]
+    channels: list[PositiveInt] = Field([16, 32], description="Channels of the stride-2 conv layers.")
+    latent: PositiveInt = Field(64, description="Width of the embedding layer before the head.")
+
+
+CLASSIFIER_KINDS = ("mlp", "cnn")
+ModelSpec = Annotated[Union[DenseAE, ConvAE, MLPClassifier, CNNClassifier], Field(discriminator="kind")]
 
 # ---------------------------------------------------------------- training
 
@@ -313,6 +330,16 @@ class GradientNoise(Strict):
         return [2**k for k in range(top.bit_length()) if 2**k <= top]
 
 
+class Sharpness(Strict):
+    """Where each run ended: sharpness of the minimum (Keskar et al. 2017), measured after training."""
+
+    samples: int = Field(
+        512, ge=0, description="Fixed training examples the Hessian of the loss is taken on (0: not measured)."
+    )
+    iters: PositiveInt = Field(20, description="Most Hessian-vector products of the power iteration.")
+    tol: PositiveFloat = Field(1e-3, description="Stop when the eigenvalue estimate changes by less than this (relative).")
+
+
 class StepsToTarget(Strict):
     """Target for steps-to-target and the critical-batch-size fit (McCandlish et al. 2018; Zhang et al. 2025)."""
 
@@ -335,6 +362,8 @@ class StepsToTarget(Strict):
 CLAIM_METRICS = (
     "train_loss", "val_loss", "test_loss",
     "svm_roc_auc_mean", "svm_accuracy_mean", "svm_r2_mean", "svm_mae_mean",
+    "distance_from_init", "sharpness", "generalization_gap",
+    "train_accuracy", "val_accuracy", "test_accuracy", "accuracy_gap",
     "gradient_spread",
 )
 
@@ -368,6 +397,7 @@ class Study(Strict):
     downstream: Downstream = Field(default_factory=Downstream)
     gradients: GradientNoise = Field(default_factory=GradientNoise)
     steps_to_target: StepsToTarget = Field(default_factory=StepsToTarget)
+    sharpness: Sharpness = Field(default_factory=Sharpness)
     claims: list[Claim] = Field([], description="Published claims to test; the report's scorecard gives each a verdict.")
 
     @field_validator("batch_sizes")
@@ -407,10 +437,17 @@ class Study(Strict):
             }
         )
 
+    @property
+    def is_classifier(self) -> bool:
+        return self.model.kind in CLASSIFIER_KINDS
+
     @model_validator(mode="after")
     def _loss_fits_data(self) -> "Study":
-        if self.model.loss == "bce" and self.model.output != "sigmoid":
+        if getattr(self.model, "loss", None) == "bce" and self.model.output != "sigmoid":
             raise ValueError("model.loss 'bce' needs model.output 'sigmoid'")
+        regression = getattr(self.data, "task", None) == "regression" or getattr(self.data, "label", None) == "position"
+        if self.is_classifier and regression:
+            raise ValueError(f"model.kind {self.model.kind!r} is a classifier, but the data's label is a regression target")
         n_train = self.data.n_train()
         n_eval = self.gradients.eval_size(n_train)
         if n_eval > n_train:

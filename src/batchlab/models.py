@@ -1,4 +1,4 @@
-"""Autoencoders compared across batch sizes: small, plain, and free of BatchNorm.
+"""Autoencoders and classifiers compared across batch sizes: small, plain, and free of BatchNorm.
 
 BatchNorm is left out on purpose: its statistics change with the batch and would confound
 the very variable the studies measure.
@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from batchlab.config import ConvAE, DenseAE
+from batchlab.config import CNNClassifier, ConvAE, DenseAE, MLPClassifier
 
 
 class DenseAutoencoder(nn.Module):
@@ -81,12 +81,63 @@ class ConvAutoencoder(nn.Module):
         return out[(..., *(slice(0, s) for s in self.in_shape[1:]))]
 
 
-def build_model(spec: DenseAE | ConvAE, in_shape: tuple[int, ...]) -> nn.Module:
-    """The model a study's config names, for samples of the given shape (without the batch axis)."""
+class MLPNet(nn.Module):
+    """ReLU layers to a `latent`-wide embedding (also ReLU), then a linear head giving class logits."""
+
+    def __init__(self, in_shape: tuple[int, ...], hidden: list[int], latent: int, n_classes: int):
+        super().__init__()
+        widths = [math.prod(in_shape), *hidden, latent]
+        layers: list[nn.Module] = [nn.Flatten()]
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.encoder = nn.Sequential(*layers)
+        self.head = nn.Linear(latent, n_classes)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.encoder(x))
+
+
+class CNNNet(nn.Module):
+    """Stride-2 convs (1-D or 2-D, from the data's shape), a ReLU embedding layer, a linear head."""
+
+    def __init__(self, in_shape: tuple[int, ...], channels: list[int], latent: int, n_classes: int):
+        super().__init__()
+        if len(in_shape) not in (2, 3):
+            raise ValueError(f"cnn needs [C, L] signals or [C, H, W] images, got sample shape {in_shape}")
+        conv = nn.Conv1d if len(in_shape) == 2 else nn.Conv2d
+        widths = [in_shape[0], *channels]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [conv(a, b, kernel_size=3, stride=2, padding=1), nn.ReLU()]
+        size = list(in_shape[1:])
+        for _ in channels:
+            size = [(s + 1) // 2 for s in size]  # kernel 3, stride 2, padding 1
+        self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels[-1] * math.prod(size), latent), nn.ReLU())
+        self.head = nn.Linear(latent, n_classes)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.encoder(x))
+
+
+def build_model(spec, in_shape: tuple[int, ...], n_classes: int = 2) -> nn.Module:
+    """The model a study's config names, for samples of the given shape (without the batch axis).
+
+    n_classes sizes a classifier's head; autoencoders ignore it.
+    """
     if isinstance(spec, DenseAE):
         return DenseAutoencoder(in_shape, spec.hidden, spec.latent)
     if isinstance(spec, ConvAE):
         return ConvAutoencoder(in_shape, spec.channels, spec.latent)
+    if isinstance(spec, MLPClassifier):
+        return MLPNet(in_shape, spec.hidden, spec.latent, n_classes)
+    if isinstance(spec, CNNClassifier):
+        return CNNNet(in_shape, spec.channels, spec.latent, n_classes)
     raise TypeError(f"unknown model spec {type(spec).__name__}")
 
 

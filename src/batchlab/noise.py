@@ -33,13 +33,15 @@ def measure_cell(
     idx = eval_subset(data, spec.eval_size(n_train))
     x = torch.as_tensor(data.x[idx], device=device)
     y = torch.as_tensor(data.labels[data.target][idx], device=device)
+    if study.is_classifier:
+        y = y.long()
     loss_fn = sample_loss_for(study.model)
     steps = study.budget.steps(batch_size, n_train)
     stats_rows, spread_rows = [], []
     for seed in study.seeds[: spec.seeds]:
         for fraction, state in sorted(checkpoints[f"seed{seed}"].items(), key=lambda kv: float(kv[0])):
             f = float(fraction)
-            model = build_model(study.model, tuple(data.x.shape[1:])).to(device)
+            model = build_model(study.model, tuple(data.x.shape[1:]), data.n_classes()).to(device)
             model.load_state_dict(state)
             model.eval()
             key = {"batch_size": batch_size, "seed": seed, "fraction": f, "step": int(round(f * steps))}

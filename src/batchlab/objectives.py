@@ -11,7 +11,7 @@ from typing import Callable
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from batchlab.config import ConvAE, DenseAE
+from batchlab.config import CLASSIFIER_KINDS
 
 SampleLoss = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -28,8 +28,14 @@ def _mse_sigmoid_reconstruction(model: nn.Module, x: Tensor, y: Tensor) -> Tenso
     return (model(x).sigmoid() - x).pow(2).flatten(1).mean(1)
 
 
-def sample_loss_for(spec: DenseAE | ConvAE) -> SampleLoss:
-    """Reconstruction loss per sample (mean over features) for an autoencoder spec."""
+def _cross_entropy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return F.cross_entropy(model(x), y, reduction="none")
+
+
+def sample_loss_for(spec) -> SampleLoss:
+    """Per-sample loss for a model spec: cross-entropy for classifiers, reconstruction (mean over features) for autoencoders."""
+    if spec.kind in CLASSIFIER_KINDS:
+        return _cross_entropy
     if spec.loss == "bce":
         return _bce_reconstruction
     return _mse_sigmoid_reconstruction if spec.output == "sigmoid" else _mse_reconstruction

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from batchlab.config import Study
 from batchlab.data import Dataset
+from batchlab.geometry import distance_from_init, top_hessian_eigenvalue
 from batchlab.models import build_model, count_parameters
 from batchlab.objectives import SampleLoss, sample_loss_for
 from batchlab.resume import ResumePoint, TrainingInterrupted
@@ -59,11 +60,11 @@ def sample_stream(n_train: int, total_samples: int, rng: np.random.Generator) ->
     return np.concatenate([rng.permutation(n_train) for _ in range(epochs)])[:total_samples]
 
 
-def init_model(study: Study, in_shape: tuple[int, ...], seed: int) -> nn.Module:
+def init_model(study: Study, data: Dataset, seed: int) -> nn.Module:
     """The model with weights drawn from the seed only (the global RNG is left untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "init"))
-        return build_model(study.model, in_shape)
+        return build_model(study.model, tuple(data.x.shape[1:]), data.n_classes())
 
 
 def make_optimizer(study: Study, params, lr: float) -> torch.optim.Optimizer:
@@ -85,6 +86,18 @@ def mean_loss(model: nn.Module, loss_fn: SampleLoss, x: Tensor, y: Tensor, batch
         total += loss_fn(model, x[i : i + batch], y[i : i + batch]).sum(dtype=torch.float64)
     model.train(was_training)
     return total.item() / len(x)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch: int) -> float:
+    """Fraction of a split a classifier labels correctly (eval mode, in chunks)."""
+    if len(x) == 0:
+        return math.nan
+    was_training = model.training
+    model.eval()
+    correct = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
+    model.train(was_training)
+    return correct / len(x)
 
 
 @torch.no_grad()
@@ -143,6 +156,8 @@ def train_run(
     tr, va, te = (data.indices(p) for p in ("train", "val", "test"))
     x_all = torch.as_tensor(data.x, device=device)
     y_all = torch.as_tensor(data.labels[data.target], device=device)
+    if study.is_classifier:
+        y_all = y_all.long()
     x_train, y_train = x_all[tr], y_all[tr]
     n_train = len(tr)
 
@@ -151,7 +166,8 @@ def train_run(
     n_warmup = warmup_steps(study.optim, steps)
     stream = torch.as_tensor(sample_stream(n_train, steps * batch_size, numpy_rng(seed, "order")), device=device)
 
-    model = init_model(study, tuple(data.x.shape[1:]), seed).to(device)
+    model = init_model(study, data, seed).to(device)
+    initial = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
     loss_fn = sample_loss_for(study.model)
     optimizer = make_optimizer(study, model.parameters(), peak_lr)
     log_at = set(log_spaced_steps(steps, study.curve_points))
@@ -223,6 +239,29 @@ def train_run(
     peak_mb, peak_kind = peak_memory_mb(device)
 
     diverged = diverged_step is not None
+    losses = {
+        split: math.nan if diverged else mean_loss(model, loss_fn, x_all[idx], y_all[idx], study.eval_batch_size)
+        for split, idx in (("train", tr), ("val", va), ("test", te))
+    }
+    if study.is_classifier:
+        acc = {
+            split: math.nan if diverged else accuracy(model, x_all[idx], y_all[idx], study.eval_batch_size)
+            for split, idx in (("train", tr), ("val", va), ("test", te))
+        }
+        classifier_record = {f"{split}_accuracy": value for split, value in acc.items()}
+        classifier_record["accuracy_gap"] = acc["train"] - acc["test"]
+    else:
+        classifier_record = {}
+    sharpness, sharpness_iters = math.nan, 0
+    if not diverged and study.sharpness.samples:
+        pick = torch.as_tensor(
+            np.sort(numpy_rng("sharpness-subset").choice(n_train, min(study.sharpness.samples, n_train), replace=False)),
+            device=device,
+        )
+        model.eval()
+        sharpness, sharpness_iters = top_hessian_eigenvalue(
+            model, loss_fn, x_train[pick], y_train[pick], study.sharpness.iters, study.sharpness.tol, seed=derive_seed(seed, "sharpness")
+        )
     record = {
         "batch_size": batch_size,
         "seed": seed,
@@ -235,9 +274,14 @@ def train_run(
         "steps": done,
         "samples_seen": done * batch_size,
         "epochs": done * batch_size / n_train,
-        "train_loss": math.nan if diverged else mean_loss(model, loss_fn, x_train, y_train, study.eval_batch_size),
-        "val_loss": math.nan if diverged else mean_loss(model, loss_fn, x_all[va], y_all[va], study.eval_batch_size),
-        "test_loss": math.nan if diverged else mean_loss(model, loss_fn, x_all[te], y_all[te], study.eval_batch_size),
+        "train_loss": losses["train"],
+        "val_loss": losses["val"],
+        "test_loss": losses["test"],
+        "generalization_gap": losses["test"] - losses["train"],
+        "distance_from_init": distance_from_init(initial, model),
+        "sharpness": sharpness,
+        "sharpness_iters": sharpness_iters,
+        **classifier_record,
         "diverged": diverged,
         "diverged_step": diverged_step if diverged else -1,
         "resumed_at_step": first_step - 1,

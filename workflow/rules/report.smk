@@ -79,6 +79,16 @@ rule report_study:
             subcategory="{study}",
             labels={"study": "{study}", "figure": "samples/s vs batch size"},
         ),
+        geometry_fig=report(
+            "reports/{study}/geometry_vs_batch.png",
+            caption="../report/geometry.rst",
+            category="Where training ended",
+            subcategory="{study}",
+            labels={
+                "study": "{study}",
+                "figure": "distance, sharpness, gap vs batch size",
+            },
+        ),
         spread_fig=report(
             "reports/{study}/gradient_spread.png",
             caption="../report/gradient_spread.rst",

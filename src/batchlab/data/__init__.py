@@ -38,6 +38,11 @@ class Dataset:
     def indices(self, part: str) -> np.ndarray:
         return np.flatnonzero(self.split == PARTS[part]).astype(np.int64)
 
+    def n_classes(self) -> int:
+        """Classes of the target (labels are coded 0..K-1); 1 for a regression target."""
+        y = self.labels[self.target]
+        return int(y.max()) + 1 if self.tasks[self.target] == "classification" else 1
+
 
 def assign_split(y: np.ndarray, task: str, split: Split) -> np.ndarray:
     """Split labels into train (0) / val (1) / test (2) with exactly `split_sizes`, stratified for classes."""

@@ -16,6 +16,7 @@ from batchlab.io import atomic_path  # noqa: E402
 
 SEED_RANGE = ("pi", 100)  # shaded band = min..max over seeds
 LOSS_LABEL = "reconstruction loss (per-feature mean)"
+CLASSIFIER_LOSS_LABEL = "cross-entropy loss"
 
 
 def _log2_batch_axis(ax: plt.Axes, batch_sizes) -> None:
@@ -32,18 +33,23 @@ def _save(fig: plt.Figure, path: str | Path) -> None:
     plt.close(fig)
 
 
-def loss_vs_batch(table: pd.DataFrame, path: str | Path, title: str) -> None:
-    """Final train, validation and test loss against batch size."""
+def loss_vs_batch(table: pd.DataFrame, path: str | Path, title: str, loss_label: str = LOSS_LABEL) -> None:
+    """Final train, validation and test loss against batch size; for classifiers also their accuracy."""
     ok = table[~table["diverged"]]
-    long = ok.melt(
-        id_vars=["batch_size", "seed"], value_vars=["train_loss", "val_loss", "test_loss"], var_name="split", value_name="loss"
-    )
-    long["split"] = long["split"].str.removesuffix("_loss")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    sns.lineplot(long, x="batch_size", y="loss", hue="split", marker="o", errorbar=SEED_RANGE, ax=ax)
-    _log2_batch_axis(ax, table["batch_size"])
-    ax.set_ylabel(LOSS_LABEL)
-    ax.set_title(title)
+    panels = [("loss", loss_label)] + ([("accuracy", "accuracy")] if "test_accuracy" in ok else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.2), squeeze=False)
+    for ax, (quantity, label) in zip(axes[0], panels):
+        long = ok.melt(
+            id_vars=["batch_size", "seed"],
+            value_vars=[f"{split}_{quantity}" for split in ("train", "val", "test")],
+            var_name="split",
+            value_name=quantity,
+        )
+        long["split"] = long["split"].str.removesuffix(f"_{quantity}")
+        sns.lineplot(long, x="batch_size", y=quantity, hue="split", marker="o", errorbar=SEED_RANGE, ax=ax)
+        _log2_batch_axis(ax, table["batch_size"])
+        ax.set_ylabel(label)
+        ax.set_title(title)
     _save(fig, path)
 
 
@@ -66,7 +72,7 @@ def downstream_vs_batch(
     _save(fig, path)
 
 
-def loss_curves(curves: pd.DataFrame, x: str, path: str | Path, title: str) -> None:
+def loss_curves(curves: pd.DataFrame, x: str, path: str | Path, title: str, loss_label: str = LOSS_LABEL) -> None:
     """Validation loss curves, one per batch size, against samples seen or optimizer steps (log axis)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     data = curves.copy()
@@ -76,7 +82,7 @@ def loss_curves(curves: pd.DataFrame, x: str, path: str | Path, title: str) -> N
     sns.lineplot(data, x=x, y="val_loss", hue="batch size", palette=palette, errorbar=SEED_RANGE, ax=ax)
     ax.set_xscale("log")
     ax.set_xlabel({"samples_seen": "training samples seen (log axis)", "step": "optimizer steps (log axis)"}[x])
-    ax.set_ylabel(f"validation {LOSS_LABEL}")
+    ax.set_ylabel(f"validation {loss_label}")
     ax.set_title(title)
     ax.legend(title="batch size", ncols=2, fontsize="x-small")
     _save(fig, path)
@@ -117,7 +123,7 @@ def gradient_spread(spread: pd.DataFrame, path: str | Path, title: str) -> None:
     _save(fig, path)
 
 
-def b_simple_over_training(noise: pd.DataFrame, path: str | Path, title: str) -> None:
+def b_simple_over_training(noise: pd.DataFrame, path: str | Path, title: str, loss_label: str = LOSS_LABEL) -> None:
     """B_simple against the evaluation loss at each checkpoint, one line per training batch size."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     data = noise.dropna(subset=["b_simple"]).assign(**{"batch size": noise["batch_size"]})
@@ -129,7 +135,7 @@ def b_simple_over_training(noise: pd.DataFrame, path: str | Path, title: str) ->
         ax.legend(title="training batch size", ncols=2, fontsize="x-small")
     ax.invert_xaxis()
     ax.set_yscale("log")
-    ax.set_xlabel(f"{LOSS_LABEL} on the evaluation subset (falls to the right)")
+    ax.set_xlabel(f"{loss_label} on the evaluation subset (falls to the right)")
     ax.set_ylabel("B_simple = tr(Σ)/|G|² (samples, log axis)")
     ax.set_title(title)
     _save(fig, path)
@@ -184,4 +190,26 @@ def tradeoff(steps: pd.DataFrame, critical: pd.DataFrame, path: str | Path, titl
     ax.set_ylabel("training samples to target E = B·S (log axis)")
     ax.set_title(title)
     ax.legend(fontsize="x-small", title="batch size", title_fontsize="x-small")
+    _save(fig, path)
+
+
+def geometry_vs_batch(table: pd.DataFrame, path: str | Path, title: str) -> None:
+    """Distance from initialisation, sharpness and generalization gap against batch size, one panel each."""
+    ok = table[~table["diverged"]]
+    panels = [
+        ("distance_from_init", "‖θ − θ₀‖₂ (distance from init)", False),
+        ("sharpness", "top Hessian eigenvalue (sharpness)", True),
+        ("generalization_gap", "test loss − train loss", False),
+    ]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.0))
+    for ax, (column, label, log) in zip(axes, panels):
+        if column in ok and ok[column].notna().any():
+            sns.lineplot(ok, x="batch_size", y=column, marker="o", errorbar=SEED_RANGE, ax=ax)
+            if log and (ok[column] > 0).all():
+                ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        _log2_batch_axis(ax, table["batch_size"])
+        ax.set_ylabel(label)
+    fig.suptitle(title)
     _save(fig, path)

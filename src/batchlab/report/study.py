@@ -15,11 +15,12 @@ from batchlab.report import figures
 from batchlab.report.html import render
 
 FIGURES = {
-    "loss_vs_batch": "Final reconstruction loss against batch size",
+    "loss_vs_batch": "Final loss (and accuracy, for classifiers) against batch size",
     "downstream_vs_batch": "Downstream SVM on the latent embeddings against batch size",
     "loss_curves_samples": "Validation loss against training samples seen",
     "loss_curves_steps": "Validation loss against optimizer steps",
     "throughput_vs_batch": "Training throughput against batch size",
+    "geometry_vs_batch": "Distance travelled, sharpness and generalization gap against batch size",
     "gradient_spread": "Gradient spread against batch size",
     "b_simple": "Gradient noise scale over training",
     "steps_to_target": "Steps to target and the critical batch size",
@@ -36,10 +37,15 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
     seeds = f"Lines: mean over {n_seeds} seeds; band: min to max over seeds."
     return {
         "loss_vs_batch": f"Final loss on each split after the same budget ({budget}) at every batch size, "
-        f"learning-rate rule '{study.optim.lr_rule}'. {seeds} Bears on the claim that smaller batches give "
-        "lower reconstruction loss (Kerley et al. 2023).",
+        f"learning-rate rule '{study.optim.lr_rule}'. {seeds} "
+        + (
+            "Right: accuracy on each split; the gap between train and test bears on the claim that large batches "
+            "generalize worse (Keskar et al. 2017)."
+            if study.is_classifier
+            else "Bears on the claim that smaller batches give lower reconstruction loss (Kerley et al. 2023)."
+        ),
         "downstream_vs_batch": f"SVM ({study.downstream.kernel} kernel) predicting the {task} target from the "
-        f"{study.model.latent}-dimensional latent, {study.downstream.folds}-fold CV, {metric.replace('_', ' ')}. "
+        f"{study.model.latent}-dimensional {'embedding layer' if study.is_classifier else 'latent'}, {study.downstream.folds}-fold CV, {metric.replace('_', ' ')}. "
         f"Dashed: the same protocol on the raw inputs and on PCA of the same dimension. {seeds} "
         "Bears on the claim that smaller batches give latents with better downstream scores (Kerley et al. 2023).",
         "loss_curves_samples": "Validation loss during training against samples seen. At equal samples, curves "
@@ -48,6 +54,11 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         "data, the confound Hoffer et al. (2017) point to. " + seeds,
         "throughput_vs_batch": "Samples per second of the training loop (excluding evaluation) on the device of "
         f"the run. {seeds}",
+        "geometry_vs_batch": "Left: L2 distance of the final weights from the initial ones (Hoffer et al. 2017: it "
+        "grows with the log of the number of updates, so at a fixed budget large batches travel less far). Middle: "
+        f"sharpness, the largest-magnitude eigenvalue of the Hessian of the training loss on {study.sharpness.samples} "
+        "fixed training examples, by power iteration on Hessian-vector products (Keskar et al. 2017 claim large "
+        f"batches reach sharper minima). Right: test loss minus train loss. {seeds}",
         "gradient_spread": "Standard deviation of the minibatch gradient across draws, per parameter, averaged over "
         f"parameters (Vaessen & van Leeuwen 2024), for probe batch sizes drawn from {g.eval_size(n_train)} fixed training "
         f"examples, at checkpoints of the runs; band: range over runs. Dashed: B^-1/2 theory from per-example "
@@ -69,6 +80,10 @@ def claim_figure(metric: str) -> str:
     """The figure a claim about `metric` bears on (its anchor on the study page)."""
     if metric == "gradient_spread":
         return "gradient_spread"
+    if metric in ("distance_from_init", "sharpness", "generalization_gap"):
+        return "geometry_vs_batch"
+    if metric.endswith("accuracy") or metric == "accuracy_gap":
+        return "loss_vs_batch"
     return "downstream_vs_batch" if metric.startswith("svm_") else "loss_vs_batch"
 
 
@@ -98,18 +113,23 @@ def build_study_report(
     task = dataset_meta["tasks"][dataset_meta["target"]]
     metric = figures.primary_metric(task)
     title = f"{study_name}: {dataset_meta['name']}, {study.model.kind}"
-    figures.loss_vs_batch(table, out / "loss_vs_batch.png", title)
+    loss_label = figures.CLASSIFIER_LOSS_LABEL if study.is_classifier else figures.LOSS_LABEL
+    figures.loss_vs_batch(table, out / "loss_vs_batch.png", title, loss_label)
     figures.downstream_vs_batch(table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)
-    figures.loss_curves(curves, "samples_seen", out / "loss_curves_samples.png", title)
-    figures.loss_curves(curves, "step", out / "loss_curves_steps.png", title)
+    figures.loss_curves(curves, "samples_seen", out / "loss_curves_samples.png", title, loss_label)
+    figures.loss_curves(curves, "step", out / "loss_curves_steps.png", title, loss_label)
     figures.throughput_vs_batch(table, out / "throughput_vs_batch.png", title)
+    figures.geometry_vs_batch(table, out / "geometry_vs_batch.png", title)
     figures.gradient_spread(spread, out / "gradient_spread.png", title)
-    figures.b_simple_over_training(noise, out / "b_simple.png", title)
+    figures.b_simple_over_training(noise, out / "b_simple.png", title, loss_label)
     figures.steps_to_target(steps, critical, out / "steps_to_target.png", title)
     figures.tradeoff(steps, critical, out / "tradeoff.png", title)
 
     summary_cols = ["train_loss", "val_loss", "test_loss", f"svm_{metric}_mean", "svm_accuracy_mean", "svm_mae_mean"]
-    summary = summary_by_batch_size(table, summary_cols + ["steps", "samples_per_s"])
+    geometry = ["generalization_gap", "distance_from_init", "sharpness"]
+    if study.is_classifier:
+        geometry += ["train_accuracy", "val_accuracy", "test_accuracy", "accuracy_gap"]
+    summary = summary_by_batch_size(table, summary_cols + geometry + ["steps", "samples_per_s"])
     io.write_csv(table, out / "runs.csv")
     io.write_csv(summary, out / "summary.csv")
     io.write_csv(baselines, out / "baselines.csv")
