@@ -35,7 +35,7 @@ def test_killed_job_is_retried_and_resumes(tmp_path: Path):
     target = "results/fault_study/bs1/runs.parquet"
     cmd = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1", "--retries", "1", target]
     run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    state = tmp_path / "results/fault_study/bs1/.resume/seed0.pt"
+    state = tmp_path / "results/fault_study/bs1/.resume/lr0.001_seed0.pt"
     deadline = time.monotonic() + 300
     while not state.exists():
         assert run.poll() is None, run.stdout.read()[-3000:]

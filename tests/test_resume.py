@@ -107,7 +107,7 @@ def test_killed_training_job_resumes_to_the_same_outputs(sig, data_file, uninter
     out = tmp_path / "cell"
     job = subprocess.Popen(_train_command(data_file, out, 0.05), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (out / ".resume" / "seed1.pt").exists():  # kill it while the second seed is training
+    while not (out / ".resume" / "lr0.001_seed1.pt").exists():  # kill it while the second seed is training
         assert job.poll() is None, f"the job ended before it could be killed: {job.stderr.read()}"
         assert time.monotonic() < deadline, "no state file appeared"
         time.sleep(0.01)
@@ -118,7 +118,7 @@ def test_killed_training_job_resumes_to_the_same_outputs(sig, data_file, uninter
     if sig == signal.SIGTERM:
         assert "stopped by SIGTERM at step" in stderr and "run it again to resume" in stderr
     assert not (out / "runs.parquet").exists(), "an interrupted job left an output behind"
-    assert (out / ".resume" / "seed0.done.pt").exists()
+    assert (out / ".resume" / "lr0.001_seed0.done.pt").exists()
 
     subprocess.run(_train_command(data_file, out, 0.05), check=True, capture_output=True)
     got = _outputs(out)

@@ -29,7 +29,7 @@ def test_report_and_table(finished_run: Path):
         page = (finished_run / f"reports/{study}/index.html").read_text()
         for fig in (
             "loss_vs_batch", "downstream_vs_batch", "loss_curves_samples", "loss_curves_steps",
-            "gradient_spread", "b_simple", "steps_to_target", "tradeoff", "geometry_vs_batch",
+            "gradient_spread", "b_simple", "steps_to_target", "tradeoff", "geometry_vs_batch", "lr_search",
         ):
             png = finished_run / f"reports/{study}/{fig}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -84,6 +84,19 @@ def test_classifier_study_records_accuracy(finished_run: Path):
     card = pd.read_csv(finished_run / "reports/tiny_digits_mlp/scorecard.csv")
     assert card.loc[0, "claim"] == "large-batches-larger-accuracy-gap" and card.loc[0, "figure"] == "loss_vs_batch"
     assert "cross-entropy" in (finished_run / "reports/tiny_digits_mlp/index.html").read_text()
+
+
+def test_tuned_protocol_keeps_the_best_rate_on_validation(finished_run: Path):
+    search = pd.read_parquet(finished_run / "results/tiny_digits_mlp/lr_search.parquet")
+    assert len(search) == 3 * 3 * 2  # batch sizes x learning rates x seeds
+    assert not search.loc[search["base_lr"] == 50.0, "selected"].any()  # far too large: never kept
+    assert not search.loc[search["diverged"], "selected"].any()
+    table = pd.read_parquet(finished_run / "results/tiny_digits_mlp/table.parquet")
+    for b, group in search[~search["diverged"]].groupby("batch_size"):
+        means = group.groupby("base_lr")["val_loss"].mean()
+        assert (table.loc[table["batch_size"] == b, "lr"] == means.idxmin()).all()
+    assert (table["lr_candidates"] == 3).all()
+    assert pd.read_csv(finished_run / "reports/tiny_digits_mlp/lr_search.csv").shape[0] == len(search)
 
 
 def test_added_batch_size_runs_only_new_jobs(finished_run: Path):

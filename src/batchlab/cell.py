@@ -14,6 +14,7 @@ from batchlab.config import Study
 from batchlab.data import load_dataset
 from batchlab.resume import ResumePoint, StopFlag, run_identity
 from batchlab.train import Progress, RunResult, resolve_device, train_run
+from batchlab.tuning import rank_learning_rates
 
 
 def train_cell(
@@ -28,6 +29,9 @@ def train_cell(
 ) -> pd.DataFrame:
     """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt.
 
+    A run per (learning rate, seed): one rate unless the study's lr_rule is tuned, in which case every
+    rate of the grid is trained and the best on validation loss is kept (batchlab.tuning).
+    lr_search.parquet holds every run with its rate's rank; the other outputs hold the chosen rate's.
     Every run keeps its final weights; the runs of the seeds whose gradient noise is measured also keep
     the weights at the study's gradient checkpoints. State is kept in out_dir/.resume/ while the cell
     runs (a run's progress every `checkpoint_every_s` seconds, each finished run whole), so a killed
@@ -39,35 +43,53 @@ def train_cell(
     dev = resolve_device(device)
     torch.use_deterministic_algorithms(True, warn_only=dev.type == "cuda")
     data = load_dataset(data_path)
-    records, curves, embeddings, checkpoints = [], [], [], {}
     measured = set(study.seeds[: study.gradients.seeds])
-    for seed in study.seeds:
-        fractions = tuple(sorted({1.0, *study.gradients.checkpoints})) if seed in measured else (1.0,)
-        label = f"{study_name} bs={batch_size} seed={seed}"
-        steps = study.budget.steps(batch_size, len(data.indices("train")))
-        identity = run_identity(cell_json, seed)
-        finished = ResumePoint(resume_dir / f"seed{seed}.done.pt", identity)
-        result = _finished_run(finished)
-        if result is None:
-            progress = ResumePoint(resume_dir / f"seed{seed}.pt", identity, checkpoint_every_s, stop or StopFlag())
-            result = train_run(
-                study, data, batch_size, seed, dev, fractions, Progress(label, steps, batch_size), progress
-            )
-            finished.save(_as_tensors(result))
-            progress.clear()
-        records.append({"study": study_name, "dataset": data.name, "model": study.model.kind, **result.record})
-        curves += [{"study": study_name, "batch_size": batch_size, "seed": seed, **row} for row in result.curve]
-        embeddings.append(result.embeddings)
-        checkpoints[f"seed{seed}"] = {f"{f:g}": state for f, state in result.checkpoints.items()}
-    runs = pd.DataFrame(records)
+    steps = study.budget.steps(batch_size, len(data.indices("train")))
+    results: dict[tuple[float, int], RunResult] = {}
+    for lr in study.optim.candidate_lrs():
+        for seed in study.seeds:
+            fractions = tuple(sorted({1.0, *study.gradients.checkpoints})) if seed in measured else (1.0,)
+            tag = f"lr{lr:g}_seed{seed}"
+            identity = run_identity(cell_json, seed) + f"|lr={lr!r}"
+            finished = ResumePoint(resume_dir / f"{tag}.done.pt", identity)
+            result = _finished_run(finished)
+            if result is None:
+                label = f"{study_name} bs={batch_size} lr={lr:g} seed={seed}"
+                progress = ResumePoint(resume_dir / f"{tag}.pt", identity, checkpoint_every_s, stop or StopFlag())
+                result = train_run(
+                    study, data, batch_size, seed, dev, fractions, Progress(label, steps, batch_size), progress, lr
+                )
+                finished.save(_as_tensors(result))
+                progress.clear()
+            results[lr, seed] = result
+
+    every_run = pd.DataFrame(
+        [{"study": study_name, "dataset": data.name, "model": study.model.kind, **r.record} for r in results.values()]
+    )
+    ranking = rank_learning_rates(every_run)
+    best = float(ranking.loc[ranking["selected"], "base_lr"].item())
+    lr_search = every_run.merge(ranking[["base_lr", "rank", "selected"]], on="base_lr", how="left")
+    chosen = [results[best, seed] for seed in study.seeds]
+    runs = lr_search[lr_search["selected"]].drop(columns=["rank", "selected"]).reset_index(drop=True)
+    runs["lr_candidates"] = len(ranking)
+    curves = [
+        {"study": study_name, "batch_size": batch_size, "seed": seed, **row}
+        for seed, result in zip(study.seeds, chosen)
+        for row in result.curve
+    ]
     io.write_npz(
         out_dir / "embeddings.npz",
-        z=np.stack(embeddings),
+        z=np.stack([r.embeddings for r in chosen]),
         seed=np.asarray(study.seeds, dtype=np.int64),
         lr=runs["lr"].to_numpy(),
     )
+    checkpoints = {
+        f"seed{seed}": {f"{f:g}": state for f, state in result.checkpoints.items()}
+        for seed, result in zip(study.seeds, chosen)
+    }
     io.write_torch(checkpoints, out_dir / "checkpoints.pt")
     io.write_parquet(pd.DataFrame(curves), out_dir / "curves.parquet")
+    io.write_parquet(lr_search, out_dir / "lr_search.parquet")
     io.write_parquet(runs, out_dir / "runs.parquet")
     shutil.rmtree(resume_dir, ignore_errors=True)
     return runs

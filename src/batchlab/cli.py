@@ -115,6 +115,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     table = join_runs(read_all(args.runs), read_all(args.downstream))
     io.write_parquet(table, args.table)
     io.write_parquet(read_all(args.curves), args.curves_out)
+    io.write_parquet(read_all(args.lr_search).sort_values(["batch_size", "base_lr", "seed"]), args.lr_search_out)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -141,6 +142,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         read_all(args.spread),
         pd.read_parquet(args.steps),
         pd.read_parquet(args.critical),
+        pd.read_parquet(args.lr_search),
         args.out_dir,
     )
 
@@ -210,6 +212,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--curves", nargs="+", required=True)
     sp.add_argument("--table", required=True)
     sp.add_argument("--curves-out", required=True)
+    sp.add_argument("--lr-search", nargs="+", required=True, help="every cell's lr_search.parquet")
+    sp.add_argument("--lr-search-out", required=True)
     sp = add("report", cmd_report, "render one study's report")
     sp.add_argument("--data", required=True)
     sp.add_argument("--table", required=True)
@@ -219,6 +223,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--spread", nargs="+", required=True)
     sp.add_argument("--steps", required=True)
     sp.add_argument("--critical", required=True)
+    sp.add_argument("--lr-search", required=True)
     sp.add_argument("--out-dir", required=True)
     sp = add("index", cmd_index, "render reports/index.html", study=False)
     sp.add_argument("--summaries", nargs="+", required=True)

@@ -242,10 +242,14 @@ class Optim(Strict):
     lr: PositiveFloat = Field(1e-3, description="Learning rate (at base_batch_size when a scaling rule is used).")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum (ignored by Adam).")
     weight_decay: float = Field(0.0, ge=0.0, description="L2 weight decay.")
-    lr_rule: Literal["fixed", "linear", "sqrt"] = Field(
+    lr_rule: Literal["fixed", "linear", "sqrt", "tuned"] = Field(
         "fixed",
         description="fixed: the same lr at every batch size (the autoencoder paper's 'none'); "
-        "linear / sqrt: lr x (B / base_batch_size) or its square root (Goyal et al. 2017).",
+        "linear / sqrt: lr x (B / base_batch_size) or its square root (Goyal et al. 2017); "
+        "tuned: every lr of lr_grid at every batch size, the best chosen on validation loss (Shallue et al. 2019).",
+    )
+    lr_grid: list[PositiveFloat] = Field(
+        [], description="Learning rates tried at every batch size when lr_rule is tuned (at least 2)."
     )
     base_batch_size: PositiveInt = Field(32, description="Batch size at which lr applies unscaled.")
     warmup: float = Field(0.0, ge=0.0, lt=1.0, description="Fraction of steps with linear lr warmup from 0.")
@@ -254,6 +258,18 @@ class Optim(Strict):
     @classmethod
     def _none_is_fixed(cls, rule: object) -> object:
         return "fixed" if rule == "none" else rule
+
+    @model_validator(mode="after")
+    def _grid_for_tuned(self) -> "Optim":
+        if self.lr_rule == "tuned" and len(set(self.lr_grid)) < 2:
+            raise ValueError("lr_rule 'tuned' needs lr_grid with at least 2 distinct learning rates")
+        if self.lr_rule != "tuned" and self.lr_grid:
+            raise ValueError(f"lr_grid is only used by lr_rule 'tuned', not {self.lr_rule!r}")
+        return self
+
+    def candidate_lrs(self) -> list[float]:
+        """The base learning rates a cell trains: the grid when tuned, else lr alone."""
+        return sorted(set(self.lr_grid)) if self.lr_rule == "tuned" else [self.lr]
 
 
 class Budget(Strict):

@@ -7,11 +7,15 @@ import math
 from batchlab.config import Optim
 
 
-def scaled_lr(optim: Optim, batch_size: int) -> float:
-    """Peak learning rate at this batch size: fixed, linear (Goyal et al. 2017) or square-root scaling."""
+def scaled_lr(optim: Optim, batch_size: int, base_lr: float | None = None) -> float:
+    """Peak learning rate at this batch size: fixed, linear (Goyal et al. 2017) or square-root scaling.
+
+    base_lr overrides optim.lr (a candidate of the tuned grid, used as is at every batch size).
+    """
+    lr = optim.lr if base_lr is None else base_lr
     ratio = batch_size / optim.base_batch_size
-    factor = {"fixed": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[optim.lr_rule]
-    return optim.lr * factor
+    factor = {"fixed": 1.0, "tuned": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[optim.lr_rule]
+    return lr * factor
 
 
 def warmup_steps(optim: Optim, total_steps: int) -> int:

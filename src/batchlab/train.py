@@ -147,6 +147,7 @@ def train_run(
     checkpoint_fractions: tuple[float, ...] = (),
     progress: Callable[[int], None] | None = None,
     resume: ResumePoint | None = None,
+    base_lr: float | None = None,
 ) -> RunResult:
     """Train one autoencoder run and measure it (see the module docstring for the design).
 
@@ -162,7 +163,7 @@ def train_run(
     n_train = len(tr)
 
     steps = study.budget.steps(batch_size, n_train)
-    peak_lr = scaled_lr(study.optim, batch_size)
+    peak_lr = scaled_lr(study.optim, batch_size, base_lr)
     n_warmup = warmup_steps(study.optim, steps)
     stream = torch.as_tensor(sample_stream(n_train, steps * batch_size, numpy_rng(seed, "order")), device=device)
 
@@ -265,7 +266,7 @@ def train_run(
     record = {
         "batch_size": batch_size,
         "seed": seed,
-        "base_lr": study.optim.lr,
+        "base_lr": study.optim.lr if base_lr is None else base_lr,
         "lr": peak_lr,
         "lr_rule": study.optim.lr_rule,
         "optimizer": study.optim.name,

@@ -3,9 +3,11 @@ rule aggregate:
         runs=cell_files("runs.parquet"),
         downstream=cell_files("downstream.parquet"),
         curves=cell_files("curves.parquet"),
+        lr_search=cell_files("lr_search.parquet"),
     output:
         table="results/{study}/table.parquet",
         curves="results/{study}/curves.parquet",
+        lr_search="results/{study}/lr_search.parquet",
     log:
         "logs/{study}/aggregate.log",
     localrule: True
@@ -15,7 +17,8 @@ rule aggregate:
         runtime=5,
     shell:
         "{BATCHLAB} aggregate --runs {input.runs} --downstream {input.downstream} "
-        "--curves {input.curves} --table {output.table} --curves-out {output.curves} > {log} 2>&1"
+        "--curves {input.curves} --table {output.table} --curves-out {output.curves} "
+        "--lr-search {input.lr_search} --lr-search-out {output.lr_search} > {log} 2>&1"
 
 
 rule report_study:
@@ -28,6 +31,7 @@ rule report_study:
         spread=cell_files("spread.parquet"),
         steps="results/{study}/steps_to_target.parquet",
         critical="results/{study}/critical_batch.parquet",
+        lr_search="results/{study}/lr_search.parquet",
     output:
         html="reports/{study}/index.html",
         summary="reports/{study}/summary.json",
@@ -42,6 +46,7 @@ rule report_study:
             "steps_to_target.csv",
             "critical_batch.csv",
             "scorecard.csv",
+            "lr_search.csv",
         ),
         provenance=multiext("reports/{study}/", "config.yaml", "provenance.json"),
         loss=report(
@@ -78,6 +83,13 @@ rule report_study:
             category="Throughput",
             subcategory="{study}",
             labels={"study": "{study}", "figure": "samples/s vs batch size"},
+        ),
+        lr_search_fig=report(
+            "reports/{study}/lr_search.png",
+            caption="../report/lr_search.rst",
+            category="Learning rate",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "validation loss vs learning rate"},
         ),
         geometry_fig=report(
             "reports/{study}/geometry_vs_batch.png",
@@ -130,7 +142,8 @@ rule report_study:
         "{BATCHLAB} report --study {wildcards.study} --study-json {params.study:q} "
         "--data {input.data} --table {input.table} --curves {input.curves} "
         "--baselines {input.baselines} --noise {input.noise} --spread {input.spread} "
-        "--steps {input.steps} --critical {input.critical} --out-dir $(dirname {output.html}) > {log} 2>&1"
+        "--steps {input.steps} --critical {input.critical} --lr-search {input.lr_search} "
+        "--out-dir $(dirname {output.html}) > {log} 2>&1"
 
 
 rule index:

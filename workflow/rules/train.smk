@@ -6,6 +6,7 @@ rule train:
         curves="results/{study}/bs{bs}/curves.parquet",
         embeddings="results/{study}/bs{bs}/embeddings.npz",
         checkpoints="results/{study}/bs{bs}/checkpoints.pt",
+        lr_search="results/{study}/bs{bs}/lr_search.parquet",
     log:
         "logs/{study}/train_bs{bs}.log",
     benchmark:

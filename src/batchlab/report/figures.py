@@ -213,3 +213,25 @@ def geometry_vs_batch(table: pd.DataFrame, path: str | Path, title: str) -> None
         ax.set_ylabel(label)
     fig.suptitle(title)
     _save(fig, path)
+
+
+def lr_search(search: pd.DataFrame, path: str | Path, title: str) -> None:
+    """Final validation loss against learning rate, one line per batch size, the kept rate circled."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ok = search[~search["diverged"]]
+    sizes = sorted(search["batch_size"].unique())
+    palette = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
+    if not ok.empty:
+        sns.lineplot(ok, x="base_lr", y="val_loss", hue="batch_size", palette=palette, marker="o",
+                     errorbar=SEED_RANGE, ax=ax, legend="full")
+        kept = ok[ok["selected"]].groupby("batch_size", as_index=False)[["base_lr", "val_loss"]].mean()
+        ax.scatter(kept["base_lr"], kept["val_loss"], s=160, facecolors="none", edgecolors="black", label="kept")
+        ax.legend(title="batch size", ncols=2, fontsize="x-small")
+    n_diverged = int(search["diverged"].sum())
+    if n_diverged:
+        ax.text(0.02, 0.02, f"{n_diverged} run(s) diverged (not shown)", transform=ax.transAxes, fontsize="small")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (base rate of the run, log axis)")
+    ax.set_ylabel("final validation loss")
+    ax.set_title(title)
+    _save(fig, path)

@@ -20,6 +20,7 @@ FIGURES = {
     "loss_curves_samples": "Validation loss against training samples seen",
     "loss_curves_steps": "Validation loss against optimizer steps",
     "throughput_vs_batch": "Training throughput against batch size",
+    "lr_search": "Validation loss against learning rate",
     "geometry_vs_batch": "Distance travelled, sharpness and generalization gap against batch size",
     "gradient_spread": "Gradient spread against batch size",
     "b_simple": "Gradient noise scale over training",
@@ -54,6 +55,15 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         "data, the confound Hoffer et al. (2017) point to. " + seeds,
         "throughput_vs_batch": "Samples per second of the training loop (excluding evaluation) on the device of "
         f"the run. {seeds}",
+        "lr_search": (
+            f"Final validation loss of every run against its learning rate, one line per batch size; circled: "
+            "the rate kept at each batch size, the one whose seeds diverged least and then had the lowest mean "
+            "validation loss (Shallue et al. 2019; never chosen on test data). "
+            if study.optim.lr_rule == "tuned"
+            else f"One learning rate per batch size under the '{study.optim.lr_rule}' rule; tune it with "
+            "lr_rule: tuned and an lr_grid. "
+        )
+        + seeds,
         "geometry_vs_batch": "Left: L2 distance of the final weights from the initial ones (Hoffer et al. 2017: it "
         "grows with the log of the number of updates, so at a fixed budget large batches travel less far). Middle: "
         f"sharpness, the largest-magnitude eigenvalue of the Hessian of the training loss on {study.sharpness.samples} "
@@ -106,6 +116,7 @@ def build_study_report(
     spread: pd.DataFrame,
     steps: pd.DataFrame,
     critical: pd.DataFrame,
+    lr_search: pd.DataFrame,
     out_dir: str | Path,
 ) -> dict:
     """Write reports/<study>/: figures, runs.csv, summary.csv, baselines.csv, provenance, index.html."""
@@ -120,6 +131,7 @@ def build_study_report(
     figures.loss_curves(curves, "step", out / "loss_curves_steps.png", title, loss_label)
     figures.throughput_vs_batch(table, out / "throughput_vs_batch.png", title)
     figures.geometry_vs_batch(table, out / "geometry_vs_batch.png", title)
+    figures.lr_search(lr_search, out / "lr_search.png", title)
     figures.gradient_spread(spread, out / "gradient_spread.png", title)
     figures.b_simple_over_training(noise, out / "b_simple.png", title, loss_label)
     figures.steps_to_target(steps, critical, out / "steps_to_target.png", title)
@@ -129,7 +141,7 @@ def build_study_report(
     geometry = ["generalization_gap", "distance_from_init", "sharpness"]
     if study.is_classifier:
         geometry += ["train_accuracy", "val_accuracy", "test_accuracy", "accuracy_gap"]
-    summary = summary_by_batch_size(table, summary_cols + geometry + ["steps", "samples_per_s"])
+    summary = summary_by_batch_size(table, summary_cols + geometry + ["lr", "steps", "samples_per_s"])
     io.write_csv(table, out / "runs.csv")
     io.write_csv(summary, out / "summary.csv")
     io.write_csv(baselines, out / "baselines.csv")
@@ -138,6 +150,7 @@ def build_study_report(
     io.write_csv(spread, out / "gradient_spread.csv")
     io.write_csv(steps, out / "steps_to_target.csv")
     io.write_csv(critical, out / "critical_batch.csv")
+    io.write_csv(lr_search, out / "lr_search.csv")
     scorecard = evaluate_claims(study.claims, table, spread)
     scorecard = scorecard.assign(study=study_name, figure=scorecard["metric"].map(claim_figure))
     io.write_csv(scorecard, out / "scorecard.csv")
