@@ -92,6 +92,7 @@ def cmd_gradients(args: argparse.Namespace) -> None:
         args.batch_size,
         torch_ckpt,
         resolve_device(args.device),
+        measure_init=args.init == "measure",
     )
     io.write_parquet(spread.assign(study=args.study), args.spread)
     io.write_parquet(stats.assign(study=args.study), args.out)
@@ -197,6 +198,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch-size", type=int, required=True)
     sp.add_argument("--data", required=True)
     sp.add_argument("--checkpoints", required=True)
+    sp.add_argument(
+        "--init", choices=["measure", "skip"], default="measure",
+        help="measure the initial weights (identical in every cell of a seed; the workflow measures them once)",
+    )
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.add_argument("--out", required=True)
     sp.add_argument("--spread", required=True)

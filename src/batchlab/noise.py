@@ -27,8 +27,13 @@ def measure_cell(
     batch_size: int,
     checkpoints: dict[str, dict[str, dict[str, torch.Tensor]]],
     device: torch.device,
+    measure_init: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Noise statistics (one row per seed and checkpoint) and gradient spread (one row per probe batch size)."""
+    """Noise statistics (one row per seed and checkpoint) and gradient spread (one row per probe batch size).
+
+    The weights at initialisation (fraction 0) depend on the seed alone, the same for every batch size,
+    so the workflow measures them in one cell per study (measure_init) and skips them elsewhere.
+    """
     n_train = len(data.indices("train"))
     idx = eval_subset(data, spec.eval_size(n_train))
     x = torch.as_tensor(data.x[idx], device=device)
@@ -41,6 +46,8 @@ def measure_cell(
     for seed in study.seeds[: spec.seeds]:
         for fraction, state in sorted(checkpoints[f"seed{seed}"].items(), key=lambda kv: float(kv[0])):
             f = float(fraction)
+            if f == 0.0 and not measure_init:
+                continue
             model = build_model(study.model, tuple(data.x.shape[1:]), data.n_classes()).to(device)
             model.load_state_dict(state)
             model.eval()

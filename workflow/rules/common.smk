@@ -69,5 +69,11 @@ def gradients_json(wildcards):
     return CFG.studies[wildcards.study].gradients.model_dump_json()
 
 
+def init_checkpoint(wildcards):
+    """Initial weights depend on the seed alone: only the smallest batch size's cell measures them."""
+    smallest = min(CFG.studies[wildcards.study].batch_sizes)
+    return "measure" if int(wildcards.bs) == smallest else "skip"
+
+
 def target_json(wildcards):
     return CFG.studies[wildcards.study].steps_to_target.model_dump_json()

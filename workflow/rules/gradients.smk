@@ -17,11 +17,12 @@ rule gradients:
     params:
         study=cell_json,
         gradients=gradients_json,
+        init=init_checkpoint,
         device=CFG.device,
     shell:
         "{BATCHLAB} gradients --study {wildcards.study} --study-json {params.study:q} "
         "--gradients-json {params.gradients:q} --batch-size {wildcards.bs} --data {input.data} "
-        "--checkpoints {input.checkpoints} --device {params.device} "
+        "--checkpoints {input.checkpoints} --init {params.init} --device {params.device} "
         "--out {output.noise} --spread {output.spread} > {log} 2>&1"
 
 
