@@ -37,6 +37,7 @@ def browser():
         "reports/tiny_ehr/index.html",
         "reports/tiny_signal/index.html",
         "reports/tiny_digits_mlp/index.html",
+        "reports/tiny_contrastive/index.html",
     ])
 def test_report_page_renders_whole(browser, local_run: Path, page_path: str):
     page = browser.new_page(viewport={"width": 1200, "height": 900})

@@ -131,3 +131,26 @@ def test_killed_training_job_resumes_to_the_same_outputs(sig, data_file, uninter
     assert not (out / ".resume").exists(), "the resume state outlived the finished cell"
     resumed = pd.read_parquet(out / "runs.parquet")["resumed_at_step"]
     assert resumed.iloc[0] == 0 and resumed.iloc[1] > 0  # seed 0 was kept whole, seed 1 resumed mid-run
+
+
+def test_contrastive_run_resumes_with_its_augmentation_stream(tmp_path):
+    study = Study.model_validate(
+        {
+            "data": {"name": "mnist1d", "n_samples": 200},
+            "model": {"kind": "contrastive", "channels": [4, 8], "latent": 8, "projection": 4},
+            "budget": {"unit": "epochs", "amount": 2}, "batch_sizes": [8], "seeds": [0], "sharpness": {"samples": 16},
+        }
+    )
+    data = make_dataset(study.data)
+    reference = train_run(study, data, 8, 0, CPU)
+    point = ResumePoint(tmp_path / "c.pt", run_identity("contrastive", 0), every_s=3600, stop=StopFlag())
+
+    def sigterm_at_step_10(step):
+        if step == 10:
+            point.stop._handle(signal.SIGTERM, None)
+
+    with pytest.raises(TrainingInterrupted):
+        train_run(study, data, 8, 0, CPU, progress=sigterm_at_step_10, resume=point)
+    resumed = train_run(study, data, 8, 0, CPU, resume=ResumePoint(point.path, point.identity, every_s=3600))
+    assert resumed.record["resumed_at_step"] == 11
+    _assert_same_run(reference, resumed)

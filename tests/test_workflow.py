@@ -24,7 +24,7 @@ def finished_run(local_run: Path, tmp_path_factory) -> Path:
 
 def test_report_and_table(finished_run: Path):
     index = (finished_run / "reports/index.html").read_text()
-    for study in ("tiny_ehr", "tiny_signal", "tiny_digits_mlp"):
+    for study in ("tiny_ehr", "tiny_signal", "tiny_digits_mlp", "tiny_contrastive"):
         assert f'href="{study}/index.html"' in index
         page = (finished_run / f"reports/{study}/index.html").read_text()
         for fig in (
@@ -122,3 +122,17 @@ def test_bad_config_stops_before_any_job(tmp_path: Path):
     assert result.returncode != 0
     assert "study 'tiny_ehr', field 'batch_sizes'" in result.stderr
     assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
+
+
+def test_contrastive_study(finished_run: Path):
+    table = pd.read_parquet(finished_run / "results/tiny_contrastive/table.parquet").set_index(["batch_size", "seed"])
+    one = table.loc[1]
+    # Batch size 1: no negatives, so the InfoNCE loss and its gradient are exactly 0 and Adam never moves.
+    assert (one["distance_from_init"] == 0).all()
+    assert (table.loc[64, "distance_from_init"] > 0).all()
+    assert table["svm_roc_auc_mean"].between(0, 1).all()
+    noise = pd.read_parquet(finished_run / "results/tiny_contrastive/bs8/gradients.parquet")
+    assert noise["b_simple"].isna().all() and (noise["method"] == "not defined (in-batch loss)").all()
+    spread = pd.read_parquet(finished_run / "results/tiny_contrastive/bs8/spread.parquet")
+    assert spread["spread"].notna().all() and spread["spread_theory"].isna().all()
+    assert "InfoNCE" in (finished_run / "reports/tiny_contrastive/index.html").read_text()

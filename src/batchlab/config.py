@@ -229,8 +229,23 @@ class CNNClassifier(Strict):
     latent: PositiveInt = Field(64, description="Width of the embedding layer before the head.")
 
 
+class ContrastiveEncoder(Strict):
+    """Conv encoder trained with InfoNCE on two augmented views, negatives from the batch (SimCLR-style)."""
+
+    kind: Literal["contrastive"]
+    channels: list[PositiveInt] = Field([32, 64], description="Channels of the stride-2 conv layers.")
+    latent: PositiveInt = Field(64, description="Width of the representation scored downstream.")
+    projection: PositiveInt = Field(32, description="Width of the projection head the loss compares.")
+    temperature: PositiveFloat = Field(0.2, description="Softmax temperature of InfoNCE.")
+    shift: int = Field(4, ge=0, description="Augmentation: largest circular shift along the last axis, in samples.")
+    scale: float = Field(0.2, ge=0.0, lt=1.0, description="Augmentation: amplitude scaled by 1 +- up to this.")
+    noise: float = Field(0.05, ge=0.0, description="Augmentation: standard deviation of added Gaussian noise.")
+
+
 CLASSIFIER_KINDS = ("mlp", "cnn")
-ModelSpec = Annotated[Union[DenseAE, ConvAE, MLPClassifier, CNNClassifier], Field(discriminator="kind")]
+ModelSpec = Annotated[
+    Union[DenseAE, ConvAE, MLPClassifier, CNNClassifier, ContrastiveEncoder], Field(discriminator="kind")
+]
 
 # ---------------------------------------------------------------- training
 

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from batchlab.config import CNNClassifier, ConvAE, DenseAE, MLPClassifier
+from batchlab.config import CNNClassifier, ContrastiveEncoder, ConvAE, DenseAE, MLPClassifier
 
 
 class DenseAutoencoder(nn.Module):
@@ -125,6 +125,21 @@ class CNNNet(nn.Module):
         return self.head(self.encoder(x))
 
 
+class ContrastiveNet(nn.Module):
+    """A CNN trunk to the `latent` representation, and a projection head the contrastive loss compares."""
+
+    def __init__(self, in_shape: tuple[int, ...], channels: list[int], latent: int, projection: int):
+        super().__init__()
+        self.encoder = CNNNet(in_shape, channels, latent, n_classes=1).encoder
+        self.projector = nn.Sequential(nn.Linear(latent, latent), nn.ReLU(), nn.Linear(latent, projection))
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.projector(self.encoder(x))
+
+
 def build_model(spec, in_shape: tuple[int, ...], n_classes: int = 2) -> nn.Module:
     """The model a study's config names, for samples of the given shape (without the batch axis).
 
@@ -138,6 +153,8 @@ def build_model(spec, in_shape: tuple[int, ...], n_classes: int = 2) -> nn.Modul
         return MLPNet(in_shape, spec.hidden, spec.latent, n_classes)
     if isinstance(spec, CNNClassifier):
         return CNNNet(in_shape, spec.channels, spec.latent, n_classes)
+    if isinstance(spec, ContrastiveEncoder):
+        return ContrastiveNet(in_shape, spec.channels, spec.latent, spec.projection)
     raise TypeError(f"unknown model spec {type(spec).__name__}")
 
 

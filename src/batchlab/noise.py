@@ -40,7 +40,7 @@ def measure_cell(
     y = torch.as_tensor(data.labels[data.target][idx], device=device)
     if study.is_classifier:
         y = y.long()
-    loss_fn = sample_loss_for(study.model)
+    contrastive = study.model.kind == "contrastive"
     steps = study.budget.steps(batch_size, n_train)
     stats_rows, spread_rows = [], []
     for seed in study.seeds[: spec.seeds]:
@@ -52,10 +52,16 @@ def measure_cell(
             model.load_state_dict(state)
             model.eval()
             key = {"batch_size": batch_size, "seed": seed, "fraction": f, "step": int(round(f * steps))}
+            loss_fn = sample_loss_for(study.model, derive_seed(seed, batch_size, f, "gradient-noise-augment"))
             with torch.no_grad():
                 eval_loss = loss_fn(model, x, y).mean().item()
             gen = torch.Generator().manual_seed(derive_seed(seed, batch_size, f, "gradient-noise"))
-            if spec.method == "per_example":
+            if contrastive:
+                # In-batch negatives make an example's loss depend on its batch: per-example gradients
+                # and the two-batch estimator's E|G_B|^2 = |G|^2 + tr(Sigma)/B do not apply.
+                noise = {"grad_sq": float("nan"), "trace_sigma": float("nan"), "b_simple": float("nan")}
+                param_var = None
+            elif spec.method == "per_example":
                 st = per_example_stats(model, loss_fn, x, y, spec.chunk_size)
                 noise = {"grad_sq": st.grad_sq, "trace_sigma": st.trace_sigma, "b_simple": st.b_simple}
                 param_var = st.param_var
@@ -63,7 +69,8 @@ def measure_cell(
                 noise = two_batch_stats(model, loss_fn, x, y, *spec.two_batch_sizes, spec.two_batch_draws, gen)
                 noise = {k: noise[k] for k in ("grad_sq", "trace_sigma", "b_simple")}
                 param_var = None
-            stats_rows.append({**key, "method": spec.method, "eval_samples": len(x), "eval_loss": eval_loss, **noise})
+            method = "not defined (in-batch loss)" if contrastive else spec.method
+            stats_rows.append({**key, "method": method, "eval_samples": len(x), "eval_loss": eval_loss, **noise})
             spread = gradient_spread(
                 model, loss_fn, x, y, spec.spread_sizes(n_train), spec.spread_draws, gen, replace=False, param_var=param_var
             )

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from batchlab.config import CLASSIFIER_KINDS
+from batchlab.contrastive import InfoNCELoss
 
 SampleLoss = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -32,8 +33,12 @@ def _cross_entropy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(model(x), y, reduction="none")
 
 
-def sample_loss_for(spec) -> SampleLoss:
-    """Per-sample loss for a model spec: cross-entropy for classifiers, reconstruction (mean over features) for autoencoders."""
+def sample_loss_for(spec, seed: int = 0) -> SampleLoss:
+    """Per-sample loss for a model spec: cross-entropy for classifiers, InfoNCE for contrastive encoders
+    (augmentations drawn from a generator seeded with `seed`), reconstruction (mean over features) for
+    autoencoders."""
+    if spec.kind == "contrastive":
+        return InfoNCELoss(spec.temperature, spec.shift, spec.scale, spec.noise, seed)
     if spec.kind in CLASSIFIER_KINDS:
         return _cross_entropy
     if spec.loss == "bce":

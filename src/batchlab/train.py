@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from batchlab.config import Study
 from batchlab.data import Dataset
+from batchlab.contrastive import InfoNCELoss
 from batchlab.geometry import distance_from_init, top_hessian_eigenvalue
 from batchlab.models import build_model, count_parameters
 from batchlab.objectives import SampleLoss, sample_loss_for
@@ -169,7 +170,12 @@ def train_run(
 
     model = init_model(study, data, seed).to(device)
     initial = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
-    loss_fn = sample_loss_for(study.model)
+    loss_fn = sample_loss_for(study.model, derive_seed(seed, "augment"))
+
+    def eval_loss_fn() -> SampleLoss:
+        """A contrastive loss draws augmentations: evaluate with a fresh, fixed stream each time."""
+        return loss_fn.fresh(derive_seed(seed, "evaluation")) if isinstance(loss_fn, InfoNCELoss) else loss_fn
+
     optimizer = make_optimizer(study, model.parameters(), peak_lr)
     log_at = set(log_spaced_steps(steps, study.curve_points))
     ckpt_at = {max(0, int(round(f * steps))): f for f in checkpoint_fractions}
@@ -189,6 +195,8 @@ def train_run(
         running.copy_(saved["running"])
         since, curve, checkpoints = saved["since"], saved["curve"], saved["checkpoints"]
         first_step, wall_before = saved["step"] + 1, saved["wall_time_s"]
+        if isinstance(loss_fn, InfoNCELoss):
+            loss_fn.generator.set_state(saved["augment_rng"])
     model.train()
     start = time.perf_counter()
     for step in range(first_step, steps + 1):
@@ -205,7 +213,7 @@ def train_run(
             train_loss = running.item() / since  # a CPU-GPU sync point, at log-spaced steps only
             running.zero_()
             since = 0
-            val_loss = mean_loss(model, loss_fn, x_all[va], y_all[va], study.eval_batch_size)
+            val_loss = mean_loss(model, eval_loss_fn(), x_all[va], y_all[va], study.eval_batch_size)
             curve.append(
                 {"step": step, "samples_seen": step * batch_size, "train_loss": train_loss, "val_loss": val_loss}
             )
@@ -225,6 +233,7 @@ def train_run(
                     "curve": curve,
                     "checkpoints": checkpoints,
                     "wall_time_s": wall_before + time.perf_counter() - start,
+                    **({"augment_rng": loss_fn.generator.get_state()} if isinstance(loss_fn, InfoNCELoss) else {}),
                 }
             )
             if resume.stop.requested:
@@ -241,7 +250,7 @@ def train_run(
 
     diverged = diverged_step is not None
     losses = {
-        split: math.nan if diverged else mean_loss(model, loss_fn, x_all[idx], y_all[idx], study.eval_batch_size)
+        split: math.nan if diverged else mean_loss(model, eval_loss_fn(), x_all[idx], y_all[idx], study.eval_batch_size)
         for split, idx in (("train", tr), ("val", va), ("test", te))
     }
     if study.is_classifier:
@@ -261,7 +270,7 @@ def train_run(
         )
         model.eval()
         sharpness, sharpness_iters = top_hessian_eigenvalue(
-            model, loss_fn, x_train[pick], y_train[pick], study.sharpness.iters, study.sharpness.tol, seed=derive_seed(seed, "sharpness")
+            model, eval_loss_fn(), x_train[pick], y_train[pick], study.sharpness.iters, study.sharpness.tol, seed=derive_seed(seed, "sharpness")
         )
     record = {
         "batch_size": batch_size,

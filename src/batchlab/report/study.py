@@ -43,6 +43,10 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
             "Right: accuracy on each split; the gap between train and test bears on the claim that large batches "
             "generalize worse (Keskar et al. 2017)."
             if study.is_classifier
+            else "The InfoNCE loss compares each view with the 2(B-1) other views of its batch, so it is not "
+            "comparable across training batch sizes as a measure of quality: the downstream score is. Losses here are "
+            "evaluated in chunks of the evaluation batch size for every run."
+            if study.model.kind == "contrastive"
             else "Bears on the claim that smaller batches give lower reconstruction loss (Kerley et al. 2023)."
         ),
         "downstream_vs_batch": f"SVM ({study.downstream.kernel} kernel) predicting the {task} target from the "
@@ -124,7 +128,9 @@ def build_study_report(
     task = dataset_meta["tasks"][dataset_meta["target"]]
     metric = figures.primary_metric(task)
     title = f"{study_name}: {dataset_meta['name']}, {study.model.kind}"
-    loss_label = figures.CLASSIFIER_LOSS_LABEL if study.is_classifier else figures.LOSS_LABEL
+    loss_label = {"contrastive": "InfoNCE loss (in-batch negatives)"}.get(
+        study.model.kind, figures.CLASSIFIER_LOSS_LABEL if study.is_classifier else figures.LOSS_LABEL
+    )
     figures.loss_vs_batch(table, out / "loss_vs_batch.png", title, loss_label)
     figures.downstream_vs_batch(table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)
     figures.loss_curves(curves, "samples_seen", out / "loss_curves_samples.png", title, loss_label)
