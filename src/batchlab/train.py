@@ -139,6 +139,29 @@ class Progress:
         )
 
 
+ACCURACY_COLUMNS = ("train_accuracy", "val_accuracy", "test_accuracy", "accuracy_gap")
+
+
+def where_training_ended(
+    study: Study, model: nn.Module, loss_fn: SampleLoss, x: Tensor, y: Tensor, splits: tuple, seed: int
+) -> dict:
+    """Sharpness on a fixed training subset and, for classifiers, accuracy per split and its gap."""
+    tr = splits[0]
+    out: dict = {}
+    if study.is_classifier:
+        for name, idx in zip(("train", "val", "test"), splits):
+            out[f"{name}_accuracy"] = accuracy(model, x[idx], y[idx], study.eval_batch_size)
+        out["accuracy_gap"] = out["train_accuracy"] - out["test_accuracy"]
+    if study.sharpness.samples:
+        size = min(study.sharpness.samples, len(tr))
+        pick = torch.as_tensor(tr[np.sort(numpy_rng("sharpness-subset").choice(len(tr), size, replace=False))], device=x.device)
+        model.eval()
+        out["sharpness"], out["sharpness_iters"] = top_hessian_eigenvalue(
+            model, loss_fn, x[pick], y[pick], study.sharpness.iters, study.sharpness.tol, seed=derive_seed(seed, "sharpness")
+        )
+    return out
+
+
 def train_run(
     study: Study,
     data: Dataset,
@@ -253,25 +276,7 @@ def train_run(
         split: math.nan if diverged else mean_loss(model, eval_loss_fn(), x_all[idx], y_all[idx], study.eval_batch_size)
         for split, idx in (("train", tr), ("val", va), ("test", te))
     }
-    if study.is_classifier:
-        acc = {
-            split: math.nan if diverged else accuracy(model, x_all[idx], y_all[idx], study.eval_batch_size)
-            for split, idx in (("train", tr), ("val", va), ("test", te))
-        }
-        classifier_record = {f"{split}_accuracy": value for split, value in acc.items()}
-        classifier_record["accuracy_gap"] = acc["train"] - acc["test"]
-    else:
-        classifier_record = {}
-    sharpness, sharpness_iters = math.nan, 0
-    if not diverged and study.sharpness.samples:
-        pick = torch.as_tensor(
-            np.sort(numpy_rng("sharpness-subset").choice(n_train, min(study.sharpness.samples, n_train), replace=False)),
-            device=device,
-        )
-        model.eval()
-        sharpness, sharpness_iters = top_hessian_eigenvalue(
-            model, eval_loss_fn(), x_train[pick], y_train[pick], study.sharpness.iters, study.sharpness.tol, seed=derive_seed(seed, "sharpness")
-        )
+    ending = {} if diverged else where_training_ended(study, model, eval_loss_fn(), x_all, y_all, (tr, va, te), seed)
     record = {
         "batch_size": batch_size,
         "seed": seed,
@@ -289,9 +294,9 @@ def train_run(
         "test_loss": losses["test"],
         "generalization_gap": losses["test"] - losses["train"],
         "distance_from_init": distance_from_init(initial, model),
-        "sharpness": sharpness,
-        "sharpness_iters": sharpness_iters,
-        **classifier_record,
+        "sharpness": ending.get("sharpness", math.nan),
+        "sharpness_iters": ending.get("sharpness_iters", 0),
+        **({k: ending.get(k, math.nan) for k in ACCURACY_COLUMNS} if study.is_classifier else {}),
         "diverged": diverged,
         "diverged_step": diverged_step if diverged else -1,
         "resumed_at_step": first_step - 1,
