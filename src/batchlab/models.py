@@ -81,7 +81,20 @@ class ConvAutoencoder(nn.Module):
         return out[(..., *(slice(0, s) for s in self.in_shape[1:]))]
 
 
-class MLPNet(nn.Module):
+class _Classifier(nn.Module):
+    """An `encoder` to the embedding and a linear `head` to class logits; subclasses build the encoder."""
+
+    encoder: nn.Module
+    head: nn.Linear
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.encoder(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.encoder(x))
+
+
+class MLPNet(_Classifier):
     """ReLU layers to a `latent`-wide embedding (also ReLU), then a linear head giving class logits."""
 
     def __init__(self, in_shape: tuple[int, ...], hidden: list[int], latent: int, n_classes: int):
@@ -93,14 +106,8 @@ class MLPNet(nn.Module):
         self.encoder = nn.Sequential(*layers)
         self.head = nn.Linear(latent, n_classes)
 
-    def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.encoder(x))
-
-
-class CNNNet(nn.Module):
+class CNNNet(_Classifier):
     """Stride-2 convs (1-D or 2-D, from the data's shape), a ReLU embedding layer, a linear head."""
 
     def __init__(self, in_shape: tuple[int, ...], channels: list[int], latent: int, n_classes: int):
@@ -117,12 +124,6 @@ class CNNNet(nn.Module):
             size = [(s + 1) // 2 for s in size]  # kernel 3, stride 2, padding 1
         self.encoder = nn.Sequential(*layers, nn.Flatten(), nn.Linear(channels[-1] * math.prod(size), latent), nn.ReLU())
         self.head = nn.Linear(latent, n_classes)
-
-    def encode(self, x: Tensor) -> Tensor:
-        return self.encoder(x)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.encoder(x))
 
 
 class ContrastiveNet(nn.Module):
