@@ -61,6 +61,10 @@ class _DataBase(Strict):
     def n_samples_total(self) -> int:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def target_task(self) -> str:
+        """Whether the label is a classification or a regression target (known before the data are made)."""
+        return "classification"
+
     def n_train(self) -> int:
         """Training-set size, known before the data are made (used to validate batch sizes)."""
         return split_sizes(self.n_samples_total(), self.split)[0]
@@ -113,6 +117,9 @@ class PhantomMRIData(_DataBase):
     label: Literal["laterality", "position"] = Field(
         "laterality", description="laterality (left/right, classification) or position (signed x, regression)."
     )
+
+    def target_task(self) -> str:
+        return "regression" if self.label == "position" else "classification"
 
     def n_samples_total(self) -> int:
         return self.n_samples
@@ -168,6 +175,9 @@ class FileData(_DataBase):
         if features is not None and not features:
             raise ValueError("features must name at least one column (or be left out)")
         return features
+
+    def target_task(self) -> str:
+        return self.task
 
     def n_samples_total(self) -> int:
         return self.summary().n_rows
@@ -476,8 +486,7 @@ class Study(Strict):
     def _loss_fits_data(self) -> "Study":
         if getattr(self.model, "loss", None) == "bce" and self.model.output != "sigmoid":
             raise ValueError("model.loss 'bce' needs model.output 'sigmoid'")
-        regression = getattr(self.data, "task", None) == "regression" or getattr(self.data, "label", None) == "position"
-        if self.is_classifier and regression:
+        if self.is_classifier and self.data.target_task() == "regression":
             raise ValueError(f"model.kind {self.model.kind!r} is a classifier, but the data's label is a regression target")
         n_train = self.data.n_train()
         n_eval = self.gradients.eval_size(n_train)
