@@ -81,6 +81,91 @@ def test_scorecard_rows_for_table_and_spread_claims():
     card = evaluate_claims(claims, runs(0.1, 0.01), spread, n_boot=200)
     assert card["claim"].tolist() == ["loss-up", "spread-down"]
     assert card["verdict"].tolist() == ["replicated", "replicated"]
-    assert card.loc[1, "n_units"] == 3 and "bootstrap interval" in card.loc[0, "rule"]
+    assert card.loc[1, "n_units"] == 3 and "interval of ρ" in card.loc[0, "rule"]
     with pytest.raises(ValueError, match="no gradient spread"):
         evaluate_claims(claims[1:], runs(0.1, 0.01), None)
+
+
+# ---------------------------------------------------------------- samples seen vs steps (Vaessen)
+
+CURVE_SIZES = [1, 4, 16, 64]
+
+
+def curves(loss_of, n_train: int = 4096, seeds: int = 4, noise: float = 0.002, seed: int = 0) -> pd.DataFrame:
+    """Logged curves of a fixed-budget sweep (one epoch); loss_of(samples_seen, step) gives the noiseless value."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for b in CURVE_SIZES:
+        total = n_train // b
+        for step in np.unique(np.geomspace(1, total, 20).round().astype(int)):
+            for s in range(seeds):
+                rows.append({"batch_size": b, "seed": s, "step": int(step), "samples_seen": int(step * b),
+                             "val_loss": loss_of(step * b, step) + noise * rng.normal()})
+    return pd.DataFrame(rows)
+
+
+def test_samples_seen_predict_when_the_loss_follows_samples_and_not_when_it_follows_steps():
+    from batchlab.claims import samples_predict_test
+
+    by_samples = samples_predict_test(curves(lambda n, s: 1 / np.log1p(n)), "val_loss", n_boot=300)
+    by_steps = samples_predict_test(curves(lambda n, s: 1 / np.log1p(s)), "val_loss", n_boot=300)
+    assert by_samples["estimate"] > 0 and by_samples["verdict"] == "replicated"
+    assert by_steps["estimate"] < 0 and by_steps["verdict"] == "not replicated"
+
+
+def test_samples_seen_claim_on_pure_noise_is_inconclusive():
+    from batchlab.claims import samples_predict_test
+
+    result = samples_predict_test(curves(lambda n, s: 0.0, noise=1.0), "val_loss", n_boot=300)
+    assert result["low"] < 0 < result["high"] and result["verdict"] == "inconclusive"
+
+
+# ---------------------------------------------------------------- linear scaling up to B_crit (Goyal, McCandlish)
+
+
+def budget_table(loss_of_b, seeds: int = 5, noise: float = 0.002) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame(
+        [{"batch_size": b, "seed": s, "val_loss": loss_of_b(b) * (1 + noise * rng.normal()),
+          "val_accuracy": 0.9 - (0.2 if b > 16 else 0.0) + noise * rng.normal()}
+         for b in SIZES for s in range(seeds)]
+    )
+
+
+def test_flat_until_b_crit_then_worse_is_replicated():
+    from batchlab.claims import degradation_test
+
+    table = budget_table(lambda b: 0.30 if b <= 16 else 0.45)
+    result = degradation_test(table, "val_loss", b_crit=20.0, tolerance=0.05, n_boot=300)
+    assert result["estimate"] == pytest.approx(0.5, abs=0.01)
+    assert result["verdict"] == "replicated"
+    # higher-is-better metrics are flipped: a fall in accuracy is the degradation
+    assert degradation_test(table, "val_accuracy", 20.0, 0.05, 300)["verdict"] == "replicated"
+
+
+def test_degrading_below_b_crit_or_holding_beyond_it_is_not_replicated():
+    from batchlab.claims import degradation_test
+
+    steady_rise = budget_table(lambda b: 0.3 * (1 + 0.2 * math.log2(b)))
+    assert degradation_test(steady_rise, "val_loss", 20.0, 0.05, 300)["verdict"] == "not replicated"
+    flat = budget_table(lambda b: 0.3)
+    assert degradation_test(flat, "val_loss", 20.0, 0.05, 300)["verdict"] == "not replicated"
+
+
+def test_linear_scaling_claim_without_room_below_b_crit_is_inconclusive():
+    from batchlab.claims import degradation_test
+
+    table = budget_table(lambda b: 0.30 if b <= 16 else 0.45)
+    assert degradation_test(table, "val_loss", b_crit=1.5, tolerance=0.05, n_boot=200)["verdict"] == "inconclusive"
+    assert degradation_test(table, "val_loss", b_crit=math.nan, tolerance=0.05, n_boot=200)["verdict"] == "inconclusive"
+
+
+def test_claims_need_a_matching_metric_and_expectation():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="critical_batch_size"):
+        Claim(id="a", source="x", metric="val_loss", expect="increases_with_data_size")
+    with pytest.raises(ValidationError, match="curve metric"):
+        Claim(id="a", source="x", metric="test_loss", expect="predicted_by_samples_seen")
+    with pytest.raises(ValidationError, match="tolerance applies"):
+        Claim(id="a", source="x", metric="val_loss", expect="increases_with_batch_size", tolerance=0.1)

@@ -58,11 +58,30 @@ def _broken(edit) -> str:
         (lambda s: s["gradients"].update(spread_batch_sizes=[1, 128]), None, "gradients.spread_batch_sizes [128] exceed"),
         (lambda s: s["steps_to_target"].update(value=2), "steps_to_target", "fraction target must be in (0, 1]"),
         (lambda s: s.update(seeds=[-1]), "seeds.0", "greater than or equal to 0"),
+        (lambda s: s["data"].update(train_samples=500), "data", "train_samples (500) exceeds the training split"),
+        (lambda s: s.update(scaling={"train_samples": [50, 400]}), None, "scaling.train_samples [400] exceed"),
+        (lambda s: s.update(scaling={"train_samples": [8, 100]}), None, "batch size 16 is larger than scaling.train_samples 8"),
+        (lambda s: s.update(scaling={"train_samples": [100]}), "scaling", "at least two cells"),
+        (
+            lambda s: s["claims"].append({"id": "z", "source": "Zhang", "metric": "critical_batch_size", "expect": "increases_with_data_size"}),
+            None,
+            "are about a scaling grid, but the study has no `scaling` block",
+        ),
+        (
+            lambda s: s.update(
+                scaling={"train_samples": [50, 100]},
+                claims=[{"id": "z", "source": "Zhang", "metric": "critical_batch_size", "expect": "flat_with_model_size"}],
+            ),
+            None,
+            "needs at least two scaling.width_factors",
+        ),
     ],
     ids=[
         "misspelled-key", "nested-typo", "wrong-type", "batch-size-zero", "no-batch-sizes", "batch-too-big",
         "repeated-batch-size", "unknown-dataset", "unknown-model", "missing-file", "negative-budget",
         "bce-without-sigmoid", "eval-subset-too-big", "spread-size-too-big", "fraction-above-one", "negative-seed",
+        "train-samples-too-many", "grid-size-too-big", "grid-size-below-batch", "grid-of-one-cell",
+        "grid-claim-without-grid", "width-claim-without-widths",
     ],
 )
 def test_bad_study_names_file_study_and_field(edit, field, words):
@@ -167,3 +186,27 @@ def test_good_file_dataset_validates(tmp_path):
 def test_empty_or_non_positive_values(edit, field, words):
     msg = _broken(edit)
     assert f"study 'tiny_ehr', field '{field}'" in msg and words in msg
+
+
+def test_scaling_grid_expands_into_named_cells():
+    raw = copy.deepcopy(TINY)
+    study = raw["studies"]["tiny_ehr"]
+    study["scaling"] = {"train_samples": [100, 50], "width_factors": [2, 0.5]}
+    study["claims"].append({"id": "z", "source": "Zhang", "metric": "critical_batch_size", "expect": "increases_with_data_size"})
+    cfg = validate_config(raw, "tiny.yaml")
+    cells = {k: v for k, v in cfg.runnable_studies().items() if k.startswith("tiny_ehr")}
+    assert list(cells) == ["tiny_ehr-n50-w0p5", "tiny_ehr-n50-w2", "tiny_ehr-n100-w0p5", "tiny_ehr-n100-w2"]
+    cell = cells["tiny_ehr-n100-w0p5"]
+    assert cell.data.train_samples == 100 and cell.data.n_train() == 100
+    assert cell.model.hidden == [max(1, round(w * 0.5)) for w in study["model"]["hidden"]]
+    assert cell.model.latent == study["model"]["latent"] and cell.scaling is None
+    assert "z" not in [c.id for c in cell.claims] and "z" in [c.id for c in cfg.studies["tiny_ehr"].claims]
+    assert "tiny_ehr" in cfg.scaling_studies() and "tiny_signal" not in cfg.scaling_studies()
+
+
+def test_scaling_cell_names_may_not_clash_with_studies():
+    raw = copy.deepcopy(TINY)
+    raw["studies"]["tiny_ehr"]["scaling"] = {"train_samples": [50, 100]}
+    raw["studies"]["tiny_ehr-n50-w1"] = copy.deepcopy(raw["studies"]["tiny_signal"])
+    with pytest.raises(ConfigError, match="clash with the scaling cells of 'tiny_ehr'"):
+        validate_config(raw, "tiny.yaml")

@@ -171,3 +171,18 @@ def test_bad_files_name_file_and_column(tmp_path, frame_edit, spec_edit, message
     with pytest.raises(ValueError) as info:  # the config model itself refuses the file
         FileData(name="file", path=path, label="sex", **{"features": ["a", "b"], **spec_edit})
     assert "bad.csv" in str(info.value) and message in str(info.value)
+
+
+def test_train_samples_keeps_a_nested_subset_and_leaves_val_and_test_alone():
+    from batchlab.config import Mnist1dData
+    from batchlab.data import make_dataset
+
+    full = make_dataset(Mnist1dData(name="mnist1d", n_samples=400))
+    small = make_dataset(Mnist1dData(name="mnist1d", n_samples=400, train_samples=50))
+    larger = make_dataset(Mnist1dData(name="mnist1d", n_samples=400, train_samples=200))
+    assert len(small.indices("train")) == 50 and len(larger.indices("train")) == 200
+    assert set(small.indices("train")) < set(larger.indices("train")) < set(full.indices("train"))
+    for part in ("val", "test"):
+        assert np.array_equal(small.indices(part), full.indices(part))
+    assert np.array_equal(small.x, full.x)
+    assert len(small.indices("unused")) == len(full.indices("train")) - 50

@@ -72,10 +72,12 @@ def test_scorecard_opens_the_index(finished_run: Path):
     assert index.index("Replication scorecard") < index.index("<h2>Studies</h2>")
     assert 'href="./tiny_ehr/index.html#loss_vs_batch">smaller-batches-lower-ae-loss' in index
     assert 'href="./tiny_ehr/index.html#gradient_spread">gradient-spread-falls' in index
+    assert 'href="./tiny_ehr/index.html#loss_curves_samples">samples-seen-predict-loss' in index
     card = pd.read_csv(finished_run / "reports/tiny_ehr/scorecard.csv")
-    assert card["claim"].tolist() == ["smaller-batches-lower-ae-loss", "gradient-spread-falls"]
+    assert card["claim"].tolist() == ["smaller-batches-lower-ae-loss", "gradient-spread-falls", "samples-seen-predict-loss"]
     assert set(card["verdict"]) <= {"replicated", "not replicated", "inconclusive"}
-    assert card["n_units"].tolist() == [2, 3]  # 2 seeds; 3 runs (one per batch size) measured
+    assert card["n_units"].tolist() == [2, 3, 2]  # 2 seeds; 3 runs (one per batch size) measured; 2 seeds
+    assert card["statistic"].tolist() == ["spearman_rho", "spearman_rho", "samples_advantage"]
     assert pd.read_csv(finished_run / "reports/tiny_signal/scorecard.csv").empty
 
 
@@ -136,3 +138,20 @@ def test_contrastive_study(finished_run: Path):
     spread = pd.read_parquet(finished_run / "results/tiny_contrastive/bs8/spread.parquet")
     assert spread["spread"].notna().all() and spread["spread_theory"].isna().all()
     assert "InfoNCE" in (finished_run / "reports/tiny_contrastive/index.html").read_text()
+
+
+def test_scaling_grid_runs_every_cell_and_tests_its_claims(finished_run: Path):
+    cells = pd.read_csv(finished_run / "reports/tiny_scaling/scaling.csv")
+    assert cells["study"].tolist() == [f"tiny_scaling-n{n}-w{w}" for n in (80, 320) for w in (1, 2)]
+    assert cells["n_params"].iloc[1] > cells["n_params"].iloc[0]  # width x2: more parameters
+    for name in cells["study"]:
+        runs = pd.read_csv(finished_run / f"reports/{name}/runs.csv")
+        assert set(runs["n_train"]) == {int(name.split("-n")[1].split("-")[0])}
+    card = pd.read_csv(finished_run / "reports/tiny_scaling/scorecard.csv")
+    assert card["claim"].tolist() == ["bcrit-grows-with-data", "bcrit-flat-in-model-size"]
+    assert card["statistic"].tolist() == ["log_slope_data", "log_slope_width"]
+    cell_card = pd.read_csv(finished_run / "reports/tiny_scaling-n80-w1/scorecard.csv")
+    assert cell_card["claim"].tolist() == ["linear-scaling-until-bcrit"]
+    index = (finished_run / "reports/index.html").read_text()
+    assert 'href="./tiny_scaling/index.html#critical_vs_scale">bcrit-grows-with-data' in index
+    assert (finished_run / "reports/tiny_scaling/critical_vs_scale.png").stat().st_size > 10_000

@@ -159,13 +159,22 @@ def empirical_b20(batch_sizes, steps) -> float:
     return float(b[within].max())
 
 
-def _steps_matrix(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def steps_matrix(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Batch sizes, seeds and a [batch size, seed] array of steps with NaN where not reached (or missing)."""
     steps = table["steps"].astype(float)
     if "reached" in table:
         steps = steps.where(table["reached"].astype(bool))
     grid = table.assign(steps=steps).pivot(index="batch_size", columns="seed", values="steps").sort_index()
     return grid.index.to_numpy(dtype=float), grid.columns.to_numpy(), grid.to_numpy(dtype=float)
+
+
+def seed_mean_steps(grid: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Per batch size, the mean steps over the chosen seed columns of runs that reached the target (NaN if none)."""
+    sub = grid[:, columns]
+    hit = np.isfinite(sub)
+    count = hit.sum(axis=1)
+    total = np.where(hit, sub, 0.0).sum(axis=1)
+    return np.divide(total, count, out=np.full(len(grid), np.nan), where=count > 0)
 
 
 def _estimates(sizes: np.ndarray, mean_steps: np.ndarray) -> list[float]:
@@ -190,15 +199,11 @@ def bootstrap_fit(table: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, 
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0 if rng is None else rng)
-    sizes, seeds, grid = _steps_matrix(table)
-    reached = np.isfinite(grid)
-    n_excluded = int((~reached.any(axis=1)).sum())
+    sizes, seeds, grid = steps_matrix(table)
+    n_excluded = int((~np.isfinite(grid).any(axis=1)).sum())
 
     def mean_steps(columns: np.ndarray) -> np.ndarray:
-        sub, hit = grid[:, columns], reached[:, columns]
-        count = hit.sum(axis=1)
-        total = np.where(hit, sub, 0.0).sum(axis=1)
-        return np.divide(total, count, out=np.full(len(sizes), np.nan), where=count > 0)
+        return seed_mean_steps(grid, columns)
 
     estimate = _estimates(sizes, mean_steps(np.arange(len(seeds))))
     draws = np.array(

@@ -20,7 +20,8 @@ def _study(args: argparse.Namespace):
 def cmd_validate(args: argparse.Namespace) -> None:
     cfg = load_config(args.config)
     for name, study in cfg.studies.items():
-        print(f"{name}: {study.data.name}, {study.model.kind}, batch sizes {study.batch_sizes}, seeds {study.seeds}")
+        grid = f", scaling grid of {len(study.variants(name))} cells" if study.scaling else ""
+        print(f"{name}: {study.data.name}, {study.model.kind}, batch sizes {study.batch_sizes}, seeds {study.seeds}{grid}")
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
@@ -49,8 +50,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     except (torch.OutOfMemoryError, MemoryError) as err:
         raise MemoryError(
             f"study {args.study!r}, batch size {args.batch_size} does not fit in {args.device} memory. "
-            "Training does not yet split a batch into micro-batches (gradient accumulation); lower the "
-            f"batch size, use a device with more memory, or set device: cpu. ({str(err).splitlines()[0]})"
+            "Set the study's training.micro_batch_size to split each batch into micro-batches (gradient "
+            "accumulation, the same effective batch), lower the batch size, use a device with more memory, "
+            f"or set device: cpu. ({str(err).splitlines()[0]})"
         ) from None
 
 
@@ -148,6 +150,27 @@ def cmd_report(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_scaling(args: argparse.Namespace) -> None:
+    from batchlab.data import load_dataset
+    from batchlab.report.scaling import build_scaling_report
+
+    study = _study(args)
+    names = list(study.variants(args.study))
+    if not len(names) == len(args.steps) == len(args.tables):
+        raise SystemExit(f"scaling {args.study}: {len(names)} cells, but {len(args.steps)} steps and {len(args.tables)} tables")
+    cells = pd.DataFrame(
+        [
+            {"study": name, "train_samples": n, "width_factor": w, "n_params": int(pd.read_parquet(t)["n_params"].iloc[0])}
+            for name, (n, w), t in zip(
+                names, [(n, w) for n in study.scaling.train_samples for w in study.scaling.width_factors], args.tables
+            )
+        ]
+    )
+    data = load_dataset(args.data)
+    meta = {"name": data.name, "synthetic": data.synthetic}
+    build_scaling_report(args.study, study, cells, [pd.read_parquet(f) for f in args.steps], meta, args.out_dir)
+
+
 def cmd_index(args: argparse.Namespace) -> None:
     from batchlab.report.index import build_index
 
@@ -229,6 +252,11 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", required=True)
     sp.add_argument("--critical", required=True)
     sp.add_argument("--lr-search", required=True)
+    sp.add_argument("--out-dir", required=True)
+    sp = add("scaling", cmd_scaling, "critical batch size across a scaling grid's cells, and its report")
+    sp.add_argument("--data", required=True, help="one cell's data set (for its name and whether it is synthetic)")
+    sp.add_argument("--steps", nargs="+", required=True, help="every cell's steps_to_target.parquet, in grid order")
+    sp.add_argument("--tables", nargs="+", required=True, help="every cell's table.parquet, in grid order")
     sp.add_argument("--out-dir", required=True)
     sp = add("index", cmd_index, "render reports/index.html", study=False)
     sp.add_argument("--summaries", nargs="+", required=True)

@@ -57,6 +57,11 @@ def split_sizes(n: int, split: Split) -> tuple[int, int, int]:
 
 class _DataBase(Strict):
     split: Split = Field(default_factory=Split, description="Train/validation/test split.")
+    train_samples: PositiveInt | None = Field(
+        None,
+        description="Train on only this many samples of the training split: the first of a fixed seeded order, so "
+        "smaller sets nest in larger ones; validation and test are unchanged (the data-size knob).",
+    )
 
     def n_samples_total(self) -> int:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -65,9 +70,22 @@ class _DataBase(Strict):
         """Whether the label is a classification or a regression target (known before the data are made)."""
         return "classification"
 
+    def n_train_full(self) -> int:
+        """Size of the whole training split, before any train_samples limit."""
+        return split_sizes(self.n_samples_total(), self.split)[0]
+
     def n_train(self) -> int:
         """Training-set size, known before the data are made (used to validate batch sizes)."""
-        return split_sizes(self.n_samples_total(), self.split)[0]
+        full = self.n_train_full()
+        return full if self.train_samples is None else min(self.train_samples, full)
+
+    @model_validator(mode="after")
+    def _limit_fits(self) -> "_DataBase":
+        if self.train_samples is not None and self.train_samples > self.n_train_full():
+            raise ValueError(
+                f"train_samples ({self.train_samples}) exceeds the training split ({self.n_train_full()} samples)"
+            )
+        return self
 
 
 class SyntheticEHRData(_DataBase):
@@ -253,6 +271,13 @@ class ContrastiveEncoder(Strict):
 
 
 CLASSIFIER_KINDS = ("mlp", "cnn")
+
+
+def widened(model, factor: float):
+    """The model spec with its hidden widths (dense `hidden` or conv `channels`) times factor; latent kept."""
+    field = "hidden" if hasattr(model, "hidden") else "channels"
+    widths = [max(1, int(round(w * factor))) for w in getattr(model, field)]
+    return model.model_copy(update={field: widths})
 ModelSpec = Annotated[
     Union[DenseAE, ConvAE, MLPClassifier, CNNClassifier, ContrastiveEncoder], Field(discriminator="kind")
 ]
@@ -311,6 +336,28 @@ class Budget(Strict):
             return max(1, int(round(self.amount)))
         samples = self.amount * n_train if self.unit == "epochs" else self.amount
         return max(1, int(round(samples / batch_size)))
+
+
+class Training(Strict):
+    """How runs are executed: the engine, micro-batching and precision."""
+
+    engine: Literal["auto", "batched", "reference"] = Field(
+        "auto",
+        description="batched: the runs of a cell (seeds x lr grid) trained together, sharing every kernel launch "
+        "(batchlab.engine); reference: one run after another by the reference trainer (batchlab.train); "
+        "auto: batched on a GPU, reference on a CPU (where batching runs does not pay: docs/benchmarks.md).",
+    )
+    micro_batch_size: PositiveInt | None = Field(
+        None,
+        description="Split each batch into micro-batches of this size and accumulate their gradients (same "
+        "effective batch); default: the whole batch, halved automatically by the batched engine on CUDA out-of-memory.",
+    )
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="fp32, or bf16 autocast of the forward pass (parameters and optimizer state stay fp32)."
+    )
+    cuda_graphs: bool = Field(
+        True, description="Batched engine on CUDA: replay each step as a captured CUDA graph (eager if capture fails)."
+    )
 
 
 class Downstream(Strict):
@@ -405,8 +452,16 @@ CLAIM_METRICS = (
     "svm_roc_auc_mean", "svm_accuracy_mean", "svm_r2_mean", "svm_mae_mean",
     "distance_from_init", "sharpness", "generalization_gap",
     "train_accuracy", "val_accuracy", "test_accuracy", "accuracy_gap",
-    "gradient_spread",
+    "gradient_spread", "critical_batch_size",
 )
+CLAIM_EXPECTATIONS = (
+    "increases_with_batch_size", "decreases_with_batch_size",
+    "predicted_by_samples_seen", "holds_until_critical_batch",
+    "increases_with_data_size", "flat_with_model_size",
+)
+SCALING_EXPECTATIONS = ("increases_with_data_size", "flat_with_model_size")
+CURVE_METRICS = ("train_loss", "val_loss")
+DEFAULT_TOLERANCE = {"holds_until_critical_batch": 0.05, "flat_with_model_size": 0.25}
 
 
 class Claim(Strict):
@@ -418,9 +473,65 @@ class Claim(Strict):
         description="A column of the study's run table, or gradient_spread (spread of minibatch gradients "
         "against the probe batch size, at the last checkpoint)."
     )
-    expect: Literal["increases_with_batch_size", "decreases_with_batch_size"] = Field(
-        description="The claimed direction of the trend."
+    expect: Literal[CLAIM_EXPECTATIONS] = Field(
+        description="What is claimed: increases_/decreases_with_batch_size (trend over the sweep); "
+        "predicted_by_samples_seen (a curve metric follows samples seen better than steps or batch size); "
+        "holds_until_critical_batch (the metric at the fixed budget matches the smallest batch size's up to "
+        "the fitted B_crit and is worse beyond); increases_with_data_size / flat_with_model_size "
+        "(critical_batch_size across a scaling grid)."
     )
+    tolerance: PositiveFloat | None = Field(
+        None,
+        description="holds_until_critical_batch: largest relative change that counts as 'the same' (default 0.05); "
+        "flat_with_model_size: largest |slope| of log B_crit on log width that counts as flat (default 0.25).",
+    )
+
+    @model_validator(mode="after")
+    def _metric_fits_expectation(self) -> "Claim":
+        scaling_metric = self.metric == "critical_batch_size"
+        if scaling_metric != (self.expect in SCALING_EXPECTATIONS):
+            raise ValueError(
+                f"claim {self.id!r}: metric critical_batch_size goes with expect "
+                f"{' or '.join(SCALING_EXPECTATIONS)}, and only it does"
+            )
+        if self.expect == "predicted_by_samples_seen" and self.metric not in CURVE_METRICS:
+            raise ValueError(f"claim {self.id!r}: predicted_by_samples_seen needs a logged curve metric {CURVE_METRICS}")
+        if self.expect == "holds_until_critical_batch" and self.metric == "gradient_spread":
+            raise ValueError(f"claim {self.id!r}: holds_until_critical_batch needs a run-table metric")
+        if self.tolerance is not None and self.expect not in DEFAULT_TOLERANCE:
+            raise ValueError(f"claim {self.id!r}: tolerance applies to {' and '.join(DEFAULT_TOLERANCE)} only")
+        return self
+
+    def tolerance_or_default(self) -> float:
+        return self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE.get(self.expect, 0.0)
+
+
+class Scaling(Strict):
+    """A data-size x model-size grid (Zhang et al. 2025): the study is run once per (train_samples, width)."""
+
+    train_samples: list[PositiveInt] = Field(
+        min_length=1, description="Training-set sizes (nested seeded subsets of the training split)."
+    )
+    width_factors: list[PositiveFloat] = Field(
+        [1.0], min_length=1, description="Multipliers of the model's hidden widths (hidden or channels); latent kept."
+    )
+
+    @model_validator(mode="after")
+    def _grid(self) -> "Scaling":
+        if len(set(self.train_samples)) != len(self.train_samples):
+            raise ValueError(f"train_samples repeat: {self.train_samples}")
+        if len(set(self.width_factors)) != len(self.width_factors):
+            raise ValueError(f"width_factors repeat: {self.width_factors}")
+        if len(self.train_samples) * len(self.width_factors) < 2:
+            raise ValueError("a scaling grid needs at least two cells (two train_samples or two width_factors)")
+        self.train_samples.sort()
+        self.width_factors.sort()
+        return self
+
+
+def variant_name(study_name: str, train_samples: int, width: float) -> str:
+    """The name of one cell of a scaling grid, e.g. mnist1d_scaling-n2000-w0p5."""
+    return f"{study_name}-n{train_samples}-w{format(width, 'g').replace('.', 'p')}"
 
 
 class Study(Strict):
@@ -431,6 +542,7 @@ class Study(Strict):
     model: ModelSpec
     optim: Optim = Field(default_factory=Optim)
     budget: Budget
+    training: Training = Field(default_factory=Training, description="Training engine, micro-batching and precision.")
     batch_sizes: list[PositiveInt] = Field(min_length=1, description="Batch sizes of the sweep.")
     seeds: list[Annotated[int, Field(ge=0)]] = Field([0, 1, 2], min_length=1, description="Training seeds.")
     curve_points: int = Field(40, ge=2, le=1000, description="Log-spaced points of each logged loss curve.")
@@ -440,6 +552,9 @@ class Study(Strict):
     steps_to_target: StepsToTarget = Field(default_factory=StepsToTarget)
     sharpness: Sharpness = Field(default_factory=Sharpness)
     claims: list[Claim] = Field([], description="Published claims to test; the report's scorecard gives each a verdict.")
+    scaling: Scaling | None = Field(
+        None, description="Run the study over a grid of training-set sizes and model widths (Zhang et al. 2025)."
+    )
 
     @field_validator("batch_sizes")
     @classmethod
@@ -461,6 +576,28 @@ class Study(Strict):
             raise ValueError(f"seeds repeat: {seeds}")
         return seeds
 
+    def variants(self, name: str) -> dict[str, "Study"]:
+        """The studies a scaling grid runs, by name (the study itself when it has no grid).
+
+        Each cell trains on `train_samples` of the training split with widths times the factor; it keeps the
+        per-batch-size claims, while the grid's own claims are tested across cells (batchlab.scaling).
+        """
+        if self.scaling is None:
+            return {name: self}
+        out = {}
+        for n in self.scaling.train_samples:
+            for w in self.scaling.width_factors:
+                out[variant_name(name, n, w)] = self.model_copy(
+                    update={
+                        "description": f"{self.description} [scaling cell: {n} training samples, width x{w:g}]".strip(),
+                        "data": self.data.model_copy(update={"train_samples": n}),
+                        "model": widened(self.model, w),
+                        "claims": [c for c in self.claims if c.expect not in SCALING_EXPECTATIONS],
+                        "scaling": None,
+                    }
+                )
+        return out
+
     def cell_view(self, batch_size: int) -> "Study":
         """The study as one training cell sees it: only what changes its runs.
 
@@ -475,6 +612,7 @@ class Study(Strict):
                 "gradients": GradientNoise(checkpoints=self.gradients.checkpoints, seeds=self.gradients.seeds),
                 "steps_to_target": StepsToTarget(),
                 "claims": [],
+                "scaling": None,
             }
         )
 
@@ -507,6 +645,23 @@ class Study(Strict):
         ids = [c.id for c in self.claims]
         if len(set(ids)) != len(ids):
             raise ValueError(f"claims: ids repeat: {ids}")
+        scaling_claims = [c.id for c in self.claims if c.expect in SCALING_EXPECTATIONS]
+        if scaling_claims and self.scaling is None:
+            raise ValueError(f"claims {scaling_claims} are about a scaling grid, but the study has no `scaling` block")
+        if self.scaling is not None:
+            too_big = [n for n in self.scaling.train_samples if n > self.data.n_train_full()]
+            if too_big:
+                raise ValueError(
+                    f"scaling.train_samples {too_big} exceed the training split ({self.data.n_train_full()} samples)"
+                )
+            small = min(self.scaling.train_samples)
+            if max(self.batch_sizes) > small:
+                raise ValueError(f"batch size {max(self.batch_sizes)} is larger than scaling.train_samples {small}")
+            wanted = {c.expect for c in self.claims}
+            if "increases_with_data_size" in wanted and len(self.scaling.train_samples) < 2:
+                raise ValueError("a claim about data size needs at least two scaling.train_samples")
+            if "flat_with_model_size" in wanted and len(self.scaling.width_factors) < 2:
+                raise ValueError("a claim about model size needs at least two scaling.width_factors")
         if self.gradients.seeds > len(self.seeds):
             raise ValueError(f"gradients.seeds ({self.gradients.seeds}) exceeds the number of seeds ({len(self.seeds)})")
         return self
@@ -528,7 +683,23 @@ class Config(Strict):
         for name in studies:
             if not STUDY_NAME.match(name):
                 raise ValueError(f"study name {name!r} must use only letters, digits, '_' and '-'")
+        seen: set[str] = set(studies)
+        for name, study in studies.items():
+            if study.scaling is None:
+                continue
+            clash = seen & set(study.variants(name))
+            if clash:
+                raise ValueError(f"study names {sorted(clash)} clash with the scaling cells of {name!r}")
+            seen |= set(study.variants(name))
         return studies
+
+    def runnable_studies(self) -> dict[str, Study]:
+        """Every study the pipeline trains: plain studies as written, scaling grids expanded into their cells."""
+        return {k: v for name, study in self.studies.items() for k, v in study.variants(name).items()}
+
+    def scaling_studies(self) -> dict[str, Study]:
+        """The studies with a scaling grid, whose cells are analysed together."""
+        return {name: study for name, study in self.studies.items() if study.scaling is not None}
 
 
 # ---------------------------------------------------------------- loading

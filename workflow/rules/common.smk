@@ -19,11 +19,20 @@ except ConfigError as err:
     raise WorkflowError(str(err))
 
 BATCHLAB = f'"{sys.executable}" -m batchlab'
+STUDIES = CFG.runnable_studies()  # scaling grids expanded into their cells
+GRIDS = CFG.scaling_studies()
+
+
+def _one_of(names):
+    """A wildcard pattern matching exactly these names (nothing when there are none)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
 TRAIN_GPUS = 1 if resolve_device(CFG.device).type == "cuda" else 0
 
 
 wildcard_constraints:
-    study="|".join(re.escape(name) for name in CFG.studies),
+    study=_one_of(STUDIES),
+    grid=_one_of(GRIDS),
     bs=r"[1-9][0-9]*",
 
 
@@ -31,49 +40,66 @@ wildcard_constraints:
 # reruns it, and nothing else does (adding a batch size trains only the new cell).
 def study_json(wildcards):
     """The whole validated study (for the report)."""
-    return CFG.studies[wildcards.study].model_dump_json()
+    return STUDIES[wildcards.study].model_dump_json()
 
 
 def cell_json(wildcards):
     """The study as one training cell sees it."""
-    return CFG.studies[wildcards.study].cell_view(int(wildcards.bs)).model_dump_json()
+    return STUDIES[wildcards.study].cell_view(int(wildcards.bs)).model_dump_json()
 
 
 def data_json(wildcards):
-    return CFG.studies[wildcards.study].data.model_dump_json()
+    return STUDIES[wildcards.study].data.model_dump_json()
 
 
 def downstream_json(wildcards):
-    return CFG.studies[wildcards.study].downstream.model_dump_json()
+    return STUDIES[wildcards.study].downstream.model_dump_json()
 
 
 def latent_dim(wildcards):
-    return CFG.studies[wildcards.study].model.latent
+    return STUDIES[wildcards.study].model.latent
 
 
 def cell_files(filename):
     """Input function: one file per batch size of the study in the wildcards."""
 
     def files(wildcards):
-        sizes = CFG.studies[wildcards.study].batch_sizes
+        sizes = STUDIES[wildcards.study].batch_sizes
         return [f"results/{wildcards.study}/bs{b}/{filename}" for b in sizes]
 
     return files
 
 
 def study_summaries(wildcards):
-    return [f"reports/{name}/summary.json" for name in CFG.studies]
+    return [f"reports/{name}/summary.json" for name in [*STUDIES, *GRIDS]]
+
+
+def grid_json(wildcards):
+    return GRIDS[wildcards.grid].model_dump_json()
+
+
+def grid_files(filename):
+    """Input function: one file per cell of the scaling grid in the wildcards, in grid order."""
+
+    def files(wildcards):
+        return [f"results/{name}/{filename}" for name in GRIDS[wildcards.grid].variants(wildcards.grid)]
+
+    return files
+
+
+def grid_data(wildcards):
+    return f"data/{next(iter(GRIDS[wildcards.grid].variants(wildcards.grid)))}.npz"
 
 
 def gradients_json(wildcards):
-    return CFG.studies[wildcards.study].gradients.model_dump_json()
+    return STUDIES[wildcards.study].gradients.model_dump_json()
 
 
 def init_checkpoint(wildcards):
     """Initial weights depend on the seed alone: only the smallest batch size's cell measures them."""
-    smallest = min(CFG.studies[wildcards.study].batch_sizes)
+    smallest = min(STUDIES[wildcards.study].batch_sizes)
     return "measure" if int(wildcards.bs) == smallest else "skip"
 
 
 def target_json(wildcards):
-    return CFG.studies[wildcards.study].steps_to_target.model_dump_json()
+    return STUDIES[wildcards.study].steps_to_target.model_dump_json()

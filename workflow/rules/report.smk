@@ -146,6 +146,38 @@ rule report_study:
         "--out-dir $(dirname {output.html}) > {log} 2>&1"
 
 
+rule report_scaling:
+    input:
+        data=grid_data,
+        steps=grid_files("steps_to_target.parquet"),
+        tables=grid_files("table.parquet"),
+    output:
+        html="reports/{grid}/index.html",
+        summary="reports/{grid}/summary.json",
+        tables=multiext("reports/{grid}/", "scaling.csv", "scorecard.csv"),
+        provenance=multiext("reports/{grid}/", "config.yaml", "provenance.json"),
+        figure=report(
+            "reports/{grid}/critical_vs_scale.png",
+            caption="../report/critical_vs_scale.rst",
+            category="Critical batch size",
+            subcategory="{grid}",
+            labels={"study": "{grid}", "figure": "B_crit vs data and model size"},
+        ),
+    log:
+        "logs/{grid}/report_scaling.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        study=grid_json,
+    shell:
+        "{BATCHLAB} scaling --study {wildcards.grid} --study-json {params.study:q} "
+        "--data {input.data} --steps {input.steps} --tables {input.tables} "
+        "--out-dir $(dirname {output.html}) > {log} 2>&1"
+
+
 rule index:
     input:
         study_summaries,

@@ -7,7 +7,7 @@ saved as an .npz that loads without pickle.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from sklearn.model_selection import train_test_split
 from batchlab.config import Split, split_sizes
 from batchlab.io import atomic_path
 
-PARTS = {"train": 0, "val": 1, "test": 2}
+PARTS = {"train": 0, "val": 1, "test": 2, "unused": 3}
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,22 @@ def make_dataset(spec) -> Dataset:
         "mnist1d": mnist1d_data.make,
         "file": files.load_file,
     }
-    return makers[spec.name](spec)
+    return limit_training(makers[spec.name](spec), spec.train_samples, spec.split.seed)
+
+
+def limit_training(ds: Dataset, train_samples: int | None, seed: int) -> Dataset:
+    """Keep the first `train_samples` training samples of a fixed seeded order and mark the rest unused.
+
+    The order depends on the split seed only, so a smaller training set is a subset of every larger one
+    (a data-size study compares nested sets); validation and test samples are untouched.
+    """
+    train = ds.indices("train")
+    if train_samples is None or train_samples >= len(train):
+        return ds
+    order = np.random.default_rng([seed, 7919]).permutation(train)
+    split = ds.split.copy()
+    split[order[train_samples:]] = PARTS["unused"]
+    return replace(ds, split=split)
 
 
 def save_dataset(ds: Dataset, path: str | Path) -> None:

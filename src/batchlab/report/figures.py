@@ -235,3 +235,27 @@ def lr_search(search: pd.DataFrame, path: str | Path, title: str) -> None:
     ax.set_ylabel("final validation loss")
     ax.set_title(title)
     _save(fig, path)
+
+
+def critical_vs_scale(cells: pd.DataFrame, path: str | Path, title: str) -> None:
+    """B_crit of each scaling cell against training-set size (one line per width) and against parameters."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fitted = cells[np.isfinite(cells["b_crit"])]
+    for ax, x, group, label in (
+        (axes[0], "train_samples", "width_factor", "width x{:g}"),
+        (axes[1], "n_params", "train_samples", "{:g} training samples"),
+    ):
+        for key, sub in fitted.sort_values(x).groupby(group):
+            err = np.vstack([sub["b_crit"] - sub["b_crit_low"], sub["b_crit_high"] - sub["b_crit"]]).clip(min=0)
+            ax.errorbar(sub[x], sub["b_crit"], yerr=err, marker="o", capsize=3, label=label.format(key))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylabel("critical batch size B_crit (S(B) fit)")
+        ax.legend(fontsize=8)
+    axes[0].set_xlabel("training-set size (samples, log axis)")
+    axes[1].set_xlabel("model parameters (log axis)")
+    if fitted.empty:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no cell had a fitted B_crit", ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle(title)
+    _save(fig, path)

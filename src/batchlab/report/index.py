@@ -8,7 +8,7 @@ from pathlib import Path
 from collections import Counter
 
 from batchlab import io
-from batchlab.claims import VERDICT_RULES
+from batchlab.claims import STATISTICS
 from batchlab.report.html import render
 
 
@@ -22,6 +22,6 @@ def build_index(summary_paths: list[str | Path], out: str | Path) -> None:
         any_synthetic=any(s["synthetic"] for s in studies),
         scorecard=scorecard,
         counts=counts,
-        verdict_rules=VERDICT_RULES,
+        statistics={k: STATISTICS[k] for k in dict.fromkeys(row["statistic"] for row in scorecard)},
     )
     io.write_text(html, out)

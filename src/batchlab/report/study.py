@@ -9,7 +9,7 @@ import yaml
 
 from batchlab import io, provenance
 from batchlab.aggregate import summary_by_batch_size
-from batchlab.claims import VERDICT_RULES, evaluate_claims
+from batchlab.claims import STATISTICS, evaluate_claims
 from batchlab.config import Study
 from batchlab.report import figures
 from batchlab.report.html import render
@@ -90,8 +90,12 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
     }
 
 
-def claim_figure(metric: str) -> str:
+def claim_figure(metric: str, expect: str = "") -> str:
     """The figure a claim about `metric` bears on (its anchor on the study page)."""
+    if expect == "predicted_by_samples_seen":
+        return "loss_curves_samples"
+    if expect == "holds_until_critical_batch":
+        return "steps_to_target"
     if metric == "gradient_spread":
         return "gradient_spread"
     if metric in ("distance_from_init", "sharpness", "generalization_gap"):
@@ -157,8 +161,10 @@ def build_study_report(
     io.write_csv(steps, out / "steps_to_target.csv")
     io.write_csv(critical, out / "critical_batch.csv")
     io.write_csv(lr_search, out / "lr_search.csv")
-    scorecard = evaluate_claims(study.claims, table, spread)
-    scorecard = scorecard.assign(study=study_name, figure=scorecard["metric"].map(claim_figure))
+    scorecard = evaluate_claims(study.claims, table, spread, curves=curves, critical=critical)
+    scorecard = scorecard.assign(
+        study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]
+    )
     io.write_csv(scorecard, out / "scorecard.csv")
     prov = provenance.collect(table["device"].astype(str).tolist())
     study_yaml = yaml.safe_dump({study_name: study.model_dump(mode="json")}, sort_keys=False)
@@ -180,6 +186,7 @@ def build_study_report(
         "n_diverged": int(table["diverged"].sum()),
         "batch_sizes": sorted(int(b) for b in table["batch_size"].unique()),
         "seeds": list(study.seeds),
+        "kind": "study",
         "best_batch_size": _best_batch_size(summary, f"svm_{metric}_mean_mean"),
         "scorecard": scorecard.to_dict("records"),
     }
@@ -196,7 +203,7 @@ def build_study_report(
         critical=critical,
         steps=steps,
         scorecard=meta["scorecard"],
-        verdict_rules=VERDICT_RULES,
+        statistics={k: STATISTICS[k] for k in scorecard["statistic"].unique()},
         provenance=prov,
         study_yaml=study_yaml,
     )

@@ -1,0 +1,126 @@
+"""The critical batch size across a data-size x model-size grid (Zhang et al. 2025).
+
+Each cell of the grid is a whole batch-size study; its B_crit comes from the S(B) = S_min(1 + B_crit/B)
+fit to the seed-mean steps to target (batchlab.cbs). Across cells, log B_crit is regressed on log
+training-set size and log width together, so each slope is the effect of one with the other held
+fixed. Seeds are the replicates: one bootstrap draw resamples seeds once and refits every cell with
+the same draw (a seed's runs share their initialisation rule and data order in every cell), which
+gives intervals for each cell's B_crit and for both slopes. B_20 = B_crit / 5 has the same slopes.
+A fit whose B_crit lies more than 10x outside the sweep's batch sizes (S(B) still falling like 1/B at
+the largest, or already flat at the smallest) says only that B_crit is beyond the range: that cell, or
+that bootstrap draw of it, counts as not fitted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from batchlab.cbs import fit_steps_model, seed_mean_steps, steps_matrix
+from batchlab.claims import percentile_interval, interval_verdict, scorecard_row
+
+CELL_COLUMNS = ["study", "train_samples", "width_factor", "n_params"]
+
+
+RESOLVABLE = 10.0  # a fitted B_crit beyond [B_min / 10, 10 B_max] is an extrapolation, not a measurement
+
+
+def _b_crit(sizes: np.ndarray, mean_steps: np.ndarray) -> float:
+    """B_crit of the S(B) fit, or NaN when the fit fails or lands outside the range the sweep resolves."""
+    try:
+        b_crit = fit_steps_model(sizes, mean_steps).b_crit
+    except ValueError:
+        return math.nan
+    return b_crit if sizes.min() / RESOLVABLE <= b_crit <= RESOLVABLE * sizes.max() else math.nan
+
+
+def log_slopes(train_samples, widths, b_crit) -> tuple[float, float]:
+    """Least-squares slopes of log B_crit on log training-set size and on log width (NaN where not estimable).
+
+    A regressor with a single value in the grid is left out (its slope is NaN); cells whose B_crit is not
+    finite are dropped; the fit needs more cells than coefficients.
+    """
+    n, w, b = (np.asarray(v, dtype=float) for v in (train_samples, widths, b_crit))
+    ok = np.isfinite(b) & (b > 0)
+    columns, names = [np.ones(ok.sum())], []
+    for name, values in (("data", n[ok]), ("width", w[ok])):
+        if len(np.unique(values)) > 1:
+            columns.append(np.log(values))
+            names.append(name)
+    design = np.column_stack(columns)
+    if ok.sum() <= design.shape[1] or not names:
+        return math.nan, math.nan
+    coef, *_ = np.linalg.lstsq(design, np.log(b[ok]), rcond=None)
+    slopes = dict(zip(names, coef[1:]))
+    return float(slopes.get("data", math.nan)), float(slopes.get("width", math.nan))
+
+
+def analyse_grid(
+    cells: pd.DataFrame, steps: list[pd.DataFrame], n_boot: int = 1000, level: float = 0.95, rng=None
+) -> tuple[pd.DataFrame, dict]:
+    """Per-cell B_crit with bootstrap intervals, and the two slopes' estimates and bootstrap draws.
+
+    cells: one row per cell (CELL_COLUMNS); steps: each cell's per-run steps-to-target table, same order.
+    """
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0)
+    matrices = [steps_matrix(table) for table in steps]
+    seeds = matrices[0][1]
+    for (_, cell_seeds, _), name in zip(matrices, cells["study"]):
+        if list(cell_seeds) != list(seeds):
+            raise ValueError(f"cell {name!r} has seeds {list(cell_seeds)}, the grid's first cell {list(seeds)}")
+
+    def refit(columns: np.ndarray) -> np.ndarray:
+        return np.array([_b_crit(sizes, seed_mean_steps(grid, columns)) for sizes, _, grid in matrices])
+
+    estimate = refit(np.arange(len(seeds)))
+    draws = np.array([refit(rng.integers(0, len(seeds), len(seeds))) for _ in range(n_boot)]).reshape(n_boot, len(cells))
+    n, w = cells["train_samples"].to_numpy(), cells["width_factor"].to_numpy()
+    slope_draws = np.array([log_slopes(n, w, d) for d in draws]).reshape(n_boot, 2)
+    table = cells.assign(
+        b_crit=estimate,
+        b_crit_low=[percentile_interval(draws[:, i], level)[0] for i in range(len(cells))],
+        b_crit_high=[percentile_interval(draws[:, i], level)[1] for i in range(len(cells))],
+        b_20=estimate / 5,
+        n_boot_ok=np.isfinite(draws).sum(axis=0),
+        batch_sizes_reached=[int(np.isfinite(seed_mean_steps(g, np.arange(len(seeds)))).sum()) for _, _, g in matrices],
+    )
+    slope_data, slope_width = log_slopes(n, w, estimate)
+    slopes = {
+        "data": {"estimate": slope_data, "draws": slope_draws[:, 0]},
+        "width": {"estimate": slope_width, "draws": slope_draws[:, 1]},
+        "n_seeds": len(seeds),
+    }
+    return table, slopes
+
+
+def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: float = 0.95) -> pd.DataFrame:
+    """Scorecard rows for the grid's claims: B_crit grows with data, and hardly changes with model width."""
+    rows = []
+    fitted = table[np.isfinite(table["b_crit"])]
+    for claim in claims:
+        if claim.expect not in ("increases_with_data_size", "flat_with_model_size"):
+            continue
+        key = "data" if claim.expect == "increases_with_data_size" else "width"
+        low, high = percentile_interval(slopes[key]["draws"], level)
+        band = None if key == "data" else (-claim.tolerance_or_default(), claim.tolerance_or_default())
+        axis = "train_samples" if key == "data" else "width_factor"
+        ends = fitted.groupby(axis)["b_crit"].mean().sort_index()
+        result = {
+            "statistic": "log_slope_data" if key == "data" else "log_slope_width",
+            "estimate": slopes[key]["estimate"],
+            "low": low,
+            "high": high,
+            "n_x": int(table[axis].nunique()),
+            "n_units": int(slopes["n_seeds"]),
+            "n_excluded_runs": int(len(table) - len(fitted)),
+            "at_smallest": float(ends.iloc[0]) if len(ends) else math.nan,
+            "at_largest": float(ends.iloc[-1]) if len(ends) else math.nan,
+            "detail": f"B_crit (mean over cells) at the smallest and largest {axis.replace('_', ' ')}; "
+            f"{len(fitted)} of {len(table)} cells fitted"
+            + (f"; tolerance ±{claim.tolerance_or_default():g}" if band else ""),
+            "verdict": interval_verdict(low, high, band) if slopes["n_seeds"] >= 2 else "inconclusive",
+        }
+        rows.append(scorecard_row(claim, result, level, len(slopes[key]["draws"])))
+    return pd.DataFrame(rows)

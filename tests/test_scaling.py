@@ -1,0 +1,104 @@
+"""The data-size x model-size analysis on grids whose critical batch size is known."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from batchlab.config import Claim
+from batchlab.scaling import analyse_grid, evaluate_scaling_claims, log_slopes
+
+SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+N = [1000, 4000, 16000]
+W = [0.5, 1.0, 2.0]
+
+
+def grid(b_crit_of, seeds: int = 4, noise: float = 0.03, s_min: float = 200.0):
+    """Cells whose runs take S(B) = S_min (1 + B_crit / B) steps, times log-normal seed noise."""
+    rng = np.random.default_rng(0)
+    cells, steps = [], []
+    for n in N:
+        for w in W:
+            b_crit = b_crit_of(n, w)
+            rows = [
+                {"batch_size": b, "seed": s, "steps": s_min * (1 + b_crit / b) * math.exp(noise * rng.normal()), "reached": True}
+                for b in SIZES
+                for s in range(seeds)
+            ]
+            cells.append({"study": f"g-n{n}-w{w:g}", "train_samples": n, "width_factor": w, "n_params": int(1000 * w)})
+            steps.append(pd.DataFrame(rows))
+    return pd.DataFrame(cells), steps
+
+
+def claims():
+    return [
+        Claim(id="data", source="Zhang", metric="critical_batch_size", expect="increases_with_data_size"),
+        Claim(id="width", source="Zhang", metric="critical_batch_size", expect="flat_with_model_size"),
+    ]
+
+
+def verdicts(cells, steps):
+    table, slopes = analyse_grid(cells, steps, n_boot=200)
+    card = evaluate_scaling_claims(claims(), table, slopes)
+    return table, slopes, dict(zip(card["claim"], card["verdict"]))
+
+
+def test_log_slopes_recover_known_exponents():
+    n = np.array([1, 1, 4, 4, 16, 16], dtype=float)
+    w = np.array([1, 2, 1, 2, 1, 2], dtype=float)
+    b = 3 * n**0.5 * w**-0.2
+    data, width = log_slopes(n, w, b)
+    assert data == pytest.approx(0.5) and width == pytest.approx(-0.2)
+    assert math.isnan(log_slopes(n, np.ones(6), b)[1])
+
+
+def test_zhangs_finding_is_replicated_when_b_crit_grows_with_data_only():
+    table, slopes, v = verdicts(*grid(lambda n, w: 0.01 * n**0.5))
+    assert slopes["data"]["estimate"] == pytest.approx(0.5, abs=0.05)
+    assert abs(slopes["width"]["estimate"]) < 0.05
+    truth = 0.01 * table["train_samples"] ** 0.5
+    assert ((table["b_crit_low"] <= truth * 1.02) & (truth * 0.98 <= table["b_crit_high"])).mean() >= 0.8
+    assert v == {"data": "replicated", "width": "replicated"}
+
+
+def test_b_crit_growing_with_width_or_falling_with_data_is_not_replicated():
+    _, _, v = verdicts(*grid(lambda n, w: 200 * n**-0.5 * w))
+    assert v == {"data": "not replicated", "width": "not replicated"}
+
+
+def test_noisy_grid_is_inconclusive():
+    _, _, v = verdicts(*grid(lambda n, w: 4.0 * w**0.25, seeds=3, noise=0.6))
+    assert v["data"] == "inconclusive" and v["width"] == "inconclusive"
+
+
+def test_cells_with_different_seeds_are_refused():
+    cells, steps = grid(lambda n, w: 4.0)
+    steps[1] = steps[1].assign(seed=steps[1]["seed"] + 10)
+    with pytest.raises(ValueError, match="seeds"):
+        analyse_grid(cells, steps, n_boot=10)
+
+
+def test_scaling_report_renders_cells_scorecard_and_figure(tmp_path):
+    from batchlab.config import Study
+    from batchlab.report.scaling import build_scaling_report
+
+    study = Study.model_validate(
+        {
+            "data": {"name": "mnist1d", "n_samples": 20000},
+            "model": {"kind": "mlp", "hidden": [16]},
+            "budget": {"unit": "epochs", "amount": 1},
+            "batch_sizes": SIZES,
+            "seeds": [0, 1, 2, 3],
+            "steps_to_target": {"bootstrap": 100},
+            "scaling": {"train_samples": N, "width_factors": W},
+            "claims": [c.model_dump() for c in claims()],
+        }
+    )
+    cells, steps = grid(lambda n, w: 0.01 * n**0.5)
+    meta = build_scaling_report("g", study, cells, steps, {"name": "mnist1d", "synthetic": True}, tmp_path)
+    assert [r["verdict"] for r in meta["scorecard"]] == ["replicated", "replicated"]
+    page = (tmp_path / "index.html").read_text()
+    assert "g-n16000-w2" in page and "log slope data" in page and "Synthetic stand-in data" in page
+    assert (tmp_path / "critical_vs_scale.png").stat().st_size > 10_000
+    assert len(pd.read_csv(tmp_path / "scaling.csv")) == len(N) * len(W)
