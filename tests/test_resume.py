@@ -77,9 +77,13 @@ def test_state_of_another_run_is_ignored(tmp_path):
     assert ResumePoint(point.path, run_identity("edited cell", 0)).load() is None
 
 
-def _train_command(data_file: Path, out_dir: Path, every_s: float) -> list[str]:
+def _study_as(engine: str) -> Study:
+    return STUDY.model_copy(update={"training": STUDY.training.model_copy(update={"engine": engine})})
+
+
+def _train_command(data_file: Path, out_dir: Path, every_s: float, engine: str = "batched") -> list[str]:
     return [
-        sys.executable, "-m", "batchlab", "train", "--study", "s", "--study-json", STUDY.model_dump_json(),
+        sys.executable, "-m", "batchlab", "train", "--study", "s", "--study-json", _study_as(engine).model_dump_json(),
         "--batch-size", "1", "--data", str(data_file), "--device", "cpu",
         "--checkpoint-every-s", str(every_s), "--out-dir", str(out_dir),
     ]
@@ -97,17 +101,26 @@ def _outputs(out_dir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def uninterrupted(data_file, tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("uninterrupted")
-    subprocess.run(_train_command(data_file, out, 3600), check=True, capture_output=True)
-    return _outputs(out)
+    outputs = {}
+    for engine in ("reference", "batched"):
+        out = tmp_path_factory.mktemp(f"uninterrupted_{engine}")
+        subprocess.run(_train_command(data_file, out, 3600, engine), check=True, capture_output=True)
+        outputs[engine] = _outputs(out)
+    return outputs
 
 
+# The reference trainer runs the seeds one after another (kill it while the second seed trains: the first
+# is kept whole); the batched engine trains both together in one state file (both resume mid-run).
+STATE_FILE = {"reference": "lr0.001_seed1.pt", "batched": "lr0.001_seed0..lr0.001_seed1.pt"}
+
+
+@pytest.mark.parametrize("engine", ["reference", "batched"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_killed_training_job_resumes_to_the_same_outputs(sig, data_file, uninterrupted, tmp_path):
+def test_killed_training_job_resumes_to_the_same_outputs(sig, engine, data_file, uninterrupted, tmp_path):
     out = tmp_path / "cell"
-    job = subprocess.Popen(_train_command(data_file, out, 0.05), stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(_train_command(data_file, out, 0.05, engine), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (out / ".resume" / "lr0.001_seed1.pt").exists():  # kill it while the second seed is training
+    while not (out / ".resume" / STATE_FILE[engine]).exists():
         assert job.poll() is None, f"the job ended before it could be killed: {job.stderr.read()}"
         assert time.monotonic() < deadline, "no state file appeared"
         time.sleep(0.01)
@@ -118,19 +131,23 @@ def test_killed_training_job_resumes_to_the_same_outputs(sig, data_file, uninter
     if sig == signal.SIGTERM:
         assert "stopped by SIGTERM at step" in stderr and "run it again to resume" in stderr
     assert not (out / "runs.parquet").exists(), "an interrupted job left an output behind"
-    assert (out / ".resume" / "lr0.001_seed0.done.pt").exists()
+    if engine == "reference":
+        assert (out / ".resume" / "lr0.001_seed0.done.pt").exists()
 
-    subprocess.run(_train_command(data_file, out, 0.05), check=True, capture_output=True)
-    got = _outputs(out)
-    pd.testing.assert_frame_equal(got["runs"], uninterrupted["runs"])
-    pd.testing.assert_frame_equal(got["curves"], uninterrupted["curves"])
-    assert np.array_equal(got["embeddings"], uninterrupted["embeddings"])
-    for seed, states in uninterrupted["checkpoints"].items():
+    subprocess.run(_train_command(data_file, out, 0.05, engine), check=True, capture_output=True)
+    got, expected = _outputs(out), uninterrupted[engine]
+    pd.testing.assert_frame_equal(got["runs"], expected["runs"])
+    pd.testing.assert_frame_equal(got["curves"], expected["curves"])
+    assert np.array_equal(got["embeddings"], expected["embeddings"])
+    for seed, states in expected["checkpoints"].items():
         for frac, state in states.items():
             assert all(torch.equal(state[k], got["checkpoints"][seed][frac][k]) for k in state)
     assert not (out / ".resume").exists(), "the resume state outlived the finished cell"
     resumed = pd.read_parquet(out / "runs.parquet")["resumed_at_step"]
-    assert resumed.iloc[0] == 0 and resumed.iloc[1] > 0  # seed 0 was kept whole, seed 1 resumed mid-run
+    if engine == "reference":
+        assert resumed.iloc[0] == 0 and resumed.iloc[1] > 0  # seed 0 was kept whole, seed 1 resumed mid-run
+    else:
+        assert (resumed > 0).all() and resumed.nunique() == 1  # both runs resumed from the same step
 
 
 def test_contrastive_run_resumes_with_its_augmentation_stream(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from batchlab import io
+from batchlab import engine, io
 from batchlab.config import Study
 from batchlab.data import load_dataset
 from batchlab.resume import ResumePoint, StopFlag, run_identity
@@ -29,13 +29,16 @@ def train_cell(
 ) -> pd.DataFrame:
     """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt.
 
+    The runs are trained together by the batched engine (batchlab.engine), or one after another by the
+    reference trainer when the study's training.engine says so or the model is contrastive.
     A run per (learning rate, seed): one rate unless the study's lr_rule is tuned, in which case every
     rate of the grid is trained and the best on validation loss is kept (batchlab.tuning).
     lr_search.parquet holds every run with its rate's rank; the other outputs hold the chosen rate's.
     Every run keeps its final weights; the runs of the seeds whose gradient noise is measured also keep
     the weights at the study's gradient checkpoints. State is kept in out_dir/.resume/ while the cell
-    runs (a run's progress every `checkpoint_every_s` seconds, each finished run whole), so a killed
-    job started again continues where it stopped; the folder is removed once the outputs are written.
+    runs (the progress every `checkpoint_every_s` seconds; with the reference trainer also each finished
+    run whole), so a killed job started again continues where it stopped; the folder is removed once
+    the outputs are written.
     """
     out_dir = Path(out_dir)
     resume_dir = out_dir / ".resume"
@@ -45,19 +48,25 @@ def train_cell(
     data = load_dataset(data_path)
     measured = set(study.seeds[: study.gradients.seeds])
     steps = study.budget.steps(batch_size, len(data.indices("train")))
-    results: dict[tuple[float, int], RunResult] = {}
-    for lr in study.optim.candidate_lrs():
-        for seed in study.seeds:
-            fractions = tuple(sorted({1.0, *study.gradients.checkpoints})) if seed in measured else (1.0,)
+    fractions = {
+        seed: tuple(sorted({1.0, *study.gradients.checkpoints})) if seed in measured else (1.0,) for seed in study.seeds
+    }
+    runs = [(lr, seed) for lr in study.optim.candidate_lrs() for seed in study.seeds]
+    every_s, stop = checkpoint_every_s, stop or StopFlag()
+    if engine.use_batched(study, dev):
+        results = _train_batched(study, study_name, batch_size, data, dev, runs, fractions, cell_json, resume_dir, every_s, stop)
+    else:
+        results = {}
+        for lr, seed in runs:
             tag = f"lr{lr:g}_seed{seed}"
             identity = run_identity(cell_json, seed) + f"|lr={lr!r}"
             finished = ResumePoint(resume_dir / f"{tag}.done.pt", identity)
             result = _finished_run(finished)
             if result is None:
                 label = f"{study_name} bs={batch_size} lr={lr:g} seed={seed}"
-                progress = ResumePoint(resume_dir / f"{tag}.pt", identity, checkpoint_every_s, stop or StopFlag())
+                progress = ResumePoint(resume_dir / f"{tag}.pt", identity, every_s, stop)
                 result = train_run(
-                    study, data, batch_size, seed, dev, fractions, Progress(label, steps, batch_size), progress, lr
+                    study, data, batch_size, seed, dev, fractions[seed], Progress(label, steps, batch_size), progress, lr
                 )
                 finished.save(_as_tensors(result))
                 progress.clear()
@@ -93,6 +102,26 @@ def train_cell(
     io.write_parquet(runs, out_dir / "runs.parquet")
     shutil.rmtree(resume_dir, ignore_errors=True)
     return runs
+
+
+def _train_batched(
+    study, study_name, batch_size, data, dev, runs, fractions, cell_json, resume_dir, every_s, stop
+) -> dict[tuple[float, int], RunResult]:
+    """Every run of the cell in one call of the batched engine, resumable from one state file.
+
+    The file is named after the runs it holds (one run: the reference trainer's name for it).
+    """
+    tags = [f"lr{lr:g}_seed{seed}" for lr, seed in runs]
+    name = tags[0] if len(tags) == 1 else f"{tags[0]}..{tags[-1]}"
+    identity = run_identity(cell_json, -1) + f"|batched|runs={runs!r}"
+    point = ResumePoint(resume_dir / f"{name}.pt", identity, every_s, stop)
+    steps = study.budget.steps(batch_size, len(data.indices("train")))
+    label = f"{study_name} bs={batch_size} {len(runs)} runs"
+    results = engine.train_runs(
+        study, data, batch_size, runs, dev, fractions, Progress(label, steps, batch_size * len(runs)), point
+    )
+    point.clear()
+    return dict(zip(runs, results))
 
 
 def _as_tensors(result: RunResult) -> dict:

@@ -200,6 +200,7 @@ def train_run(
         return loss_fn.fresh(derive_seed(seed, "evaluation")) if isinstance(loss_fn, InfoNCELoss) else loss_fn
 
     optimizer = make_optimizer(study, model.parameters(), peak_lr)
+    parts = micro_batches(batch_size, study.training.micro_batch_size)
     log_at = set(log_spaced_steps(steps, study.curve_points))
     ckpt_at = {max(0, int(round(f * steps))): f for f in checkpoint_fractions}
     checkpoints: dict[float, dict[str, Tensor]] = {}
@@ -226,9 +227,8 @@ def train_run(
         idx = stream[(step - 1) * batch_size : step * batch_size]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, peak_lr, n_warmup)
-        loss = loss_fn(model, x_train[idx], y_train[idx]).mean()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = backward_in_parts(model, loss_fn, x_train[idx], y_train[idx], parts, study.training.precision)
         optimizer.step()
         running += loss.detach()  # summed on the device: no host sync per step
         since += 1
@@ -268,20 +268,86 @@ def train_run(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = wall_before + time.perf_counter() - start
-    done = diverged_step or steps
-    peak_mb, peak_kind = peak_memory_mb(device)
+    lr = study.optim.lr if base_lr is None else base_lr
+    run = RunFacts(batch_size, seed, lr, peak_lr, steps, diverged_step, first_step - 1, wall)
+    tags = {"engine": "reference", "runs_together": 1, **micro_batch_columns(batch_size, parts)}
+    return measure_run(study, model, eval_loss_fn, x_all, y_all, (tr, va, te), initial, run, device, tags, curve, checkpoints)
 
-    diverged = diverged_step is not None
+
+@dataclass
+class RunFacts:
+    """What a finished training loop hands to the measurements: the run's identity, length and time."""
+
+    batch_size: int
+    seed: int
+    base_lr: float
+    peak_lr: float
+    steps: int
+    diverged_step: int | None
+    resumed_at_step: int
+    wall_time_s: float
+
+
+def micro_batches(batch_size: int, micro_batch_size: int | None) -> list[tuple[int, int]]:
+    """(start, stop) of each micro-batch of a batch: the whole batch unless micro_batch_size is smaller."""
+    size = batch_size if micro_batch_size is None else min(micro_batch_size, batch_size)
+    return [(lo, min(lo + size, batch_size)) for lo in range(0, batch_size, size)]
+
+
+def micro_batch_columns(batch_size: int, parts: list[tuple[int, int]]) -> dict:
+    return {"micro_batch_size": parts[0][1] - parts[0][0], "accumulation_steps": len(parts)}
+
+
+def autocast(device: torch.device, precision: str):
+    """The forward's precision context: bf16 autocast (parameters and optimizer state stay fp32) or none."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def backward_in_parts(
+    model: nn.Module, loss_fn: SampleLoss, x: Tensor, y: Tensor, parts: list[tuple[int, int]], precision: str = "fp32"
+) -> Tensor:
+    """Backward the batch's mean loss (into .grad) and return it (detached).
+
+    In one part: `loss_fn(...).mean()`. In several (gradient accumulation): each micro-batch's mean
+    weighted by its share of the batch, so the summed gradients are those of the full batch's mean.
+    """
+    device = x.device
+    if len(parts) == 1:
+        with autocast(device, precision):
+            loss = loss_fn(model, x, y).mean()
+        loss.backward()
+        return loss.detach()
+    total = torch.zeros((), device=device)
+    for lo, hi in parts:
+        with autocast(device, precision):
+            part = loss_fn(model, x[lo:hi], y[lo:hi]).mean() * ((hi - lo) / len(x))
+        part.backward()
+        total += part.detach()
+    return total
+
+
+def measure_run(
+    study: Study, model: nn.Module, eval_loss_fn: Callable[[], SampleLoss], x_all: Tensor, y_all: Tensor,
+    splits: tuple, initial: dict[str, Tensor], run: RunFacts, device: torch.device, tags: dict,
+    curve: list[dict], checkpoints: dict,
+) -> RunResult:
+    """The end-of-run measurements and the record of a trained model (shared by every engine)."""
+    tr, va, te = splits
+    batch_size, n_train = run.batch_size, len(tr)
+    done = run.diverged_step or run.steps
+    peak_mb, peak_kind = peak_memory_mb(device)
+    diverged = run.diverged_step is not None
     losses = {
         split: math.nan if diverged else mean_loss(model, eval_loss_fn(), x_all[idx], y_all[idx], study.eval_batch_size)
         for split, idx in (("train", tr), ("val", va), ("test", te))
     }
-    ending = {} if diverged else where_training_ended(study, model, eval_loss_fn(), x_all, y_all, (tr, va, te), seed)
+    ending = {} if diverged else where_training_ended(study, model, eval_loss_fn(), x_all, y_all, (tr, va, te), run.seed)
+    wall = run.wall_time_s
     record = {
         "batch_size": batch_size,
-        "seed": seed,
-        "base_lr": study.optim.lr if base_lr is None else base_lr,
-        "lr": peak_lr,
+        "seed": run.seed,
+        "base_lr": run.base_lr,
+        "lr": run.peak_lr,
         "lr_rule": study.optim.lr_rule,
         "optimizer": study.optim.name,
         "budget_unit": study.budget.unit,
@@ -298,8 +364,8 @@ def train_run(
         "sharpness_iters": ending.get("sharpness_iters", 0),
         **({k: ending.get(k, math.nan) for k in ACCURACY_COLUMNS} if study.is_classifier else {}),
         "diverged": diverged,
-        "diverged_step": diverged_step if diverged else -1,
-        "resumed_at_step": first_step - 1,
+        "diverged_step": run.diverged_step if diverged else -1,
+        "resumed_at_step": run.resumed_at_step,
         "wall_time_s": wall,
         "samples_per_s": done * batch_size / wall,
         "peak_mem_mb": peak_mb,
@@ -308,6 +374,11 @@ def train_run(
         "n_params": count_parameters(model),
         "n_train": n_train,
         "torch_threads": torch.get_num_threads(),
+        "engine": tags["engine"],
+        "runs_together": tags["runs_together"],
+        "micro_batch_size": tags["micro_batch_size"],
+        "accumulation_steps": tags["accumulation_steps"],
+        "precision": study.training.precision,
     }
     embeddings = embed(model, x_all, study.eval_batch_size)
     return RunResult(record=record, curve=curve, embeddings=embeddings, checkpoints=checkpoints)

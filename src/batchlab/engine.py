@@ -1,0 +1,379 @@
+"""The batched engine: the K runs of one cell (seeds x learning rates) trained together.
+
+At small batch sizes a GPU waits on Python and kernel launches, and the runs of a cell are
+independent; so their parameters are stacked along a leading axis (`stack_module_state`) and one
+step computes every run's gradient at once (`vmap(grad(functional_call))`, skipped for a single run),
+then updates each run with its own learning rate and optimizer state (batchlab.stacked_optim). Every
+run is initialised, fed and scheduled exactly as the reference trainer (batchlab.train) does, and is
+measured by the reference's own functions on a plain module holding its weights, so a run's record,
+curve, embeddings and checkpoints are the reference's (bitwise on CPU where the kernels agree; see
+tests/test_engine.py). A run whose logged training loss is not finite is frozen at that step and
+recorded as diverged, as in the reference, while the others go on.
+
+The step reads only device tensors (step index, learning rates, the [K, steps, B] sample stream),
+and the loss is summed on the device and read at the log-spaced steps only; on CUDA the step can be
+captured once as a CUDA graph and replayed. Contrastive models are not batched: their augmentations
+come from a per-run CPU generator inside the loss, so `train_runs` falls back to the reference
+trainer for them.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from batchlab import stacked_optim
+from batchlab.config import Study
+from batchlab.data import Dataset
+from batchlab.objectives import sample_loss_for
+from batchlab.resume import ResumePoint, TrainingInterrupted
+from batchlab.schedule import lr_at, scaled_lr, warmup_steps
+from batchlab.seeding import derive_seed, numpy_rng
+from batchlab.train import (
+    RunFacts, RunResult, autocast, init_model, log_spaced_steps, mean_loss, measure_run, micro_batch_columns,
+    micro_batches, sample_stream, train_run,
+)
+
+log = logging.getLogger(__name__)
+GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before a CUDA graph is captured
+
+
+def supports(study: Study) -> bool:
+    """Whether the engine batches this study's runs (contrastive losses draw from a per-run CPU generator)."""
+    return study.model.kind != "contrastive"
+
+
+def use_batched(study: Study, device: torch.device) -> bool:
+    """Whether a cell's runs go through this engine: asked for, or `auto` on a GPU; and supported."""
+    wanted = study.training.engine == "batched" or (study.training.engine == "auto" and device.type == "cuda")
+    return wanted and supports(study)
+
+
+def train_runs(
+    study: Study,
+    data: Dataset,
+    batch_size: int,
+    runs: list[tuple[float, int]],
+    device: torch.device,
+    checkpoint_fractions: dict[int, tuple[float, ...]],
+    progress: Callable[[int], None] | None = None,
+    resume: ResumePoint | None = None,
+) -> list[RunResult]:
+    """Train the runs (base_lr, seed) together; returns what train.train_run returns for each, in order.
+
+    With `resume`, the stacked state is saved every `resume.every_s` seconds and on a stop request
+    (then TrainingInterrupted is raised), and a call with the same runs continues from it.
+    """
+    if not supports(study):
+        if resume is not None and len(runs) > 1:
+            raise ValueError("contrastive runs fall back to the reference trainer: resume them one at a time")
+        return [
+            train_run(study, data, batch_size, seed, device, checkpoint_fractions.get(seed, ()), progress, resume, lr)
+            for lr, seed in runs
+        ]
+    return _Training(study, data, batch_size, runs, device, checkpoint_fractions).run(progress, resume)
+
+
+class _Bound:
+    """A module with given parameters, callable as `model(x)` by the per-sample losses."""
+
+    def __init__(self, base: nn.Module, params: dict[str, Tensor]):
+        self.base, self.params = base, params
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return functional_call(self.base, self.params, (x,))
+
+
+class _Training:
+    """The fixed inputs of the K runs, their stacked state, and the loop that trains them."""
+
+    def __init__(self, study, data, batch_size, runs, device, checkpoint_fractions):
+        self.study, self.batch_size, self.runs, self.device = study, batch_size, runs, device
+        self.splits = tuple(data.indices(p) for p in ("train", "val", "test"))
+        self.x_all = torch.as_tensor(data.x, device=device)
+        y_all = torch.as_tensor(data.labels[data.target], device=device)
+        self.y_all = y_all.long() if study.is_classifier else y_all
+        tr = self.splits[0]
+        self.x_train, self.y_train = self.x_all[tr], self.y_all[tr]
+        self.steps = steps = study.budget.steps(batch_size, len(tr))
+        self.n_warmup = warmup_steps(study.optim, steps)
+        self.peaks = [scaled_lr(study.optim, batch_size, lr) for lr, _ in runs]
+        self.log_at = set(log_spaced_steps(steps, study.curve_points))
+        self.ckpt_at = [
+            {max(0, int(round(f * steps))): f for f in checkpoint_fractions.get(seed, ())} for _, seed in runs
+        ]
+        orders = [sample_stream(len(tr), steps * batch_size, numpy_rng(seed, "order")) for _, seed in runs]
+        self.stream = torch.as_tensor(np.stack(orders), device=device).view(len(runs), steps, batch_size)
+        models = [init_model(study, data, seed).to(device) for _, seed in runs]
+        self.initial = [{n: p.detach().cpu().clone() for n, p in m.named_parameters()} for m in models]
+        self.probe = models[0]  # a plain module; each run's weights are loaded into it to be measured
+        self.loss_fn = sample_loss_for(study.model, 0)
+        self.step_fn = _Step(study, self.probe, self.loss_fn, models, self.peaks, self.n_warmup, device, batch_size)
+
+    @property
+    def k(self) -> int:
+        return len(self.runs)
+
+    def load_run(self, k: int) -> nn.Module:
+        """The probe module holding run k's current weights."""
+        with torch.no_grad():
+            for n, p in self.probe.named_parameters():
+                p.copy_(self.step_fn.params[n][k])
+        return self.probe
+
+    def state_dict_of(self, k: int) -> dict[str, Tensor]:
+        return {n: v.detach().cpu().clone() for n, v in self.load_run(k).state_dict().items()}
+
+    def run(self, progress, resume: ResumePoint | None) -> list[RunResult]:
+        s, study, device = self.step_fn, self.study, self.device
+        curves: list[list[dict]] = [[] for _ in self.runs]
+        checkpoints: list[dict] = [{} for _ in self.runs]
+        for k, at in enumerate(self.ckpt_at):
+            if 0 in at:
+                checkpoints[k][at[0]] = self.state_dict_of(k)
+        diverged: list[int | None] = [None] * self.k
+        since, first_step, wall_before = 0, 1, 0.0
+        saved = resume.load() if resume is not None else None
+        if saved is not None:
+            s.load(saved)
+            since, curves, checkpoints = saved["since"], saved["curves"], saved["checkpoints"]
+            diverged = [None if d < 0 else d for d in saved["diverged"]]
+            first_step, wall_before = saved["step"] + 1, saved["wall_time_s"]
+            s.set_active(diverged)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        x_va, y_va = self.x_all[self.splits[1]], self.y_all[self.splits[1]]
+        masked = any(d is not None for d in diverged)
+        start = time.perf_counter()
+        for step in range(first_step, self.steps + 1):
+            s.step(step, self.x_train, self.y_train, self.stream, masked)
+            since += 1
+            if step in self.log_at:
+                train_losses = [v / since for v in s.running.tolist()]  # the one host sync, at log steps only
+                s.running.zero_()
+                since = 0
+                for k in self._active(diverged):
+                    val = mean_loss(self.load_run(k), self.loss_fn, x_va, y_va, study.eval_batch_size)
+                    curves[k].append({"step": step, "samples_seen": step * self.batch_size,
+                                      "train_loss": train_losses[k], "val_loss": val})
+                    if not math.isfinite(train_losses[k]):
+                        diverged[k] = step
+                s.set_active(diverged)
+                masked = any(d is not None for d in diverged)
+                if all(d is not None for d in diverged):
+                    break
+            for k in self._active(diverged):
+                if step in self.ckpt_at[k]:
+                    checkpoints[k][self.ckpt_at[k][step]] = self.state_dict_of(k)
+            if resume is not None and step < self.steps and resume.due():
+                elapsed = wall_before + time.perf_counter() - start
+                resume.save({"step": step, "since": since, "curves": curves, "checkpoints": checkpoints,
+                             "diverged": [-1 if d is None else d for d in diverged], "wall_time_s": elapsed,
+                             **s.state()})
+                if resume.stop.requested:
+                    raise TrainingInterrupted(
+                        f"stopped by {resume.stop.signal_name} at step {step}/{self.steps}; state saved to {resume.path}"
+                    )
+            if progress is not None:
+                progress(step)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        wall = wall_before + time.perf_counter() - start
+        return [self._measure(k, diverged[k], first_step - 1, wall, curves[k], checkpoints[k]) for k in range(self.k)]
+
+    @staticmethod
+    def _active(diverged: list[int | None]) -> list[int]:
+        return [k for k, d in enumerate(diverged) if d is None]
+
+    def _measure(self, k, diverged_step, resumed_at, wall, curve, checkpoints) -> RunResult:
+        """Run k's record, embeddings and checkpoints, by the reference trainer's own measurements."""
+        (base_lr, seed), loss_fn = self.runs[k], self.loss_fn
+        facts = RunFacts(self.batch_size, seed, base_lr, self.peaks[k], self.steps, diverged_step, resumed_at, wall)
+        tags = {"engine": "batched", "runs_together": self.k, **micro_batch_columns(self.batch_size, self.step_fn.parts)}
+        return measure_run(
+            self.study, self.load_run(k), lambda: loss_fn, self.x_all, self.y_all, self.splits, self.initial[k],
+            facts, self.device, tags, curve, checkpoints,
+        )
+
+
+class _Step:
+    """The stacked state of K runs and the step that advances all of them.
+
+    One run on an eager device reads its step and learning rate as Python numbers (the reference's
+    own arithmetic, no vmap); otherwise everything the step reads is a device tensor, so that on
+    CUDA it can be captured as a graph and replayed.
+    """
+
+    def __init__(self, study: Study, probe, loss_fn, models, peaks, n_warmup, device, batch_size):
+        self.optim, self.loss_fn, self.device, self.n_warmup = study.optim, loss_fn, device, n_warmup
+        self.precision, self.batch_size, self.k = study.training.precision, batch_size, len(models)
+        params, buffers = stack_module_state(models)
+        if buffers:
+            raise ValueError("the batched engine trains models without buffers only")
+        self.params = {n: p.detach() for n, p in params.items()}
+        self.opt = stacked_optim.init_state(study.optim, self.params)
+        self.running = torch.zeros(self.k, dtype=torch.float64, device=device)
+        self.base = copy.deepcopy(probe).to("meta")
+        self.peak_floats = peaks
+        self.peaks = torch.tensor(peaks, dtype=torch.float64, device=device)
+        self.table = stacked_optim.bias_correction_table(device)
+        self.active = torch.ones(self.k, dtype=torch.bool, device=device)
+        self.step_t = torch.zeros((), dtype=torch.int64, device=device)
+        self.graphs_wanted = study.training.cuda_graphs and device.type == "cuda"
+        self.graphs: dict[bool, torch.cuda.CUDAGraph] = {}
+        self.eager_steps = 0
+        self.graph_body = False  # True: run eagerly exactly what a graph would capture (tests it without CUDA)
+        self.set_micro_batch(study.training.micro_batch_size)
+
+    # ---- state that a resumed run needs
+    def state(self) -> dict:
+        cpu = lambda d: {n: t.cpu() for n, t in d.items()}  # noqa: E731
+        return {"params": cpu(self.params), "optim": {k: cpu(v) for k, v in self.opt.items()},
+                "running": self.running.cpu(), "micro_batch_size": self.parts[0][1]}
+
+    def load(self, saved: dict) -> None:
+        for n, t in saved["params"].items():
+            self.params[n].copy_(t)
+        for key, tensors in saved["optim"].items():
+            for n, t in tensors.items():
+                self.opt[key][n].copy_(t)
+        self.running.copy_(saved["running"])
+        self.set_micro_batch(saved["micro_batch_size"])
+
+    def set_active(self, diverged: list[int | None]) -> None:
+        self.active.copy_(torch.tensor([d is None for d in diverged]))
+
+    def set_micro_batch(self, size: int | None) -> None:
+        self.parts = micro_batches(self.batch_size, size)
+        self.graphs.clear()
+
+    # ---- the step
+    def step(self, step: int, x_train: Tensor, y_train: Tensor, stream: Tensor, masked: bool) -> None:
+        """Advance every run by one optimizer step (frozen runs keep their state when `masked`)."""
+        while True:
+            try:
+                return self._dispatch(step, x_train, y_train, stream, masked)
+            except torch.OutOfMemoryError:
+                size = self.parts[0][1] - self.parts[0][0]
+                if size == 1:
+                    raise
+                log.warning("out of memory at micro-batch %d: retrying the step with %d", size, size // 2)
+                self.set_micro_batch(size // 2)
+                torch.cuda.empty_cache()
+
+    def _dispatch(self, step, x_train, y_train, stream, masked) -> None:
+        if self.k == 1 and not (self.graphs_wanted or self.graph_body):
+            lr = lr_at(step, self.peak_floats[0], self.n_warmup)  # the reference's own arithmetic, no vmap
+            idx = stream[0, step - 1]
+            return self._commit(*self._compute(step, lr, x_train[idx][None], y_train[idx][None], masked), masked, False)
+        self.step_t.fill_(step)
+        if not self.graphs_wanted:
+            functional = masked or self.graph_body
+            return self._commit(*self._device_compute(x_train, y_train, stream, functional), masked, self.graph_body)
+        if self.eager_steps < GRAPH_WARMUP_STEPS or not self._graph(masked, x_train, y_train, stream):
+            self._on_side_stream(lambda: self._commit(*self._device_compute(x_train, y_train, stream, True), masked, True))
+            self.eager_steps += 1
+            return None
+        self.graphs[masked].replay()
+        return None
+
+    def _device_compute(self, x_train, y_train, stream, functional: bool):
+        """The step from device tensors only: batch indices selected by the step tensor."""
+        idx = stream.index_select(1, (self.step_t - 1).view(1)).view(-1)
+        x = x_train.index_select(0, idx).view(self.k, self.batch_size, *x_train.shape[1:])
+        y = y_train.index_select(0, idx).view(self.k, self.batch_size, *y_train.shape[1:])
+        return self._compute(self.step_t, stacked_optim.lr_now(self.step_t, self.peaks, self.n_warmup), x, y, functional)
+
+    def _compute(self, step, lr, x: Tensor, y: Tensor, functional: bool):
+        """New params, optimizer state and batch loss [K]. Functional (nothing changed, so a step that ran
+        out of memory can be retried) on CUDA, for a graph and while runs are frozen; on CPU, with every
+        run active, the state is updated in place, as torch.optim does (no parameter-sized allocations)."""
+        loss, grads = self._gradients(x, y)
+        in_place = not functional and self.device.type == "cpu"
+        params, opt = stacked_optim.update(self.optim, self.params, grads, self.opt, step, lr, self.table, in_place)
+        return params, opt, loss
+
+    def _gradients(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Batch loss [K] and gradients of the batch mean, accumulated over micro-batches weighted by size.
+
+        Plain autograd through the (vmapped) forward: torch.func.grad's own backward formulas round
+        differently from loss.backward(), and with autograd one run's gradient has the reference's bits.
+        """
+        total, grads = None, None
+        whole = len(self.parts) == 1
+        for lo, hi in self.parts:
+            loss, g = self._part_gradients(x[:, lo:hi], y[:, lo:hi], None if whole else (hi - lo) / self.batch_size)
+            if whole:
+                return loss, g
+            total = torch.zeros_like(loss).add_(loss) if total is None else total.add_(loss)
+            grads = g if grads is None else {n: grads[n] + g[n] for n in g}
+        return total, grads
+
+    def _part_gradients(self, x: Tensor, y: Tensor, weight: float | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss [K] and gradients of one (micro-)batch: vmap over the runs, or one run without vmap."""
+        f = self._mean_loss(weight)
+        one = self.k == 1
+        leaves = {n: (p[0] if one else p).detach().requires_grad_() for n, p in self.params.items()}
+        with torch.enable_grad():
+            loss = f(leaves, x[0], y[0]) if one else vmap(f)(leaves, x, y)
+            grads = torch.autograd.grad(loss if one else loss.sum(), list(leaves.values()))
+        if one:
+            return loss.detach()[None], {n: g[None] for n, g in zip(leaves, grads)}
+        return loss.detach(), dict(zip(leaves, grads))
+
+    def _mean_loss(self, weight: float | None):
+        """One run's mean (micro-)batch loss, weighted by its share of the batch when accumulating."""
+        def f(params, x, y):
+            with autocast(self.device, self.precision):
+                loss = self.loss_fn(_Bound(self.base, params), x, y).mean()
+                return loss if weight is None else loss * weight
+        return f
+
+    def _commit(self, params, opt, loss, masked: bool, in_place: bool) -> None:
+        """Make the computed step the state: frozen runs keep theirs (masked); in place for a CUDA graph."""
+        if masked:
+            keep = lambda new, old: torch.where(self.active.view(-1, *[1] * (old.dim() - 1)), new, old)  # noqa: E731
+            params = {n: keep(t, self.params[n]) for n, t in params.items()}
+            opt = {key: {n: keep(t, self.opt[key][n]) for n, t in d.items()} for key, d in opt.items()}
+        if in_place:
+            for n, t in params.items():
+                self.params[n].copy_(t)
+            for key, d in opt.items():
+                for n, t in d.items():
+                    self.opt[key][n].copy_(t)
+        else:
+            self.params, self.opt = params, {**self.opt, **opt}
+        self.running.add_(loss)
+
+    # ---- CUDA graphs
+    def _on_side_stream(self, fn) -> None:
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            fn()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+
+    def _graph(self, masked: bool, x_train, y_train, stream) -> bool:
+        """Whether a captured graph of this step variant is ready (captured now if need be)."""
+        if masked in self.graphs:
+            return True
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._commit(*self._device_compute(x_train, y_train, stream, True), masked, True)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any capture failure falls back to eager steps
+            log.warning("CUDA graph capture failed (%s); training continues with eager steps", err)
+            self.graphs_wanted = False
+            return False
+        self.graphs[masked] = graph
+        return True

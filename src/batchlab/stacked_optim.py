@@ -1,0 +1,117 @@
+"""Adam and SGD with momentum, written functionally over parameters stacked along a leading run axis.
+
+Each of the K runs has its own learning rate (a [K] tensor, broadcast as [K, 1, ...]) and its own
+moments. The element-wise operations are torch's own (`_single_tensor_adam`, `_single_tensor_sgd`) in
+the same order, so a run's update has the same bits as torch.optim's: Adam's bias corrections are
+taken from a table computed with the same Python float arithmetic, then indexed by a step tensor,
+which keeps the step free of host values (CUDA-graph capturable). SGD's `param.add_(grad, alpha=-lr)`
+is a fused multiply-add that a per-run lr tensor cannot express, so with lr tensors SGD agrees with
+torch to rounding; with a Python-float lr (one run, eager) it is bitwise the same.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from batchlab.config import Optim
+
+BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which the reference trainer uses
+
+Tensors = dict[str, Tensor]
+
+
+def bias_correction_table(device: torch.device, betas: tuple[float, float] = BETAS) -> Tensor:
+    """[L, 2] float64: 1 - beta1**step and sqrt(1 - beta2**step) for step 0..L-1, the reference's
+    Python arithmetic; L is where both reach exactly 1.0, so later steps read the last row."""
+    rows, step = [(1.0, 1.0)], 1
+    while True:
+        row = (1 - betas[0] ** step, (1 - betas[1] ** step) ** 0.5)
+        rows.append(row)
+        if row == (1.0, 1.0):
+            return torch.tensor(rows, dtype=torch.float64, device=device)
+        step += 1
+
+
+def lr_now(step: Tensor, peak: Tensor, n_warmup: int) -> Tensor:
+    """schedule.lr_at on device: [K] float64 learning rates of the 1-based step tensor."""
+    if n_warmup <= 0:
+        return peak
+    s = step.to(torch.float64)
+    return torch.where(s > n_warmup, peak, peak * s / n_warmup)
+
+
+def init_state(optim: Optim, params: Tensors) -> dict[str, Tensors]:
+    """Zeroed moments (Adam) or momentum buffers (SGD), shaped like the stacked parameters."""
+    if optim.name == "adam":
+        return {"exp_avg": _zeros(params), "exp_avg_sq": _zeros(params)}
+    return {"momentum_buffer": _zeros(params)} if optim.momentum else {}
+
+
+def _zeros(params: Tensors) -> Tensors:
+    return {n: torch.zeros_like(p, memory_format=torch.preserve_format) for n, p in params.items()}
+
+
+def _per_run(value: Tensor, like: Tensor) -> Tensor:
+    """A [K] vector shaped [K, 1, ...] to broadcast over one stacked parameter, in its dtype."""
+    return value.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+
+def update(
+    optim: Optim, params: Tensors, grads: Tensors, state: dict[str, Tensors], step, lr, table: Tensor | None = None,
+    in_place: bool = False,
+) -> tuple[Tensors, dict[str, Tensors]]:
+    """New (params, state) after one step. `step` and `lr` are Python numbers (one run) or device
+    tensors (step: 0-dim int64; lr: [K] float64). The inputs are left unchanged unless `in_place`
+    (then they are updated and returned, as torch.optim does, sparing a parameter-sized allocation)."""
+    if optim.name == "adam":
+        return _adam(optim, params, grads, state, step, lr, table, in_place)
+    return _sgd(optim, params, grads, state, step, lr, in_place)
+
+
+def _adam(optim, params, grads, state, step, lr, table, in_place):
+    beta1, beta2 = BETAS
+    if isinstance(lr, Tensor):
+        row = table[torch.clamp(step, max=len(table) - 1)]
+        neg_step = -(lr / row[0])
+        bc2_sqrt = row[1].to(torch.float32)
+    else:
+        neg_step = -(lr / (1 - beta1**step))
+        bc2_sqrt = (1 - beta2**step) ** 0.5
+    new_p, new_m, new_v = {}, {}, {}
+    for n, p in params.items():
+        g = grads[n]
+        if optim.weight_decay != 0:
+            g = g.add(p, alpha=optim.weight_decay)
+        m, v = state["exp_avg"][n], state["exp_avg_sq"][n]
+        m = m.lerp_(g, 1 - beta1) if in_place else torch.lerp(m, g, 1 - beta1)
+        v = (v.mul_(beta2) if in_place else v.mul(beta2)).addcmul_(g, g, value=1 - beta2)
+        denom = (v.sqrt() / bc2_sqrt).add_(EPS)
+        if isinstance(neg_step, Tensor):  # = addcdiv(p, m, denom, value=-step_size), per run
+            step_p = (_per_run(neg_step, p) * m).div_(denom)
+            new_p[n] = p.add_(step_p) if in_place else p + step_p
+        else:
+            new_p[n] = p.addcdiv_(m, denom, value=neg_step) if in_place else p.addcdiv(m, denom, value=neg_step)
+        new_m[n], new_v[n] = m, v
+    return new_p, {"exp_avg": new_m, "exp_avg_sq": new_v}
+
+
+def _sgd(optim, params, grads, state, step, lr, in_place):
+    first = step == 1 if not isinstance(step, Tensor) else None
+    new_p, new_b = {}, {}
+    for n, p in params.items():
+        g = grads[n]
+        if optim.weight_decay != 0:
+            g = g.add(p, alpha=optim.weight_decay)
+        if optim.momentum:
+            buf = state["momentum_buffer"][n]
+            if first is None:  # on device: the buffer starts as the first gradient (torch clones it)
+                g = torch.where(step == 1, g, buf.mul(optim.momentum).add_(g))
+            else:
+                g = g.clone() if first else buf.mul(optim.momentum).add_(g)
+            new_b[n] = g
+        if isinstance(lr, Tensor):
+            new_p[n] = p.add_(_per_run(-lr, p) * g) if in_place else p + _per_run(-lr, p) * g
+        else:
+            new_p[n] = p.add_(g, alpha=-lr) if in_place else p.add(g, alpha=-lr)
+    return new_p, ({"momentum_buffer": new_b} if optim.momentum else {})
