@@ -34,7 +34,7 @@ from batchlab import stacked_optim
 from batchlab.config import Study
 from batchlab.data import Dataset
 from batchlab.objectives import sample_loss_for
-from batchlab.resume import ResumePoint, TrainingInterrupted
+from batchlab.resume import ResumePoint
 from batchlab.schedule import lr_at, scaled_lr, warmup_steps
 from batchlab.seeding import derive_seed, numpy_rng
 from batchlab.train import (
@@ -175,13 +175,9 @@ class _Training:
                     checkpoints[k][self.ckpt_at[k][step]] = self.state_dict_of(k)
             if resume is not None and step < self.steps and resume.due():
                 elapsed = wall_before + time.perf_counter() - start
-                resume.save({"step": step, "since": since, "curves": curves, "checkpoints": checkpoints,
-                             "diverged": [-1 if d is None else d for d in diverged], "wall_time_s": elapsed,
-                             **s.state()})
-                if resume.stop.requested:
-                    raise TrainingInterrupted(
-                        f"stopped by {resume.stop.signal_name} at step {step}/{self.steps}; state saved to {resume.path}"
-                    )
+                state = {"step": step, "since": since, "curves": curves, "checkpoints": checkpoints,
+                         "diverged": [-1 if d is None else d for d in diverged], "wall_time_s": elapsed, **s.state()}
+                resume.save_or_stop(state, step, self.steps)
             if progress is not None:
                 progress(step)
         if device.type == "cuda":

@@ -59,6 +59,14 @@ class ResumePoint:
         io.write_torch({"identity": self.identity, **state}, self.path)
         self._last_save = time.monotonic()
 
+    def save_or_stop(self, state: dict, step: int, steps: int) -> None:
+        """Save the state at this step; then, if a stop was asked for, raise TrainingInterrupted."""
+        self.save(state)
+        if self.stop.requested:
+            raise TrainingInterrupted(
+                f"stopped by {self.stop.signal_name} at step {step}/{steps}; state saved to {self.path}"
+            )
+
     def load(self) -> dict | None:
         """The saved state of this very run, or None (no file, or a file of another run)."""
         if not self.path.is_file():

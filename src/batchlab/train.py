@@ -25,7 +25,7 @@ from batchlab.contrastive import InfoNCELoss
 from batchlab.geometry import distance_from_init, top_hessian_eigenvalue
 from batchlab.models import build_model, count_parameters
 from batchlab.objectives import SampleLoss, sample_loss_for
-from batchlab.resume import ResumePoint, TrainingInterrupted
+from batchlab.resume import ResumePoint
 from batchlab.schedule import lr_at, scaled_lr, warmup_steps
 from batchlab.seeding import derive_seed, numpy_rng
 
@@ -246,7 +246,7 @@ def train_run(
         if step in ckpt_at:
             checkpoints[ckpt_at[step]] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         if resume is not None and step < steps and resume.due():
-            resume.save(
+            resume.save_or_stop(
                 {
                     "step": step,
                     "model": model.state_dict(),
@@ -257,12 +257,10 @@ def train_run(
                     "checkpoints": checkpoints,
                     "wall_time_s": wall_before + time.perf_counter() - start,
                     **({"augment_rng": loss_fn.generator.get_state()} if isinstance(loss_fn, InfoNCELoss) else {}),
-                }
+                },
+                step,
+                steps,
             )
-            if resume.stop.requested:
-                raise TrainingInterrupted(
-                    f"stopped by {resume.stop.signal_name} at step {step}/{steps}; state saved to {resume.path}"
-                )
         if progress is not None:
             progress(step)
     if device.type == "cuda":
