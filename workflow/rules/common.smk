@@ -27,6 +27,7 @@ def _one_of(names):
     """A wildcard pattern matching exactly these names (nothing when there are none)."""
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
+
 TRAIN_GPUS = 1 if resolve_device(CFG.device).type == "cuda" else 0
 
 
@@ -82,7 +83,10 @@ def grid_files(filename):
     """Input function: one file per cell of the scaling grid in the wildcards, in grid order."""
 
     def files(wildcards):
-        return [f"results/{name}/{filename}" for name in GRIDS[wildcards.grid].variants(wildcards.grid)]
+        return [
+            f"results/{name}/{filename}"
+            for name in GRIDS[wildcards.grid].variants(wildcards.grid)
+        ]
 
     return files
 
