@@ -38,6 +38,8 @@ def browser():
         "reports/tiny_signal/index.html",
         "reports/tiny_digits_mlp/index.html",
         "reports/tiny_contrastive/index.html",
+        "reports/tiny_scaling/index.html",
+        "reports/tiny_scaling-n80-w1/index.html",
     ])
 def test_report_page_renders_whole(browser, local_run: Path, page_path: str):
     page = browser.new_page(viewport={"width": 1200, "height": 900})

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from batchlab.config import Split, split_sizes
 from batchlab.io import atomic_path
@@ -46,6 +45,8 @@ class Dataset:
 
 def assign_split(y: np.ndarray, task: str, split: Split) -> np.ndarray:
     """Split labels into train (0) / val (1) / test (2) with exactly `split_sizes`, stratified for classes."""
+    from sklearn.model_selection import train_test_split  # deferred: ~1 s of import every training job would pay
+
     n = len(y)
     n_train, n_val, n_test = split_sizes(n, split)
     idx = np.arange(n)
