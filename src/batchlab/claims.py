@@ -91,28 +91,14 @@ def trend_test(
     sizes = grid.index.to_numpy(dtype=float)
     values = grid.to_numpy(dtype=float)
     n_units = grid.shape[1]
-    rho = _rho(sizes, np.nanmean(values, axis=1)) if n_units else math.nan
-    rng = np.random.default_rng(0)
-    draws = []
-    if n_units >= 2:
-        for _ in range(n_boot):
-            cols = rng.integers(0, n_units, n_units)
-            with warnings.catch_warnings():  # an all-NaN mean: every resampled run of a batch size diverged
-                warnings.simplefilter("ignore", RuntimeWarning)
-                draws.append(_rho(sizes, np.nanmean(values[:, cols], axis=1)))
-    draws = np.asarray(draws, dtype=float)
-    draws = draws[np.isfinite(draws)]
-    alpha = (1 - level) / 2
-    low, high = (np.quantile(draws, [alpha, 1 - alpha]) if len(draws) else (math.nan, math.nan))
+    rho, draws = seed_bootstrap(lambda cols: _rho(sizes, np.nanmean(values[:, cols], axis=1)), n_units, n_boot)
+    rho = math.nan if rho is None else rho
+    low, high = percentile_interval(draws, level)
     claimed_low, claimed_high = sorted((sign * low, sign * high))  # the interval as seen from the claim's side
-    if len(sizes) < 3 or n_units < 2 or not math.isfinite(rho) or not len(draws):
+    if len(sizes) < 3 or n_units < 2 or not math.isfinite(rho):
         verdict = "inconclusive"
-    elif claimed_low > 0:
-        verdict = "replicated"
-    elif claimed_high < 0:
-        verdict = "not replicated"
     else:
-        verdict = "inconclusive"
+        verdict = interval_verdict(claimed_low, claimed_high)
     first, last = np.nanmean(values[0]) if len(values) else math.nan, np.nanmean(values[-1]) if len(values) else math.nan
     return {
         "statistic": "spearman_rho",
@@ -128,6 +114,21 @@ def trend_test(
         "at_largest": float(last),
         "verdict": verdict,
     }
+
+
+def seed_bootstrap(statistic, n_units: int, n_boot: int) -> tuple[object, list]:
+    """The statistic on all units, and on n_boot resamples of them with replacement (none below 2 units).
+
+    statistic(columns) gets an index array into the units (seeds, paired across batch sizes); the draws
+    come from default_rng(0), so every test is reproducible. Means of all-NaN columns (every resampled
+    run of a batch size diverged) give NaN without a warning.
+    """
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        point = statistic(np.arange(n_units)) if n_units else None
+        draws = [statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)] if n_units >= 2 else []
+    return point, draws
 
 
 def interval_verdict(low: float, high: float, band: tuple[float, float] | None = None) -> str:
@@ -186,14 +187,10 @@ def samples_predict_test(curves: pd.DataFrame, metric: str, n_boot: int = 2000, 
     n_units, n_sizes = values.shape[1], points["batch_size"].nunique()
 
     def leads(cols: np.ndarray) -> dict[str, float]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return samples_advantage(points.assign(**{metric: np.nanmean(values[:, cols], axis=1)}), metric)
+        return samples_advantage(points.assign(**{metric: np.nanmean(values[:, cols], axis=1)}), metric)
 
-    nan = dict.fromkeys(("samples_seen", "step", "batch_size", "over_steps", "over_batch"), math.nan)
-    point = leads(np.arange(n_units)) if n_units else nan
-    rng = np.random.default_rng(0)
-    draws = [leads(rng.integers(0, n_units, n_units)) for _ in range(n_boot)] if n_units >= 2 else []
+    point, draws = seed_bootstrap(leads, n_units, n_boot)
+    point = point or dict.fromkeys(("samples_seen", "step", "batch_size", "over_steps", "over_batch"), math.nan)
     intervals = {k: percentile_interval([d[k] for d in draws], level) for k in ("over_steps", "over_batch")}
     weaker = min(("over_steps", "over_batch"), key=lambda k: point[k] if math.isfinite(point[k]) else -math.inf)
     lows = [intervals[k][0] for k in intervals]
@@ -239,15 +236,12 @@ def degradation_test(
     above = sizes > b_crit if len(sizes) else sizes.astype(bool)
 
     def group_means(cols: np.ndarray) -> tuple[float, float]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            per_size = np.nanmean(change[:, cols], axis=1)
+        per_size = np.nanmean(change[:, cols], axis=1)
         return (float(np.nanmean(per_size[below])) if below.any() else math.nan,
                 float(np.nanmean(per_size[above])) if above.any() else math.nan)
 
-    below_est, above_est = group_means(np.arange(n_units)) if n_units else (math.nan, math.nan)
-    rng = np.random.default_rng(0)
-    draws = [group_means(rng.integers(0, n_units, n_units)) for _ in range(n_boot)] if n_units >= 2 else []
+    point, draws = seed_bootstrap(group_means, n_units, n_boot)
+    below_est, above_est = point or (math.nan, math.nan)
     b_low, b_high = percentile_interval([d[0] for d in draws], level)
     a_low, a_high = percentile_interval([d[1] for d in draws], level)
     if not (math.isfinite(b_crit) and below.any() and above.any() and n_units >= 2):
