@@ -161,9 +161,7 @@ def cmd_scaling(args: argparse.Namespace) -> None:
     cells = pd.DataFrame(
         [
             {"study": name, "train_samples": n, "width_factor": w, "n_params": int(pd.read_parquet(t)["n_params"].iloc[0])}
-            for name, (n, w), t in zip(
-                names, [(n, w) for n in study.scaling.train_samples for w in study.scaling.width_factors], args.tables
-            )
+            for name, (n, w), t in zip(names, study.scaling.cells(), args.tables)
         ]
     )
     data = load_dataset(args.data)

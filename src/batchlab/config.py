@@ -528,6 +528,10 @@ class Scaling(Strict):
         self.width_factors.sort()
         return self
 
+    def cells(self) -> list[tuple[int, float]]:
+        """(train_samples, width_factor) of every cell, in the grid's order (sizes outer, widths inner)."""
+        return [(n, w) for n in self.train_samples for w in self.width_factors]
+
 
 def variant_name(study_name: str, train_samples: int, width: float) -> str:
     """The name of one cell of a scaling grid, e.g. mnist1d_scaling-n2000-w0p5."""
@@ -584,19 +588,18 @@ class Study(Strict):
         """
         if self.scaling is None:
             return {name: self}
-        out = {}
-        for n in self.scaling.train_samples:
-            for w in self.scaling.width_factors:
-                out[variant_name(name, n, w)] = self.model_copy(
-                    update={
-                        "description": f"{self.description} [scaling cell: {n} training samples, width x{w:g}]".strip(),
-                        "data": self.data.model_copy(update={"train_samples": n}),
-                        "model": widened(self.model, w),
-                        "claims": [c for c in self.claims if c.expect not in SCALING_EXPECTATIONS],
-                        "scaling": None,
-                    }
-                )
-        return out
+        return {
+            variant_name(name, n, w): self.model_copy(
+                update={
+                    "description": f"{self.description} [scaling cell: {n} training samples, width x{w:g}]".strip(),
+                    "data": self.data.model_copy(update={"train_samples": n}),
+                    "model": widened(self.model, w),
+                    "claims": [c for c in self.claims if c.expect not in SCALING_EXPECTATIONS],
+                    "scaling": None,
+                }
+            )
+            for n, w in self.scaling.cells()
+        }
 
     def cell_view(self, batch_size: int) -> "Study":
         """The study as one training cell sees it: only what changes its runs.
