@@ -27,7 +27,8 @@ from batchlab.data import Dataset
 from batchlab.engine import train_runs
 from batchlab.models import count_parameters
 from batchlab.objectives import sample_loss_for
-from batchlab.train import autocast, init_model, peak_memory_mb, resolve_device, train_run
+from batchlab.run import autocast, init_model, peak_memory_mb
+from batchlab.train import resolve_device, train_run
 
 N_TRAIN, N_EVAL, FEATURES = 2048, 64, 784
 BYTES_PER_PARAM = 8 * 4  # fp32: weights read + write, gradient write + read, Adam's two moments read + write

@@ -13,7 +13,8 @@ from batchlab import engine, io
 from batchlab.config import Study
 from batchlab.data import load_dataset
 from batchlab.resume import ResumePoint, StopFlag, run_identity
-from batchlab.train import Progress, RunResult, resolve_device, train_run
+from batchlab.run import RunResult
+from batchlab.train import Progress, resolve_device, train_run
 from batchlab.tuning import rank_learning_rates
 
 
@@ -26,6 +27,7 @@ def train_cell(
     device: str = "auto",
     checkpoint_every_s: float = 300.0,
     stop: StopFlag | None = None,
+    cuda_graphs: str | None = None,
 ) -> pd.DataFrame:
     """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt.
 
@@ -38,9 +40,12 @@ def train_cell(
     the weights at the study's gradient checkpoints. State is kept in out_dir/.resume/ while the cell
     runs (the progress every `checkpoint_every_s` seconds; with the reference trainer also each finished
     run whole), so a killed job started again continues where it stopped; the folder is removed once
-    the outputs are written.
+    the outputs are written. `cuda_graphs`, when given, replaces the study's training.cuda_graphs (it
+    reaches the job apart from the study, since it changes speed and not numbers).
     """
     out_dir = Path(out_dir)
+    if cuda_graphs is not None:
+        study = study.model_copy(update={"training": study.training.model_copy(update={"cuda_graphs": cuda_graphs})})
     resume_dir = out_dir / ".resume"
     cell_json = study.cell_view(batch_size).model_dump_json()
     dev = resolve_device(device)

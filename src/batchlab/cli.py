@@ -45,7 +45,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     try:
         train_cell(
             _study(args), args.study, args.batch_size, args.data, args.out_dir, device=args.device,
-            checkpoint_every_s=args.checkpoint_every_s, stop=stop,
+            checkpoint_every_s=args.checkpoint_every_s, stop=stop, cuda_graphs=args.cuda_graphs,
         )
     except (torch.OutOfMemoryError, MemoryError) as err:
         raise MemoryError(
@@ -201,6 +201,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out-dir", required=True)
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.add_argument("--checkpoint-every-s", type=float, default=300.0, help="seconds between saves of a run's state")
+    sp.add_argument(
+        "--cuda-graphs", choices=["auto", "require", "off"], default=None,
+        help="the study's training.cuda_graphs (passed apart from --study-json: it changes speed, not numbers)",
+    )
     sp = add("downstream", cmd_downstream, "SVM in k-fold CV on one cell's embeddings", study=False)
     sp.add_argument("--study", required=True, help="study name")
     sp.add_argument("--downstream-json", required=True, help="the study's validated downstream block, as JSON")

@@ -355,9 +355,19 @@ class Training(Strict):
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="fp32, or bf16 autocast of the forward pass (parameters and optimizer state stay fp32)."
     )
-    cuda_graphs: bool = Field(
-        True, description="Batched engine on CUDA: replay each step as a captured CUDA graph (eager if capture fails)."
+    cuda_graphs: Literal["auto", "require", "off"] = Field(
+        "auto",
+        description="Batched engine on CUDA: replay each step as a captured CUDA graph. auto: capture, and if capture "
+        "fails train eagerly, with the reason in the job log and the run table's cuda_graph_fallback column; require: a "
+        "failed capture fails the job; off: eager steps. It changes how fast a cell trains, not its numbers, so editing "
+        "it retrains nothing.",
     )
+
+    @field_validator("cuda_graphs", mode="before")
+    @classmethod
+    def _bool_is_auto_or_off(cls, value: object) -> object:
+        """true/false, the setting's earlier form, read as auto/off."""
+        return {True: "auto", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class Downstream(Strict):
@@ -605,7 +615,8 @@ class Study(Strict):
         """The study as one training cell sees it: only what changes its runs.
 
         Jobs receive this view (not the whole study) so that adding a batch size or editing the
-        description or downstream settings reruns no training job.
+        description, downstream settings or operational settings (`training.cuda_graphs`) reruns no
+        training job; the train rule passes those apart, as parameters Snakemake does not track.
         """
         return self.model_copy(
             update={
@@ -616,6 +627,7 @@ class Study(Strict):
                 "steps_to_target": StepsToTarget(),
                 "claims": [],
                 "scaling": None,
+                "training": self.training.model_copy(update={"cuda_graphs": "auto"}),
             }
         )
 

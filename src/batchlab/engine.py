@@ -12,9 +12,12 @@ recorded as diverged, as in the reference, while the others go on.
 
 The step reads only device tensors (step index, learning rates, the [K, steps, B] sample stream),
 and the loss is summed on the device and read at the log-spaced steps only; on CUDA the step can be
-captured once as a CUDA graph and replayed. Contrastive models are not batched: their augmentations
-come from a per-run CPU generator inside the loss, so `train_runs` falls back to the reference
-trainer for them.
+captured once as a CUDA graph and replayed. On CUDA the optimizer update is torch's fused kernel over
+all stacked parameters (one launch per group of runs sharing a learning rate), in place, so a step
+moves each parameter's bytes about once. Whether a cell's steps were captured is recorded in its run
+table (`cuda_graph`, and `cuda_graph_fallback` with the reason when they were not). Contrastive
+models are not batched: their augmentations come from a per-run CPU generator inside the loss, so
+the cell trains them with the reference trainer.
 """
 
 from __future__ import annotations
@@ -35,12 +38,12 @@ from batchlab.config import Study
 from batchlab.data import Dataset
 from batchlab.objectives import sample_loss_for
 from batchlab.resume import ResumePoint
-from batchlab.schedule import lr_at, scaled_lr, warmup_steps
-from batchlab.seeding import derive_seed, numpy_rng
-from batchlab.train import (
+from batchlab.run import (
     RunFacts, RunResult, autocast, init_model, log_spaced_steps, mean_loss, measure_run, micro_batch_columns,
-    micro_batches, sample_stream, train_run,
+    micro_batches, sample_stream,
 )
+from batchlab.schedule import lr_at, scaled_lr, warmup_steps
+from batchlab.seeding import numpy_rng
 
 log = logging.getLogger(__name__)
 GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before a CUDA graph is captured
@@ -73,12 +76,7 @@ def train_runs(
     (then TrainingInterrupted is raised), and a call with the same runs continues from it.
     """
     if not supports(study):
-        if resume is not None and len(runs) > 1:
-            raise ValueError("contrastive runs fall back to the reference trainer: resume them one at a time")
-        return [
-            train_run(study, data, batch_size, seed, device, checkpoint_fractions.get(seed, ()), progress, resume, lr)
-            for lr, seed in runs
-        ]
+        raise ValueError(f"the batched engine does not train {study.model.kind} models: use the reference trainer")
     return _Training(study, data, batch_size, runs, device, checkpoint_fractions).run(progress, resume)
 
 
@@ -193,11 +191,16 @@ class _Training:
         """Run k's record, embeddings and checkpoints, by the reference trainer's own measurements."""
         (base_lr, seed), loss_fn = self.runs[k], self.loss_fn
         facts = RunFacts(self.batch_size, seed, base_lr, self.peaks[k], self.steps, diverged_step, resumed_at, wall)
-        tags = {"engine": "batched", "runs_together": self.k, **micro_batch_columns(self.batch_size, self.step_fn.parts)}
+        tags = {"engine": "batched", "runs_together": self.k, **self.step_fn.graph_columns(),
+                **micro_batch_columns(self.batch_size, self.step_fn.parts)}
         return measure_run(
             self.study, self.load_run(k), lambda: loss_fn, self.x_all, self.y_all, self.splits, self.initial[k],
             facts, self.device, tags, curve, checkpoints,
         )
+
+
+class CudaGraphRequired(RuntimeError):
+    """A study with training.cuda_graphs: require whose step could not be captured."""
 
 
 class _Step:
@@ -205,7 +208,8 @@ class _Step:
 
     One run on an eager device reads its step and learning rate as Python numbers (the reference's
     own arithmetic, no vmap); otherwise everything the step reads is a device tensor, so that on
-    CUDA it can be captured as a graph and replayed.
+    CUDA it can be captured as a graph and replayed. Nothing in the step reads a value back to the
+    host (tests/test_engine.py runs it under a guard that fails on any such read).
     """
 
     def __init__(self, study: Study, probe, loss_fn, models, peaks, n_warmup, device, batch_size):
@@ -220,14 +224,24 @@ class _Step:
         self.base = copy.deepcopy(probe).to("meta")
         self.peak_floats = peaks
         self.peaks = torch.tensor(peaks, dtype=torch.float64, device=device)
+        self.lr_groups = stacked_optim.equal_runs(peaks)
         self.table = stacked_optim.bias_correction_table(device)
         self.active = torch.ones(self.k, dtype=torch.bool, device=device)
         self.step_t = torch.zeros((), dtype=torch.int64, device=device)
-        self.graphs_wanted = study.training.cuda_graphs and device.type == "cuda"
+        self.graph_mode = study.training.cuda_graphs
+        self.graphs_wanted = self.graph_mode != "off" and device.type == "cuda"
+        self.graph_fallback = "training.cuda_graphs is off" if device.type == "cuda" and not self.graphs_wanted else ""
         self.graphs: dict[bool, torch.cuda.CUDAGraph] = {}
         self.eager_steps = 0
+        self.fused = device.type == "cuda"  # torch's fused update kernels; on CPU the reference's own arithmetic
         self.graph_body = False  # True: run eagerly exactly what a graph would capture (tests it without CUDA)
         self.set_micro_batch(study.training.micro_batch_size)
+
+    def graph_columns(self) -> dict:
+        """The run table's cuda_graph (True, False, or None where no GPU was used) and why not, if not."""
+        if self.device.type != "cuda":
+            return {"cuda_graph": None, "cuda_graph_fallback": ""}
+        return {"cuda_graph": bool(self.graphs) and not self.graph_fallback, "cuda_graph_fallback": self.graph_fallback}
 
     # ---- state that a resumed run needs
     def state(self) -> dict:
@@ -266,36 +280,42 @@ class _Step:
                 torch.cuda.empty_cache()
 
     def _dispatch(self, step, x_train, y_train, stream, masked) -> None:
-        if self.k == 1 and not (self.graphs_wanted or self.graph_body):
+        if self.k == 1 and not (self.graphs_wanted or self.graph_body or self.fused):
             lr = lr_at(step, self.peak_floats[0], self.n_warmup)  # the reference's own arithmetic, no vmap
             idx = stream[0, step - 1]
-            return self._commit(*self._compute(step, lr, x_train[idx][None], y_train[idx][None], masked), masked, False)
+            x, y = x_train.index_select(0, idx)[None], y_train.index_select(0, idx)[None]
+            loss, grads = self._gradients(x, y)
+            in_place = not masked and self.device.type == "cpu"
+            params, opt = stacked_optim.update(self.optim, self.params, grads, self.opt, step, lr, self.table, in_place)
+            return self._commit(params, opt, loss, masked, False)
         self.step_t.fill_(step)
         if not self.graphs_wanted:
-            functional = masked or self.graph_body
-            return self._commit(*self._device_compute(x_train, y_train, stream, functional), masked, self.graph_body)
+            return self._device_step(x_train, y_train, stream, masked, in_place=self.graph_body or self.fused)
         if self.eager_steps < GRAPH_WARMUP_STEPS or not self._graph(masked, x_train, y_train, stream):
-            self._on_side_stream(lambda: self._commit(*self._device_compute(x_train, y_train, stream, True), masked, True))
+            self._on_side_stream(lambda: self._device_step(x_train, y_train, stream, masked, in_place=True))
             self.eager_steps += 1
             return None
         self.graphs[masked].replay()
         return None
 
-    def _device_compute(self, x_train, y_train, stream, functional: bool):
-        """The step from device tensors only: batch indices selected by the step tensor."""
+    def _device_step(self, x_train, y_train, stream, masked: bool, in_place: bool) -> None:
+        """The step from device tensors only: what a CUDA graph captures. The batch's indices are selected
+        by the step tensor; with `in_place` the state tensors are updated where they are (a graph's
+        static buffers); the fused update when asked for and no run is frozen."""
         idx = stream.index_select(1, (self.step_t - 1).view(1)).view(-1)
         x = x_train.index_select(0, idx).view(self.k, self.batch_size, *x_train.shape[1:])
         y = y_train.index_select(0, idx).view(self.k, self.batch_size, *y_train.shape[1:])
-        return self._compute(self.step_t, stacked_optim.lr_now(self.step_t, self.peaks, self.n_warmup), x, y, functional)
-
-    def _compute(self, step, lr, x: Tensor, y: Tensor, functional: bool):
-        """New params, optimizer state and batch loss [K]. Functional (nothing changed, so a step that ran
-        out of memory can be retried) on CUDA, for a graph and while runs are frozen; on CPU, with every
-        run active, the state is updated in place, as torch.optim does (no parameter-sized allocations)."""
         loss, grads = self._gradients(x, y)
-        in_place = not functional and self.device.type == "cpu"
-        params, opt = stacked_optim.update(self.optim, self.params, grads, self.opt, step, lr, self.table, in_place)
-        return params, opt, loss
+        lr = stacked_optim.lr_now(self.step_t, self.peaks, self.n_warmup)
+        if self.fused and not masked:
+            stacked_optim.fused_update_(self.optim, self.params, grads, self.opt, self.step_t, lr, self.lr_groups)
+            self.running.add_(loss)
+            return
+        functional = masked or in_place or self.device.type != "cpu"
+        params, opt = stacked_optim.update(
+            self.optim, self.params, grads, self.opt, self.step_t, lr, self.table, in_place=not functional
+        )
+        self._commit(params, opt, loss, masked, in_place)
 
     def _gradients(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Batch loss [K] and gradients of the batch mean, accumulated over micro-batches weighted by size.
@@ -358,18 +378,24 @@ class _Step:
         torch.cuda.current_stream(self.device).wait_stream(side)
 
     def _graph(self, masked: bool, x_train, y_train, stream) -> bool:
-        """Whether a captured graph of this step variant is ready (captured now if need be)."""
+        """Whether a captured graph of this step variant is ready (captured now if need be).
+
+        A failed capture fails the job under `require`; otherwise training goes on eagerly, and the
+        reason is logged once and kept for the run table."""
         if masked in self.graphs:
             return True
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph):
-                self._commit(*self._device_compute(x_train, y_train, stream, True), masked, True)
+                self._device_step(x_train, y_train, stream, masked, in_place=True)
         except torch.OutOfMemoryError:
             raise
-        except Exception as err:  # noqa: BLE001 - any capture failure falls back to eager steps
-            log.warning("CUDA graph capture failed (%s); training continues with eager steps", err)
-            self.graphs_wanted = False
+        except Exception as err:  # noqa: BLE001 - any capture failure: eager steps, or an error under `require`
+            reason = f"CUDA graph capture failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            if self.graph_mode == "require":
+                raise CudaGraphRequired(f"{reason} (training.cuda_graphs: require)") from err
+            log.warning("%s; training continues with eager steps (recorded in the run table's cuda_graph_fallback)", reason)
+            self.graphs_wanted, self.graph_fallback = False, reason
             return False
         self.graphs[masked] = graph
         return True

@@ -32,9 +32,36 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def collect(devices: list[str]) -> dict:
-    """Provenance of a report: the devices the runs used are passed in from the run table."""
+def how_cells_trained(table) -> list[dict]:
+    """One row per batch size of a run table: the engine, runs trained together, CUDA graph
+    (captured, eager with the reason, or not applicable), precision and micro-batching, so a
+    fallback shows in the report and not only in a job's log."""
+    rows = []
+    for batch_size, cell in table.groupby("batch_size", sort=True):
+        graph = cell["cuda_graph"] if "cuda_graph" in cell else None
+        reasons = sorted({r for r in cell.get("cuda_graph_fallback", []) if isinstance(r, str) and r})
+        if graph is None or graph.isna().all():
+            cuda_graph = "not applicable"
+        elif graph.astype(bool).all():
+            cuda_graph = "captured"
+        else:
+            cuda_graph = "eager: " + ("; ".join(reasons) or "not captured")
+        rows.append({
+            "batch_size": int(batch_size),
+            "devices": ", ".join(sorted(set(cell["device"].astype(str)))),
+            "engine": ", ".join(sorted(set(cell["engine"].astype(str)))),
+            "runs_together": int(cell["runs_together"].max()),
+            "cuda_graph": cuda_graph,
+            "precision": ", ".join(sorted(set(cell["precision"].astype(str)))),
+            "micro_batch_size": int(cell["micro_batch_size"].min()),
+        })
+    return rows
+
+
+def collect(devices: list[str], training: list[dict] | None = None) -> dict:
+    """Provenance of a report: the devices the runs used, and how each cell trained, from the run table."""
     return {
+        "training": training or [],
         "git_commit": git_commit(),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -3,10 +3,16 @@
 Each of the K runs has its own learning rate (a [K] tensor, broadcast as [K, 1, ...]) and its own
 moments. The element-wise operations are torch's own (`_single_tensor_adam`, `_single_tensor_sgd`) in
 the same order, so a run's update has the same bits as torch.optim's: Adam's bias corrections are
-taken from a table computed with the same Python float arithmetic, then indexed by a step tensor,
-which keeps the step free of host values (CUDA-graph capturable). SGD's `param.add_(grad, alpha=-lr)`
+taken from a table computed with the same Python float arithmetic, then selected by a step tensor
+(`index_select`: indexing with a 0-dim tensor would read it back to the host, a sync that breaks
+CUDA-graph capture), which keeps the step free of host values. SGD's `param.add_(grad, alpha=-lr)`
 is a fused multiply-add that a per-run lr tensor cannot express, so with lr tensors SGD agrees with
 torch to rounding; with a Python-float lr (one run, eager) it is bitwise the same.
+
+`fused_update_` is the fast path on a GPU: torch's fused Adam / SGD kernels (what torch.optim's
+fused=True runs), in place, one launch per group of runs with equal learning rates over every
+parameter. They compute the bias corrections in the kernel's own precision, so they agree with
+`update` to float32 rounding, not bitwise.
 """
 
 from __future__ import annotations
@@ -41,6 +47,42 @@ def lr_now(step: Tensor, peak: Tensor, n_warmup: int) -> Tensor:
     return torch.where(s > n_warmup, peak, peak * s / n_warmup)
 
 
+def equal_runs(lrs: list[float]) -> list[tuple[int, int]]:
+    """(start, stop) of each run of consecutive equal learning rates (a cell's runs are ordered by rate)."""
+    groups, start = [], 0
+    for i in range(1, len(lrs) + 1):
+        if i == len(lrs) or lrs[i] != lrs[start]:
+            groups.append((start, i))
+            start = i
+    return groups
+
+
+def fused_update_(
+    optim: Optim, params: Tensors, grads: Tensors, state: dict[str, Tensors], step: Tensor, lr: Tensor,
+    groups: list[tuple[int, int]],
+) -> None:
+    """One step of every run in place by torch's fused kernels. `step`: 0-dim int64 (the step being
+    taken, 1-based); `lr`: [K] learning rates, equal within each (start, stop) group of `groups`.
+    SGD's momentum buffers start at zero, so `momentum * 0 + grad` is the first step's buffer, as torch's."""
+    names = list(params)
+    rates = lr.to(torch.float32)
+    steps = [step.to(torch.float32)] * len(names)
+    for lo, hi in groups:
+        part = lambda d: [d[n][lo:hi] for n in names]  # noqa: E731 - views: the kernels write the stacked tensors
+        if optim.name == "adam":
+            torch._fused_adam_(
+                part(params), part(grads), part(state["exp_avg"]), part(state["exp_avg_sq"]), [], steps,
+                lr=rates[lo], beta1=BETAS[0], beta2=BETAS[1], weight_decay=optim.weight_decay, eps=EPS,
+                amsgrad=False, maximize=False,
+            )
+        else:
+            torch._fused_sgd_(
+                part(params), part(grads), part(state["momentum_buffer"]) if optim.momentum else [],
+                weight_decay=optim.weight_decay, momentum=optim.momentum, lr=rates[lo], dampening=0.0,
+                nesterov=False, maximize=False, is_first_step=False,
+            )
+
+
 def init_state(optim: Optim, params: Tensors) -> dict[str, Tensors]:
     """Zeroed moments (Adam) or momentum buffers (SGD), shaped like the stacked parameters."""
     if optim.name == "adam":
@@ -72,7 +114,7 @@ def update(
 def _adam(optim, params, grads, state, step, lr, table, in_place):
     beta1, beta2 = BETAS
     if isinstance(lr, Tensor):
-        row = table[torch.clamp(step, max=len(table) - 1)]
+        row = table.index_select(0, torch.clamp(step, max=len(table) - 1).view(1))[0]
         neg_step = -(lr / row[0])
         bc2_sqrt = row[1].to(torch.float32)
     else:

@@ -105,5 +105,21 @@ def init_checkpoint(wildcards):
     return "measure" if int(wildcards.bs) == smallest else "skip"
 
 
+class Untracked:
+    """A rule parameter that Snakemake leaves out of its rerun triggers: it records parameters of
+    builtin types only, and this is not one. For settings that change how a job runs, not its numbers
+    (tests/test_workflow.py checks that editing one reruns nothing)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self):
+        return str(self.value)
+
+
+def cuda_graphs(wildcards):
+    return Untracked(STUDIES[wildcards.study].training.cuda_graphs)
+
+
 def target_json(wildcards):
     return STUDIES[wildcards.study].steps_to_target.model_dump_json()

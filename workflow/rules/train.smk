@@ -19,8 +19,10 @@ rule train:
     params:
         study=cell_json,
         device=CFG.device,
+        cuda_graphs=cuda_graphs,
     shell:
         "{BATCHLAB} train --study {wildcards.study} --study-json {params.study:q} "
         "--batch-size {wildcards.bs} --data {input.data} --device {params.device} "
+        "--cuda-graphs {params.cuda_graphs} "
         "--checkpoint-every-s {CFG.checkpoint_every_s} "
         "--out-dir $(dirname {output.runs}) > {log} 2>&1"

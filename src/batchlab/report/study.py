@@ -166,7 +166,7 @@ def build_study_report(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]
     )
     io.write_csv(scorecard, out / "scorecard.csv")
-    prov = provenance.collect(table["device"].astype(str).tolist())
+    prov = provenance.collect(table["device"].astype(str).tolist(), provenance.how_cells_trained(table))
     study_yaml = yaml.safe_dump({study_name: study.model_dump(mode="json")}, sort_keys=False)
     io.write_text(study_yaml, out / "config.yaml")
     io.write_json(prov, out / "provenance.json")
