@@ -115,6 +115,29 @@ def test_added_batch_size_runs_only_new_jobs(finished_run: Path):
     assert jobs == dict.fromkeys(expected, 1), dry.stdout
 
 
+def test_operational_settings_rerun_nothing(local_run: Path, tmp_path: Path):
+    """training.cuda_graphs changes how fast a cell trains, not its numbers: editing it retrains nothing."""
+    finished_run = tmp_path / "run"
+    shutil.copytree(local_run, finished_run, symlinks=True)
+    cfg = yaml.safe_load((finished_run / "config/config.yaml").read_text())
+    cfg["studies"]["tiny_ehr"].setdefault("training", {})["cuda_graphs"] = "require"
+    (finished_run / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    dry = snakemake(finished_run, "--cores", "2", "--dry-run", "--quiet", "rules")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert not re.findall(r"^train\s+\d+$", dry.stdout + dry.stderr, flags=re.M), dry.stdout
+    cfg["studies"]["tiny_ehr"]["training"]["precision"] = "bf16"  # a setting that changes the numbers does rerun
+    (finished_run / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+    dry = snakemake(finished_run, "--cores", "2", "--dry-run", "--quiet", "rules")
+    assert re.findall(r"^train\s+3$", dry.stdout + dry.stderr, flags=re.M), dry.stdout
+
+
+def test_run_table_and_report_say_how_each_cell_trained(finished_run: Path):
+    table = pd.read_parquet(finished_run / "results/tiny_ehr/table.parquet")
+    assert table["cuda_graph"].isna().all() and (table["cuda_graph_fallback"] == "").all()  # CPU: not applicable
+    page = (finished_run / "reports/tiny_ehr/index.html").read_text()
+    assert "How each cell trained" in page and "not applicable" in page
+
+
 def test_bad_config_stops_before_any_job(tmp_path: Path):
     (tmp_path / "config").mkdir()
     cfg = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())

@@ -65,6 +65,7 @@ def fused_update_(
     taken, 1-based); `lr`: [K] learning rates, equal within each (start, stop) group of `groups`.
     SGD's momentum buffers start at zero, so `momentum * 0 + grad` is the first step's buffer, as torch's."""
     names = list(params)
+    grads = {n: g.contiguous() for n, g in grads.items()}  # the kernels read memory flat; vmapped weight grads are transposed
     rates = lr.to(torch.float32)
     steps = [step.to(torch.float32)] * len(names)
     for lo, hi in groups:
