@@ -1,11 +1,15 @@
-"""Training throughput: a plain eager PyTorch loop, the reference trainer and the batched engine.
+"""Training throughput: a plain eager PyTorch loop, the reference trainer, the batched engine, and a
+hand-written stacked-bmm reference.
 
 The MLP autoencoder 784-256-32-256-784 with Adam on synthetic data (made here, nothing downloaded),
-at batch sizes 1, 8, 64, 1024 and K = 1, 8, 64 runs trained together by the engine. The eager loop
-and the reference trainer train one run; K of them take K times as long, so their model-steps/s is
-what K of them give one after another. Printed per row: model-steps/s (steps x runs per second),
-samples/s, the ratio to the eager loop, peak memory, and the fraction of the bandwidth limit (the
-bytes one Adam step must move over the device's measured copy bandwidth).
+at batch sizes 1, 8, 64, 1024 and K = 1, 8, 64, 256 runs trained together by the engine. The eager
+loop and the reference trainer train one run; K of them take K times as long, so their model-steps/s
+is what K of them give one after another. The hand-written rows train the same K models as plain
+stacked `baddbmm` weights with `torch.optim.Adam(capturable=True, foreach=True)`, the whole step one
+CUDA graph on a GPU: what the engine should reach without its generality. Printed per row:
+model-steps/s (steps x runs per second), samples/s, the ratio to the eager loop, whether the steps
+ran as a CUDA graph, peak memory, and the fraction of the bandwidth limit (the bytes one Adam step
+must move over the device's measured copy bandwidth).
 
     python benchmarks/train_throughput.py --device cuda --precision fp32 bf16 --json gpu.json
 """
@@ -21,6 +25,7 @@ import time
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from batchlab.config import Study
 from batchlab.data import Dataset
@@ -103,9 +108,66 @@ def reference(study, data, batch_size, device) -> float:
     return train_run(study, data, batch_size, 0, device).record["wall_time_s"]
 
 
-def engine(study, data, batch_size, device, k: int) -> float:
+def engine(study, data, batch_size, device, k: int) -> tuple[float, str]:
+    """The loop time of train_runs for K runs, and whether its steps ran as a CUDA graph."""
     runs = [(LR, seed) for seed in range(k)]
-    return train_runs(study, data, batch_size, runs, device, {})[0].record["wall_time_s"]
+    record = train_runs(study, data, batch_size, runs, device, {})[0].record
+    graph = {None: "n/a", True: "graph"}.get(record["cuda_graph"], "eager: " + record["cuda_graph_fallback"])
+    return record["wall_time_s"], graph
+
+
+def handwritten(data: Dataset, batch_size: int, k: int, steps: int, device: torch.device, precision: str) -> float:
+    """Seconds for `steps` steps of K autoencoders as stacked baddbmm weights (784-256-32-256-784, ReLU
+    after the first layer of encoder and decoder, logits out), Adam(capturable, foreach) over the stacks,
+    batches drawn on the device; on a GPU the whole step is one CUDA graph."""
+    gen = torch.Generator().manual_seed(0)
+    widths = [FEATURES, 256, 32, 256, FEATURES]
+    weights = [(torch.randn(k, a, b, generator=gen) / a**0.5).to(device).requires_grad_() for a, b in zip(widths, widths[1:])]
+    biases = [torch.zeros(k, 1, b, device=device, requires_grad=True) for b in widths[1:]]
+    cuda = device.type == "cuda"
+    opt = torch.optim.Adam(weights + biases, lr=LR, capturable=cuda, foreach=True)
+    x_train = torch.as_tensor(data.x[:N_TRAIN], device=device)
+    order = torch.randint(0, N_TRAIN, (steps + 8, k * batch_size), generator=gen).to(device)
+    at = torch.zeros(1, dtype=torch.int64, device=device)
+
+    def step() -> None:
+        x = x_train.index_select(0, order.index_select(0, at).view(-1)).view(k, batch_size, FEATURES)
+        with autocast(device, precision):
+            h = x
+            for i, (w, b) in enumerate(zip(weights, biases)):
+                h = torch.baddbmm(b, h, w)
+                h = torch.relu(h) if i in (0, 2) else h
+            loss = F.binary_cross_entropy_with_logits(h.float(), x, reduction="none").mean(dim=(1, 2)).sum()
+        loss.backward()
+        opt.step()
+        at.add_(1)
+
+    if cuda:
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                opt.zero_grad(set_to_none=True)
+                step()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        opt.zero_grad(set_to_none=True)
+        with torch.cuda.graph(graph):
+            step()
+        run = graph.replay
+    else:
+        def run() -> None:
+            opt.zero_grad(set_to_none=True)
+            step()
+        for _ in range(3):
+            run()
+    at.zero_()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        run()
+    sync(device)
+    return time.perf_counter() - start
 
 
 def copy_bandwidth(device: torch.device) -> float:
@@ -132,22 +194,29 @@ def steps_for(args, device, k: int, batch_size: int) -> int:
 
 def measure(args, device, data, n_params, bandwidth) -> list[dict]:
     rows = []
+    cuda = device.type == "cuda"
+    trainers = [("eager", 1), ("reference", 1)] + [("engine", k) for k in args.runs]
+    trainers += [("handwritten", k) for k in args.handwritten]
     for precision in args.precision:
         for b in args.batch_sizes:
             base = None
-            for kind, k in [("eager", 1), ("reference", 1)] + [("engine", k) for k in args.runs]:
+            for kind, k in trainers:
                 steps = steps_for(args, device, k, b)
                 study = make_study(steps, precision, b)
                 warm = make_study(3, precision, b)
                 reset_peak(device)
+                graph = "n/a" if not cuda else "eager"
                 if kind == "eager":
                     seconds = eager_loop(study, data, b, steps, device)
                 elif kind == "reference":
                     reference(warm, data, b, device)
                     seconds = reference(study, data, b, device)
-                else:
+                elif kind == "engine":
                     engine(warm, data, b, device, k)
-                    seconds = engine(study, data, b, device, k)
+                    seconds, graph = engine(study, data, b, device, k)
+                else:
+                    seconds = handwritten(data, b, k, steps, device, precision)
+                    graph = "graph" if cuda else "n/a"
                 model_steps = steps * k / seconds
                 base = base or model_steps
                 moved = model_steps * n_params * BYTES_PER_PARAM
@@ -155,7 +224,7 @@ def measure(args, device, data, n_params, bandwidth) -> list[dict]:
                     {
                         "precision": precision, "batch_size": b, "trainer": kind, "runs": k, "steps": steps,
                         "model_steps_per_s": model_steps, "samples_per_s": model_steps * b,
-                        "vs_eager": model_steps / base, "peak_mem_mb": peak_memory_mb(device)[0],
+                        "vs_eager": model_steps / base, "cuda_graph": graph, "peak_mem_mb": peak_memory_mb(device)[0],
                         "bandwidth_fraction": moved / bandwidth,
                     }
                 )
@@ -164,15 +233,15 @@ def measure(args, device, data, n_params, bandwidth) -> list[dict]:
 
 
 HEADER = (
-    f"{'prec':5} {'B':>5} {'trainer':10} {'K':>3} {'steps':>6} {'model-steps/s':>14} {'samples/s':>12} "
-    f"{'vs eager':>9} {'peak MB':>9} {'of BW':>7}"
+    f"{'prec':5} {'B':>5} {'trainer':11} {'K':>3} {'steps':>6} {'model-steps/s':>14} {'samples/s':>12} "
+    f"{'vs eager':>9} {'graph':>6} {'peak MB':>9} {'of BW':>7}"
 )
 
 
 def format_row(r: dict) -> str:
     return (
-        f"{r['precision']:5} {r['batch_size']:>5} {r['trainer']:10} {r['runs']:>3} {r['steps']:>6} "
-        f"{r['model_steps_per_s']:>14,.1f} {r['samples_per_s']:>12,.0f} {r['vs_eager']:>9.2f} "
+        f"{r['precision']:5} {r['batch_size']:>5} {r['trainer']:11} {r['runs']:>3} {r['steps']:>6} "
+        f"{r['model_steps_per_s']:>14,.1f} {r['samples_per_s']:>12,.0f} {r['vs_eager']:>9.2f} {r['cuda_graph'][:6]:>6} "
         f"{r['peak_mem_mb']:>9,.0f} {100 * r['bandwidth_fraction']:>6.2f}%"
     )
 
@@ -184,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-samples", type=int, default=None,
                    help="cap steps x runs x batch per row (default on CPU: 40000; none on GPU)")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 64, 1024])
-    p.add_argument("--runs", type=int, nargs="+", default=[1, 8, 64], help="K of the engine rows")
+    p.add_argument("--runs", type=int, nargs="+", default=[1, 8, 64, 256], help="K of the engine rows")
+    p.add_argument("--handwritten", type=int, nargs="*", default=[64, 256], help="K of the hand-written rows")
     p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     p.add_argument("--json", help="also write the rows and the environment to this file")
     args = p.parse_args(argv)
