@@ -36,7 +36,7 @@ MODELS = {
 OPTIMS = {"adam": {"name": "adam", "lr": 1e-3, "weight_decay": 1e-4, "warmup": 0.2},
           "sgd": {"name": "sgd", "lr": 1e-2, "momentum": 0.9}}
 VARIANTS = {"plain": {}, "masked": {}, "micro-batched": {"micro_batch_size": 4}, "bf16": {"precision": "bf16"}}
-BATCH, STEPS = 8, 60
+BATCH, STEPS = 8, 40
 
 
 def study(model: str, optim: str, variant: str, graphs: str) -> Study:

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The batched engine's GPU checks in one go (docs/benchmarks.md): every step variant captured and free
+# of host syncs, throughput against the eager loop and the hand-written reference, and the optimizer
+# update alone three ways. Each part has a time limit, and its output lands in OUT_DIR as it goes.
+#   bash benchmarks/gpu_checks.sh OUT_DIR [STEPS]
+set -uo pipefail
+out=${1:?usage: gpu_checks.sh OUT_DIR [STEPS]}
+steps=${2:-300}
+mkdir -p "$out"
+export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+py=${PYTHON:-python3}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/gpu.txt"
+"$py" -c "import torch; print('torch', torch.__version__)" | tee -a "$out/gpu.txt"
+timeout 240 "$py" benchmarks/engine_capture.py --json "$out/capture.json" 2>&1 | tee "$out/capture.txt"
+timeout 300 "$py" benchmarks/train_throughput.py --device cuda --steps "$steps" --json "$out/throughput.json" 2>&1 \
+    | tee "$out/throughput.txt"
+timeout 150 "$py" benchmarks/optimizer_update.py --device cuda --runs 64 256 --json "$out/update.json" 2>&1 | tee "$out/update.txt"
