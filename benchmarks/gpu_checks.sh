@@ -11,7 +11,7 @@ export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv | tee "$out/gpu.txt"
 "$py" -c "import torch; print('torch', torch.__version__)" | tee -a "$out/gpu.txt"
-timeout 240 "$py" benchmarks/engine_capture.py --json "$out/capture.json" 2>&1 | tee "$out/capture.txt"
-timeout 300 "$py" benchmarks/train_throughput.py --device cuda --steps "$steps" --json "$out/throughput.json" 2>&1 \
+timeout 150 "$py" benchmarks/engine_capture.py --json "$out/capture.json" 2>&1 | tee "$out/capture.txt"
+timeout 200 "$py" benchmarks/train_throughput.py --device cuda --steps "$steps" --json "$out/throughput.json" 2>&1 \
     | tee "$out/throughput.txt"
-timeout 150 "$py" benchmarks/optimizer_update.py --device cuda --runs 64 256 --json "$out/update.json" 2>&1 | tee "$out/update.txt"
+timeout 80 "$py" benchmarks/optimizer_update.py --device cuda --runs 64 256 --json "$out/update.json" 2>&1 | tee "$out/update.txt"
