@@ -3,8 +3,9 @@ graph captured before fusing), torch's fused kernel (`stacked_optim.fused_update
 and `torch.compile` of the per-op update, side by side in one run.
 
 K runs of the 784-256-32-256-784 autoencoder's parameters, Adam, random gradients; per variant the
-median time of an update over repeats, the bytes it must move at least (weights, gradients and both
-moments: 32 bytes per parameter) over that time, and the ratio to the fused kernel.
+median time of an update over repeats, the bytes it must move at least (it reads weights, gradients and both
+moments and writes weights and moments: 28 bytes per parameter) over that time, and the ratio to the
+fused kernel.
 
     python benchmarks/optimizer_update.py --device cuda --runs 64 256
 """
@@ -24,7 +25,7 @@ from batchlab.config import Optim
 from batchlab.train import resolve_device
 
 SHAPES = [(256, 784), (256,), (32, 256), (32,), (256, 32), (256,), (784, 256), (784,)]
-BYTES_PER_PARAM = 32
+BYTES_PER_PARAM = 28  # the update reads weights, gradients and both moments, and writes weights and moments
 
 
 def _sync(device):
