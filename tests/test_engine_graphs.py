@@ -145,15 +145,24 @@ def test_fused_engine_runs_match_their_reference_runs(optim, monkeypatch):
     runs = [(1e-3, 0), (1e-3, 1), (1e4, 0)]
     original = _Training.__init__
 
+    adopted = []
+
     def fused(self, *args, **kwargs):
         original(self, *args, **kwargs)
         self.step_fn.fused = True
+        adopt = self.step_fn._adopt_layout
+
+        def record(grads):
+            adopt(grads)
+            adopted.append(all(self.step_fn.params[n].stride() == g.stride() for n, g in grads.items()))
+        self.step_fn._adopt_layout = record
 
     data = _data(study)
     refs = [train_run(study, data, 4, seed, CPU, base_lr=lr) for lr, seed in runs]
     monkeypatch.setattr(_Training, "__init__", fused)
     got = train_runs(study, data, 4, runs, CPU, {})
     assert got[2].record["diverged"] == refs[2].record["diverged"]
+    assert adopted and all(adopted), "the fused path stores the weights in their gradients' layout"
     for ref, run in zip(refs[:2], got[:2]):
         for key in ("train_loss", "val_loss", "distance_from_init"):
             assert math.isclose(ref.record[key], run.record[key], rel_tol=1e-4), key

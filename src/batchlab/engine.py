@@ -234,6 +234,7 @@ class _Step:
         self.graphs: dict[bool, torch.cuda.CUDAGraph] = {}
         self.eager_steps = 0
         self.fused = device.type == "cuda"  # torch's fused update kernels; on CPU the reference's own arithmetic
+        self.layout_adopted = False
         self.graph_body = False  # True: run eagerly exactly what a graph would capture (tests it without CUDA)
         self.set_micro_batch(study.training.micro_batch_size)
 
@@ -308,6 +309,8 @@ class _Step:
         loss, grads = self._gradients(x, y)
         lr = stacked_optim.lr_now(self.step_t, self.peaks, self.n_warmup)
         if self.fused and not masked:
+            if not self.layout_adopted:
+                self._adopt_layout(grads)
             stacked_optim.fused_update_(self.optim, self.params, grads, self.opt, self.step_t, lr, self.lr_groups)
             self.running.add_(loss)
             return
@@ -316,6 +319,14 @@ class _Step:
             self.optim, self.params, grads, self.opt, self.step_t, lr, self.table, in_place=not functional
         )
         self._commit(params, opt, loss, masked, in_place)
+
+    def _adopt_layout(self, grads: dict[str, Tensor]) -> None:
+        """Store each stacked parameter and its optimizer state in the memory layout its gradient comes in
+        (vmap returns weight gradients transposed), so the fused update reads all of them without a copy.
+        Done at the first fused step, before any graph is captured; the values are unchanged."""
+        self.params = stacked_optim.adopt_layout(self.params, grads)
+        self.opt = {key: stacked_optim.adopt_layout(d, grads) for key, d in self.opt.items()}
+        self.layout_adopted = True
 
     def _gradients(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Batch loss [K] and gradients of the batch mean, accumulated over micro-batches weighted by size.

@@ -65,7 +65,7 @@ def fused_update_(
     taken, 1-based); `lr`: [K] learning rates, equal within each (start, stop) group of `groups`.
     SGD's momentum buffers start at zero, so `momentum * 0 + grad` is the first step's buffer, as torch's."""
     names = list(params)
-    grads = {n: g.contiguous() for n, g in grads.items()}  # the kernels read memory flat; vmapped weight grads are transposed
+    grads = {n: _in_layout_of(params[n], g) for n, g in grads.items()}
     rates = lr.to(torch.float32)
     steps = [step.to(torch.float32)] * len(names)
     for lo, hi in groups:
@@ -82,6 +82,33 @@ def fused_update_(
                 weight_decay=optim.weight_decay, momentum=optim.momentum, lr=rates[lo], dampening=0.0,
                 nesterov=False, maximize=False, is_first_step=False,
             )
+
+
+def _in_layout_of(param: Tensor, grad: Tensor) -> Tensor:
+    """The gradient laid out in memory as its parameter is: the fused kernels read all four tensors flat
+    (on CUDA they refuse differing strides; on CPU they would silently pair the wrong elements)."""
+    return grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)
+
+
+def adopt_layout(tensors: Tensors, like: Tensors) -> Tensors:
+    """`tensors` stored in the memory layout of `like` (same shapes), where that layout is dense."""
+    out = {}
+    for n, t in tensors.items():
+        g = like[n]
+        out[n] = t if t.stride() == g.stride() or not _is_dense(g) else torch.empty_strided(
+            t.shape, g.stride(), dtype=t.dtype, device=t.device).copy_(t)
+    return out
+
+
+def _is_dense(t: Tensor) -> bool:
+    """Whether t's elements fill its storage span exactly once (a permutation of a contiguous layout)."""
+    dims = sorted((st, sz) for st, sz in zip(t.stride(), t.shape) if sz != 1)
+    expected = 1
+    for st, sz in dims:
+        if st != expected:
+            return False
+        expected *= sz
+    return True
 
 
 def init_state(optim: Optim, params: Tensors) -> dict[str, Tensors]:
