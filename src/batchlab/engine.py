@@ -324,6 +324,8 @@ class _Step:
         """Store each stacked parameter and its optimizer state in the memory layout its gradient comes in
         (vmap returns weight gradients transposed), so the fused update reads all of them without a copy.
         Done at the first fused step, before any graph is captured; the values are unchanged."""
+        if self.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError("the stacked state's layout must be settled before a CUDA graph is captured")
         self.params = stacked_optim.adopt_layout(self.params, grads)
         self.opt = {key: stacked_optim.adopt_layout(d, grads) for key, d in self.opt.items()}
         self.layout_adopted = True
