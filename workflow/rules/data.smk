@@ -1,4 +1,6 @@
 rule make_data:
+    input:
+        data_inputs,
     output:
         "data/{study}.npz",
     log:
