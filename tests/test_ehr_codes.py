@@ -142,31 +142,34 @@ def test_batch_sizes_powers_of_two_up_to_the_training_split(tmp_path: Path):
     assert study.data.n_train() == 32 and study.batch_sizes == [1, 2, 4, 8, 16, 32]
 
 
-def test_code_table_without_the_person_column(tmp_path: Path):
+def _rewrite(path: Path, edit) -> None:
+    edit(pd.read_csv(path)).to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(
+    "table, edit, expected",
+    [
+        ("codes", lambda t: t.drop(columns="pid"), "no column 'pid' (data.codes.person)"),
+        (
+            "map",
+            lambda t: t.rename(columns={"ICD": "icd9cm", "phecode": "jd_code"}),
+            "no column 'ICD' (data.phecode_maps[0].code), 'phecode' (data.phecode_maps[0].phecode); "
+            "the file's columns are ['icd9cm', 'jd_code', 'flag']",
+        ),
+        (
+            "demographics",
+            lambda t: t.assign(gender="F"),
+            "label column 'gender' has one class ('F') among the persons kept (data.demographics.sex)",
+        ),
+    ],
+    ids=["code-table-without-person-column", "map-with-unexpected-columns", "label-with-one-class"],
+)
+def test_bad_tables_stop_validation_naming_file_and_field(tmp_path: Path, table: str, edit, expected: str):
     paths = write_ehr(tmp_path)
-    pd.read_csv(paths["codes"]).drop(columns="pid").to_csv(paths["codes"], index=False)
+    _rewrite(paths[table], edit)
     with pytest.raises(ConfigError) as err:
         load_config(_config(tmp_path, paths))
-    assert f"study 'ehr', field 'data': {paths['codes']}: no column 'pid' (data.codes.person)" in str(err.value)
-
-
-def test_map_with_unexpected_columns(tmp_path: Path):
-    paths = write_ehr(tmp_path)
-    pd.read_csv(paths["map"]).rename(columns={"ICD": "icd9cm", "phecode": "jd_code"}).to_csv(paths["map"], index=False)
-    with pytest.raises(ConfigError) as err:
-        load_config(_config(tmp_path, paths))
-    assert (
-        f"{paths['map']}: no column 'ICD' (data.phecode_maps[0].code), 'phecode' (data.phecode_maps[0].phecode); "
-        "the file's columns are ['icd9cm', 'jd_code', 'flag']"
-    ) in str(err.value)
-
-
-def test_label_with_one_class(tmp_path: Path):
-    paths = write_ehr(tmp_path)
-    pd.read_csv(paths["demographics"]).assign(gender="F").to_csv(paths["demographics"], index=False)
-    with pytest.raises(ConfigError) as err:
-        load_config(_config(tmp_path, paths))
-    assert f"{paths['demographics']}: label column 'gender' has one class ('F') among the persons kept (data.demographics.sex)" in str(err.value)
+    assert f"study 'ehr', field 'data': {paths[table]}: {expected}" in str(err.value)
 
 
 def test_missing_and_malformed_paths_one_line_each(tmp_path: Path):

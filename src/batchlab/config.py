@@ -31,6 +31,13 @@ class ConfigError(ValueError):
     """A configuration problem, with a message that names the file, study and field."""
 
 
+def _no_repeats(values: list, what: str) -> list:
+    """The list itself when no value repeats; else a ValueError saying which list."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} repeat: {values}")
+    return values
+
+
 class Strict(BaseModel):
     """Base of every config model: unknown keys are errors, so typos are caught."""
 
@@ -280,15 +287,13 @@ class BratsData(_DataBase):
     @field_validator("modalities")
     @classmethod
     def _unique(cls, modalities: list[str]) -> list[str]:
-        if len(set(modalities)) != len(modalities):
-            raise ValueError(f"modalities repeat: {modalities}")
-        return modalities
+        return _no_repeats(modalities, "modalities")
 
     def cases(self):
         """The case folders and their files, checked for completeness (lists the folder; reads no volume)."""
-        from batchlab.data.brats import list_cases  # deferred: the data package imports this module
+        from batchlab.data.brats import cached_cases  # deferred: the data package imports this module
 
-        return list_cases(self.path, self.modalities)
+        return cached_cases(self.path, self.modalities)
 
     def n_samples_total(self) -> int:
         return len(self.cases()) * self.slices
@@ -818,9 +823,7 @@ class Study(Strict):
     @field_validator("seeds")
     @classmethod
     def _unique_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds repeat: {seeds}")
-        return seeds
+        return _no_repeats(seeds, "seeds")
 
     def variants(self, name: str) -> dict[str, "Study"]:
         """The studies a scaling grid runs, by name (the study itself when it has no grid).

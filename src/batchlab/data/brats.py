@@ -12,6 +12,7 @@ by one case whatever the folder's size.
 
 from __future__ import annotations
 
+import os
 import re
 import zlib
 from dataclasses import dataclass
@@ -80,6 +81,23 @@ def list_cases(folder: Path, modalities: list[str]) -> list[Case]:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise ValueError(f"{len(problems)} problems with the case files: {shown}")
     return cases
+
+
+_LISTINGS: dict[tuple, list[Case]] = {}
+
+
+def cached_cases(folder: Path, modalities: list[str]) -> list[Case]:
+    """list_cases, remembered while no case folder is added, removed or has a file added or removed.
+
+    Validation asks for the cases several times per study; a listing of a thousand case folders is
+    worth keeping, and the folders' modification times tell when it is stale.
+    """
+    with os.scandir(folder) as entries:
+        stamps = tuple(sorted((e.name, e.stat().st_mtime_ns) for e in entries if e.is_dir()))
+    key = (str(folder.resolve()), tuple(modalities), stamps)
+    if key not in _LISTINGS:
+        _LISTINGS[key] = list_cases(folder, modalities)
+    return _LISTINGS[key]
 
 
 @dataclass(frozen=True)
