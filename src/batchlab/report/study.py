@@ -172,10 +172,10 @@ def build_study_report(
     )
     io.write_csv(scorecard, out / "scorecard.csv")
     prov = provenance.collect(table["device"].astype(str).tolist())
-    if data_section and data_section["inputs"]:
-        prov["data"] = data_provenance(data_section)
     study_yaml = yaml.safe_dump({study_name: study.model_dump(mode="json")}, sort_keys=False)
     io.write_text(study_yaml, out / "config.yaml")
+    if data_section and data_section["inputs"]:
+        prov["data"] = data_provenance(data_section)
     io.write_json(prov, out / "provenance.json")
 
     meta = {
