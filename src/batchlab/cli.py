@@ -40,6 +40,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     from batchlab.cell import train_cell
     from batchlab.resume import StopFlag
 
+    from batchlab.data import training_size
+
+    n_train = training_size(args.data)
+    if args.batch_size > n_train:  # real data sets can leave samples out after the config was checked
+        raise ValueError(
+            f"study {args.study!r}: batch size {args.batch_size} is larger than the training split of {args.data} "
+            f"({n_train} samples, after the data set's exclusions); remove it from batch_sizes"
+        )
     stop = StopFlag()
     stop.install()  # SIGTERM (SLURM's time limit or preemption) saves the state before exiting
     try:
@@ -67,7 +75,10 @@ def cmd_downstream(args: argparse.Namespace) -> None:
         for s, lr in zip(emb["seed"], emb["lr"])
     ]
     y = data.labels[data.target]
-    table = evaluate_embeddings(emb["z"], keys, y, data.tasks[data.target], spec)
+    try:
+        table = evaluate_embeddings(emb["z"], keys, y, data.tasks[data.target], spec, data.groups)
+    except ValueError as err:
+        raise ValueError(f"study {args.study!r}, {args.data}: {err}") from None
     io.write_parquet(table, args.out)
 
 
@@ -76,7 +87,12 @@ def cmd_baselines(args: argparse.Namespace) -> None:
     from batchlab.downstream import evaluate_baselines
 
     spec, data = Downstream.model_validate_json(args.downstream_json), load_dataset(args.data)
-    table = evaluate_baselines(data.x, data.labels[data.target], data.tasks[data.target], spec, args.latent)
+    try:
+        table = evaluate_baselines(
+            data.x, data.labels[data.target], data.tasks[data.target], spec, args.latent, data.groups
+        )
+    except ValueError as err:
+        raise ValueError(f"study {args.study!r}, {args.data}: {err}") from None
     io.write_parquet(table.assign(study=args.study), args.out)
 
 
@@ -124,6 +140,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from batchlab.aggregate import read_all
     from batchlab.data import load_dataset
+    from batchlab.report.data import describe_data
     from batchlab.report.study import build_study_report
 
     data = load_dataset(args.data)
@@ -134,6 +151,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         "tasks": data.tasks,
         "target": data.target,
     }
+    section = describe_data(data, args.out_dir)
     build_study_report(
         args.study,
         _study(args),
@@ -147,6 +165,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         pd.read_parquet(args.critical),
         pd.read_parquet(args.lr_search),
         args.out_dir,
+        data_section=section,
     )
 
 

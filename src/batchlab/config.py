@@ -31,6 +31,13 @@ class ConfigError(ValueError):
     """A configuration problem, with a message that names the file, study and field."""
 
 
+def _no_repeats(values: list, what: str) -> list:
+    """The list itself when no value repeats; else a ValueError saying which list."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} repeat: {values}")
+    return values
+
+
 class Strict(BaseModel):
     """Base of every config model: unknown keys are errors, so typos are caught."""
 
@@ -78,6 +85,18 @@ class _DataBase(Strict):
         """Training-set size, known before the data are made (used to validate batch sizes)."""
         full = self.n_train_full()
         return full if self.train_samples is None else min(self.train_samples, full)
+
+    def input_files(self) -> list[Path]:
+        """The files the data set is read from (the data rule's inputs, so that editing them reruns it)."""
+        return []
+
+    def smallest_class(self) -> int | None:
+        """Samples in the target's rarest class, where known before the data are made (None otherwise)."""
+        return None
+
+    def origin(self) -> str:
+        """Where the samples come from, for messages."""
+        return self.name
 
     @model_validator(mode="after")
     def _limit_fits(self) -> "_DataBase":
@@ -200,6 +219,15 @@ class FileData(_DataBase):
     def n_samples_total(self) -> int:
         return self.summary().n_rows
 
+    def input_files(self) -> list[Path]:
+        return [self.path]
+
+    def smallest_class(self) -> int | None:
+        return self.summary().smallest_class
+
+    def origin(self) -> str:
+        return str(self.path)
+
     def summary(self):
         """The checked file's row count and rarest class (read once per file version)."""
         from batchlab.data.files import inspect_file  # deferred: the data package imports this module
@@ -212,11 +240,208 @@ class FileData(_DataBase):
         return self
 
 
+BRATS_MODALITIES = ("flair", "t1", "t1ce", "t2")
+
+
+def _existing(path: Path, kind: str, suffixes: tuple[str, ...] = ()) -> Path:
+    """The path itself if it is an existing file or folder of the right type; else a ValueError naming it."""
+    if suffixes and not path.name.lower().endswith(suffixes):
+        raise ValueError(f"{path}: unsupported file type (use {' or '.join(suffixes)})")
+    exists = path.is_dir() if kind == "folder" else path.is_file()
+    if not exists:
+        raise ValueError(f"{path}: no such {kind}")
+    return path
+
+
+class BratsData(_DataBase):
+    """BraTS cases as NIfTI volumes: axial slices of the chosen modalities, labelled by tumour laterality."""
+
+    name: Literal["brats"]
+    path: Path = Field(
+        description="Folder with one subfolder per case, each holding *_flair, *_t1, *_t1ce, *_t2 and *_seg "
+        "NIfTI files (.nii or .nii.gz); files beside the case folders are ignored."
+    )
+    modalities: list[Literal[BRATS_MODALITIES]] = Field(
+        list(BRATS_MODALITIES), min_length=1, description="Modalities stacked as the image's channels, in this order."
+    )
+    slices: PositiveInt = Field(
+        1, description="Axial slices per case: 1 = the slice with the largest tumour area; n = n slices centred on it."
+    )
+    slice_step: PositiveInt = Field(1, description="Voxels between neighbouring chosen slices when slices > 1.")
+    size: int = Field(64, ge=8, le=512, description="Height and width of every slice after resampling, in pixels.")
+    midline_margin_mm: float = Field(
+        5.0,
+        ge=0.0,
+        description="Cases whose tumour centroid lies within this many mm of the brain's midline are left out and counted.",
+    )
+    label: Literal["laterality"] = Field(
+        "laterality", description="Tumour side in the patient's frame (left/right of the brain's midline)."
+    )
+    synthetic: bool = Field(False, description="Set true if the folder holds synthetic volumes; the report says so.")
+
+    @field_validator("path")
+    @classmethod
+    def _folder(cls, path: Path) -> Path:
+        return _existing(path, "folder")
+
+    @field_validator("modalities")
+    @classmethod
+    def _unique(cls, modalities: list[str]) -> list[str]:
+        return _no_repeats(modalities, "modalities")
+
+    def cases(self):
+        """The case folders and their files, checked for completeness (lists the folder; reads no volume)."""
+        from batchlab.data.brats import cached_cases  # deferred: the data package imports this module
+
+        return cached_cases(self.path, self.modalities)
+
+    def n_samples_total(self) -> int:
+        return len(self.cases()) * self.slices
+
+    def origin(self) -> str:
+        return str(self.path)
+
+    def n_train_full(self) -> int:
+        """Whole cases go to one side of the split, so the split is drawn over cases."""
+        return split_sizes(len(self.cases()), self.split)[0] * self.slices
+
+    def input_files(self) -> list[Path]:
+        return [f for case in self.cases() for f in case.files()]
+
+    @model_validator(mode="after")
+    def _whole_cases(self) -> "BratsData":
+        self.cases()  # raises ValueError naming each case that lacks a file
+        if self.train_samples is not None and self.train_samples % self.slices:
+            raise ValueError(
+                f"train_samples ({self.train_samples}) must be a multiple of slices ({self.slices}): cases are kept whole"
+            )
+        return self
+
+
+VOCABULARIES = ("ICD-9-CM", "ICD-10-CM")
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class CodeTable(Strict):
+    """The long table of diagnosis codes: one row per (person, code) event."""
+
+    path: Path = Field(description="CSV or Parquet file, relative to the working directory.")
+    person: str = Field("person_id", description="Column of person identifiers (matched to the demographics table).")
+    code: str = Field("code", description="Column of ICD codes (with or without the dot).")
+    vocabulary: str = Field(
+        "vocabulary", description="Column saying which vocabulary each code is from: ICD-9-CM or ICD-10-CM."
+    )
+    date: str | None = Field(None, description="Optional column of event dates (checked and summarised, not filtered).")
+
+    @field_validator("path")
+    @classmethod
+    def _table(cls, path: Path) -> Path:
+        return _existing(path, "file", TABLE_SUFFIXES)
+
+
+class PhecodeMap(Strict):
+    """One ICD -> PheCode map file (the PheWAS catalogue's CSVs), with its column names."""
+
+    path: Path = Field(description="CSV or Parquet file of the map, relative to the working directory.")
+    code: str = Field(description="Column of ICD codes, e.g. ICD9 in the catalogue's ICD-9-CM map.")
+    phecode: str = Field(description="Column of PheCodes, e.g. PheCode.")
+    vocabulary: Literal[VOCABULARIES] | None = Field(
+        None, description="The vocabulary of every code in the file (give this or vocabulary_column)."
+    )
+    vocabulary_column: str | None = Field(
+        None, description="Column giving each row's vocabulary, for a map that holds both (give this or vocabulary)."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _table(cls, path: Path) -> Path:
+        return _existing(path, "file", TABLE_SUFFIXES)
+
+    @model_validator(mode="after")
+    def _one_vocabulary_source(self) -> "PhecodeMap":
+        if (self.vocabulary is None) == (self.vocabulary_column is None):
+            raise ValueError(f"{self.path}: give exactly one of vocabulary and vocabulary_column")
+        return self
+
+
+class Demographics(Strict):
+    """The per-person table: sex and any other label columns."""
+
+    path: Path = Field(description="CSV or Parquet file, one row per person, relative to the working directory.")
+    person: str = Field("person_id", description="Column of person identifiers.")
+    sex: str = Field("sex", description="Column of sex (any two or more values; coded in sorted order).")
+    labels: dict[str, Literal["classification", "regression"]] = Field(
+        {}, description="Other label columns and their kind, e.g. {age: regression}."
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _table(cls, path: Path) -> Path:
+        return _existing(path, "file", TABLE_SUFFIXES)
+
+    def label_tasks(self) -> dict[str, str]:
+        """Every label of the data set (sex first) and its kind, by label name."""
+        return {"sex": "classification", **self.labels}
+
+    def label_columns(self) -> dict[str, str]:
+        """The table column of every label, by label name."""
+        return {"sex": self.sex, **{name: name for name in self.labels}}
+
+
+class EHRCodesData(_DataBase):
+    """EHR as a long table of ICD codes, mapped to a person x PheCode binary matrix with labels from demographics."""
+
+    name: Literal["ehr_codes"]
+    codes: CodeTable = Field(description="The long table of (person, code, vocabulary, optional date).")
+    phecode_maps: list[PhecodeMap] = Field(
+        min_length=1, description="ICD -> PheCode maps (e.g. the catalogue's ICD-9-CM and ICD-10-CM files)."
+    )
+    demographics: Demographics = Field(description="One row per person: sex and other labels.")
+    label: str = Field("sex", description="The label the downstream SVM predicts: sex or a demographics.labels column.")
+    min_prevalence: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Keep PheCodes carried by at least this fraction of persons; 0 keeps every PheCode of the maps.",
+    )
+    synthetic: bool = Field(False, description="Set true if the tables hold synthetic data; the report says so.")
+
+    def target_task(self) -> str:
+        return self.demographics.label_tasks()[self.label]
+
+    def smallest_class(self) -> int | None:
+        return self.summary().smallest_class
+
+    def origin(self) -> str:
+        return str(self.demographics.path)
+
+    def summary(self):
+        """What validation needs from the tables: column checks and the persons with every label (cached)."""
+        from batchlab.data.ehr_codes import inspect_tables  # deferred: the data package imports this module
+
+        return inspect_tables(self)
+
+    def n_samples_total(self) -> int:
+        return self.summary().n_persons
+
+    def input_files(self) -> list[Path]:
+        return [self.codes.path, self.demographics.path, *(m.path for m in self.phecode_maps)]
+
+    @model_validator(mode="after")
+    def _label_and_tables(self) -> "EHRCodesData":
+        if self.label not in self.demographics.label_tasks():
+            raise ValueError(
+                f"label {self.label!r} is neither sex nor a demographics.labels column {sorted(self.demographics.labels)}"
+            )
+        self.summary()  # raises ValueError naming the file, the column and the field
+        return self
+
+
 DataSpec = Annotated[
-    Union[SyntheticEHRData, PhantomMRIData, DigitsData, Mnist1dData, FileData],
+    Union[SyntheticEHRData, PhantomMRIData, DigitsData, Mnist1dData, FileData, BratsData, EHRCodesData],
     Field(discriminator="name"),
 ]
-DATASET_NAMES = ("synthetic_ehr", "phantom_mri", "digits", "mnist1d", "file")
+DATASET_NAMES = ("synthetic_ehr", "phantom_mri", "digits", "mnist1d", "file", "brats", "ehr_codes")
 
 # ---------------------------------------------------------------- models
 
@@ -548,6 +773,14 @@ def variant_name(study_name: str, train_samples: int, width: float) -> str:
     return f"{study_name}-n{train_samples}-w{format(width, 'g').replace('.', 'p')}"
 
 
+def _or_powers_of_two(schema: dict) -> None:
+    """The batch sizes' JSON schema: a list, or the word the validator expands."""
+    listed = {k: v for k, v in schema.items() if k not in ("title", "description")}
+    for key in listed:
+        del schema[key]
+    schema["anyOf"] = [listed, {"const": "powers_of_two", "type": "string"}]
+
+
 class Study(Strict):
     """One batch-size study: a data set, a model, a training protocol and the sweep."""
 
@@ -557,7 +790,11 @@ class Study(Strict):
     optim: Optim = Field(default_factory=Optim)
     budget: Budget
     training: Training = Field(default_factory=Training, description="Training engine, micro-batching and precision.")
-    batch_sizes: list[PositiveInt] = Field(min_length=1, description="Batch sizes of the sweep.")
+    batch_sizes: list[PositiveInt] = Field(
+        min_length=1,
+        description="Batch sizes of the sweep, or powers_of_two: 1, 2, 4, ... up to the training split.",
+        json_schema_extra=_or_powers_of_two,
+    )
     seeds: list[Annotated[int, Field(ge=0)]] = Field([0, 1, 2], min_length=1, description="Training seeds.")
     curve_points: int = Field(40, ge=2, le=1000, description="Log-spaced points of each logged loss curve.")
     eval_batch_size: PositiveInt = Field(1024, description="Batch size for evaluation passes (no effect on results).")
@@ -569,6 +806,16 @@ class Study(Strict):
     scaling: Scaling | None = Field(
         None, description="Run the study over a grid of training-set sizes and model widths (Zhang et al. 2025)."
     )
+
+    @field_validator("batch_sizes", mode="before")
+    @classmethod
+    def _powers_of_two(cls, sizes: object, info: ValidationInfo) -> object:
+        if sizes != "powers_of_two":
+            return sizes
+        data = info.data.get("data")
+        if data is None:  # the data block is invalid and already reported; this field adds nothing
+            return [1]
+        return [2**k for k in range(data.n_train().bit_length())]
 
     @field_validator("batch_sizes")
     @classmethod
@@ -586,9 +833,7 @@ class Study(Strict):
     @field_validator("seeds")
     @classmethod
     def _unique_seeds(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds repeat: {seeds}")
-        return seeds
+        return _no_repeats(seeds, "seeds")
 
     def variants(self, name: str) -> dict[str, "Study"]:
         """The studies a scaling grid runs, by name (the study itself when it has no grid).
@@ -648,15 +893,14 @@ class Study(Strict):
         too_big = [b for b in self.gradients.spread_sizes(n_train) if b > n_eval]
         if too_big:
             raise ValueError(f"gradients.spread_batch_sizes {too_big} exceed gradients.eval_samples ({n_eval})")
-        if isinstance(self.data, FileData):
-            smallest, folds = self.data.summary().smallest_class, self.downstream.folds
-            if smallest is not None and smallest < folds:
-                raise ValueError(
-                    f"data: {self.data.path}: the rarest class of {self.data.label!r} has {smallest} samples, "
-                    f"fewer than downstream.folds ({folds}); lower the folds or add samples"
-                )
-            if self.data.n_samples_total() < folds:
-                raise ValueError(f"data: {self.data.path}: fewer samples than downstream.folds ({folds})")
+        smallest, folds = self.data.smallest_class(), self.downstream.folds
+        if smallest is not None and smallest < folds:
+            raise ValueError(
+                f"data: {self.data.origin()}: the rarest class of {self.data.label!r} has {smallest} samples, "
+                f"fewer than downstream.folds ({folds}); lower the folds or add samples"
+            )
+        if isinstance(self.data, (FileData, EHRCodesData)) and self.data.n_samples_total() < folds:
+            raise ValueError(f"data: {self.data.origin()}: fewer samples than downstream.folds ({folds})")
         ids = [c.id for c in self.claims]
         if len(set(ids)) != len(ids):
             raise ValueError(f"claims: ids repeat: {ids}")

@@ -1,7 +1,9 @@
 """Downstream evaluation of embeddings: an SVM in k-fold cross-validation (the autoencoder paper's protocol).
 
 Every embedding of a study is scored on the same folds, so differences between batch sizes and
-baselines are paired. Scaling (and PCA, for the PCA baseline) is fitted inside each fold.
+baselines are paired. Scaling (and PCA, for the PCA baseline) is fitted inside each fold. When the
+samples come in groups (several slices of one case), the folds are drawn over groups, so no group is
+on both the training and the test side of a fold.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from scipy.special import softmax
 from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.metrics import accuracy_score, mean_absolute_error, r2_score, roc_auc_score
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR
@@ -31,12 +33,26 @@ def make_estimator(spec: Downstream, task: str, pca_components: int | None = Non
     return make_pipeline(*steps)
 
 
-def folds(y: np.ndarray, task: str, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The study's fixed CV folds: stratified for classification, plain k-fold for regression."""
-    splitter = StratifiedKFold(k, shuffle=True, random_state=CV_SEED) if task == "classification" else KFold(
-        k, shuffle=True, random_state=CV_SEED
-    )
-    return list(splitter.split(np.zeros(len(y)), y))
+def folds(y: np.ndarray, task: str, k: int, groups: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The study's fixed CV folds: stratified for classification, plain k-fold for regression; by group when given."""
+    if groups is None:
+        splitter = StratifiedKFold(k, shuffle=True, random_state=CV_SEED) if task == "classification" else KFold(
+            k, shuffle=True, random_state=CV_SEED
+        )
+        return list(splitter.split(np.zeros(len(y)), y))
+    _, first = np.unique(groups, return_index=True)
+    if task == "classification":
+        smallest = int(np.bincount(y[first]).min())
+        if smallest < k:
+            raise ValueError(
+                f"the rarest class has {smallest} groups (cases), fewer than downstream.folds ({k}); lower the folds"
+            )
+        splitter = StratifiedGroupKFold(k, shuffle=True, random_state=CV_SEED)
+    else:
+        if len(first) < k:
+            raise ValueError(f"{len(first)} groups (cases), fewer than downstream.folds ({k}); lower the folds")
+        splitter = GroupKFold(k, shuffle=True, random_state=CV_SEED)
+    return list(splitter.split(np.zeros(len(y)), y, groups))
 
 
 def _auc(y_true: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> float:
@@ -78,10 +94,10 @@ def summarise(scores: pd.DataFrame) -> dict[str, float]:
 
 
 def evaluate_embeddings(
-    z: np.ndarray, keys: list[dict], y: np.ndarray, task: str, spec: Downstream
+    z: np.ndarray, keys: list[dict], y: np.ndarray, task: str, spec: Downstream, groups: np.ndarray | None = None
 ) -> pd.DataFrame:
     """One row per embedding z[i] (runs of one cell) with its CV metrics, keyed by keys[i]."""
-    cv = folds(y, task, spec.folds)
+    cv = folds(y, task, spec.folds, groups)
     estimator = make_estimator(spec, task)
     rows = []
     for key, zi in zip(keys, z):
@@ -92,10 +108,12 @@ def evaluate_embeddings(
     return pd.DataFrame(rows)
 
 
-def evaluate_baselines(x: np.ndarray, y: np.ndarray, task: str, spec: Downstream, latent: int) -> pd.DataFrame:
+def evaluate_baselines(
+    x: np.ndarray, y: np.ndarray, task: str, spec: Downstream, latent: int, groups: np.ndarray | None = None
+) -> pd.DataFrame:
     """The same protocol on the raw inputs and on a PCA embedding with the latent's dimension."""
     flat = x.reshape(len(x), -1)
-    cv = folds(y, task, spec.folds)
+    cv = folds(y, task, spec.folds, groups)
     rows = []
     for name in spec.baselines:
         estimator = make_estimator(spec, task, pca_components=min(latent, flat.shape[1]) if name == "pca" else None)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import platform
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
-PACKAGES = ("batchlab", "torch", "numpy", "pandas", "scikit-learn", "scipy", "seaborn", "pydantic", "snakemake", "mnist1d")
+PACKAGES = ("batchlab", "torch", "numpy", "pandas", "scikit-learn", "scipy", "seaborn", "pydantic", "snakemake", "mnist1d", "nibabel")
 
 
 def git_commit(cwd: str = ".") -> str:
@@ -70,3 +73,27 @@ def collect(devices: list[str], training: list[dict] | None = None) -> dict:
         "packages": package_versions(),
         "rendered_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def inputs_manifest(rows: list[dict], root: str | Path | None = None) -> tuple[str, str]:
+    """A data set's input files as CSV text (each row plus bytes and sha256) and the SHA-256 of that text.
+
+    Each row's `path` is read relative to `root` when given. The report writes the text unchanged, so its
+    checksum can be verified against the recorded one.
+    """
+    import pandas as pd
+
+    base = Path(root) if root is not None else Path()
+    table = pd.DataFrame(
+        [{**row, "bytes": (base / row["path"]).stat().st_size, "sha256": file_sha256(base / row["path"])} for row in rows]
+    )
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, lineterminator="\n")
+    text = buffer.getvalue()
+    return text, hashlib.sha256(text.encode()).hexdigest()

@@ -53,6 +53,11 @@ def data_json(wildcards):
     return STUDIES[wildcards.study].data.model_dump_json()
 
 
+def data_inputs(wildcards):
+    """The files a study's data set is read from (a user's table, EHR tables and maps, every BraTS case file)."""
+    return [str(f) for f in STUDIES[wildcards.study].data.input_files()]
+
+
 def downstream_json(wildcards):
     return STUDIES[wildcards.study].downstream.model_dump_json()
 

@@ -1,12 +1,14 @@
 rule make_data:
+    input:
+        data_inputs,
     output:
         "data/{study}.npz",
     log:
         "logs/{study}/make_data.log",
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=4000,
+        runtime=60,
     params:
         data=data_json,
     shell:

@@ -49,6 +49,14 @@ rule report_study:
             "lr_search.csv",
         ),
         provenance=multiext("reports/{study}/", "config.yaml", "provenance.json"),
+        data_inputs="reports/{study}/data_inputs.csv",
+        data_examples=report(
+            "reports/{study}/data_examples.png",
+            caption="../report/data_examples.rst",
+            category="Data",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "example inputs"},
+        ),
         loss=report(
             "reports/{study}/loss_vs_batch.png",
             caption="../report/loss_vs_batch.rst",

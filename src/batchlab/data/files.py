@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from batchlab.config import FileData
 from batchlab.data import Dataset, with_split
+from batchlab.provenance import inputs_manifest
 
 MIN_ROWS = 20
 
@@ -45,12 +46,36 @@ def inspect_file(spec: FileData) -> FileSummary:
 _SUMMARIES: dict[tuple, FileSummary] = {}
 
 
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in {".parquet", ".pq"}
+
+
+def table_columns(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet table, reading only its header."""
+    try:
+        if is_parquet(path):
+            return list(pq.read_schema(path).names)
+        return list(pd.read_csv(path, nrows=0).columns)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"{path}: unreadable: {err}") from None
+
+
+def read_table(path: Path, columns: list[str] | None = None, text: bool = False) -> pd.DataFrame:
+    """A CSV or Parquet table (only `columns`, when given); with text, CSV cells are kept as strings.
+
+    Text keeps identifiers such as codes and person ids as written (leading zeros survive).
+    """
+    try:
+        if is_parquet(path):
+            return pd.read_parquet(path, columns=columns)
+        return pd.read_csv(path, usecols=columns, dtype=str if text else None)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"{path}: unreadable: {err}") from None
+
+
 def _read_table(spec: FileData) -> tuple[np.ndarray, np.ndarray]:
     path = spec.path
-    try:
-        frame = pd.read_parquet(path) if path.suffix.lower() in {".parquet", ".pq"} else pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise ValueError(f"{path}: unreadable: {err}") from None
+    frame = read_table(path)
     features = spec.features or [c for c in frame.columns if c != spec.label]
     missing = [c for c in [*features, spec.label] if c not in frame.columns]
     if missing:
@@ -110,6 +135,8 @@ def load_file(spec: FileData) -> Dataset:
     x, y = _read_npz(spec) if spec.path.suffix.lower() == ".npz" else _read_table(spec)
     y = _check(spec, x, y)
     kind = "synthetic" if spec.synthetic else "user-provided"
+    inputs_csv, inputs_sha256 = inputs_manifest([{"role": "table", "path": str(spec.path)}])
+    source = {"kind": "file", "inputs_csv": inputs_csv, "inputs_sha256": inputs_sha256, "inputs_kind": "input table"}
     return with_split(
         x,
         {spec.label: y},
@@ -120,4 +147,5 @@ def load_file(spec: FileData) -> Dataset:
         synthetic=spec.synthetic,
         description=f"{kind.capitalize()} data from {Path(spec.path).name}: {len(x):,} samples x "
         f"{int(np.prod(x.shape[1:])):,} features; label: {spec.label} ({spec.task}).",
+        source=source,
     )

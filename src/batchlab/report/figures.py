@@ -259,3 +259,38 @@ def critical_vs_scale(cells: pd.DataFrame, path: str | Path, title: str) -> None
             ax.text(0.5, 0.5, "no cell had a fitted B_crit", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title)
     _save(fig, path)
+
+
+def data_examples(
+    x: np.ndarray, names: list[str], channels: list[str], path: str | Path, title: str, features: list[str] = ()
+) -> None:
+    """What the model sees: example inputs with their labels (images by channel, signals, or table rows)."""
+    if x.ndim == 4:  # images: one column per example, one row per channel
+        n, c = len(x), x.shape[1]
+        fig, axes = plt.subplots(c, n, figsize=(1.5 * n + 0.6, 1.5 * c + 0.5), squeeze=False)
+        for ch in range(c):
+            low, high = np.percentile(x[:, ch], [1, 99])
+            for i in range(n):
+                ax = axes[ch, i]
+                ax.imshow(x[i, ch], cmap="gray", vmin=low, vmax=high if high > low else low + 1)
+                ax.set_xticks([]), ax.set_yticks([])
+                if ch == 0:
+                    ax.set_title(names[i], fontsize="small")
+                if i == 0:
+                    ax.set_ylabel(channels[ch], fontsize="small")
+    elif x.ndim == 3:  # 1-D signals: one panel per example
+        fig, axes = plt.subplots(1, len(x), figsize=(1.8 * len(x) + 0.6, 2.0), squeeze=False, sharey=True)
+        for ax, signal, name in zip(axes[0], x, names):
+            for ch in range(signal.shape[0]):
+                ax.plot(signal[ch], lw=0.8)
+            ax.set_title(name, fontsize="small")
+            ax.set_xticks([])
+    else:  # tables: rows are samples, sorted by label
+        fig, ax = plt.subplots(figsize=(7.5, 0.16 * len(x) + 1.2))
+        ax.imshow(x, aspect="auto", interpolation="nearest", cmap="Greys")
+        ax.set_yticks(range(len(x)), names, fontsize="xx-small")
+        if 0 < len(features) <= 40:
+            ax.set_xticks(range(len(features)), features, rotation=90, fontsize="xx-small")
+        ax.set_xlabel(f"feature (the first {x.shape[1]})")
+    fig.suptitle(title, fontsize="small")
+    _save(fig, path)

@@ -12,6 +12,7 @@ from batchlab.aggregate import summary_by_batch_size
 from batchlab.claims import STATISTICS, evaluate_claims
 from batchlab.config import Study
 from batchlab.report import figures
+from batchlab.report.data import data_provenance
 from batchlab.report.html import render
 
 FIGURES = {
@@ -126,8 +127,12 @@ def build_study_report(
     critical: pd.DataFrame,
     lr_search: pd.DataFrame,
     out_dir: str | Path,
+    data_section: dict | None = None,
 ) -> dict:
-    """Write reports/<study>/: figures, runs.csv, summary.csv, baselines.csv, provenance, index.html."""
+    """Write reports/<study>/: figures, runs.csv, summary.csv, baselines.csv, provenance, index.html.
+
+    data_section (from batchlab.report.data.describe_data) adds where the samples came from and what was left out.
+    """
     out = Path(out_dir)
     task = dataset_meta["tasks"][dataset_meta["target"]]
     metric = figures.primary_metric(task)
@@ -169,6 +174,8 @@ def build_study_report(
     prov = provenance.collect(table["device"].astype(str).tolist(), provenance.how_cells_trained(table))
     study_yaml = yaml.safe_dump({study_name: study.model_dump(mode="json")}, sort_keys=False)
     io.write_text(study_yaml, out / "config.yaml")
+    if data_section and data_section["inputs"]:
+        prov["data"] = data_provenance(data_section)
     io.write_json(prov, out / "provenance.json")
 
     meta = {
@@ -206,6 +213,7 @@ def build_study_report(
         statistics={k: STATISTICS[k] for k in scorecard["statistic"].unique()},
         provenance=prov,
         study_yaml=study_yaml,
+        data=data_section,
     )
     io.write_text(html, out / "index.html")
     io.write_json(meta, out / "summary.json")
