@@ -19,11 +19,12 @@ values). Runs whose metric is not finite (diverged, not evaluated) are left out 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
+
+from batchlab.resampling import percentile_interval, seed_bootstrap
 
 STATISTICS = {
     "spearman_rho": {
@@ -116,21 +117,6 @@ def trend_test(
     }
 
 
-def seed_bootstrap(statistic, n_units: int, n_boot: int) -> tuple[object, list]:
-    """The statistic on all units, and on n_boot resamples of them with replacement (none below 2 units).
-
-    statistic(columns) gets an index array into the units (seeds, paired across batch sizes); the draws
-    come from default_rng(0), so every test is reproducible. Means of all-NaN columns (every resampled
-    run of a batch size diverged) give NaN without a warning.
-    """
-    rng = np.random.default_rng(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        point = statistic(np.arange(n_units)) if n_units else None
-        draws = [statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)] if n_units >= 2 else []
-    return point, draws
-
-
 def interval_verdict(low: float, high: float, band: tuple[float, float] | None = None) -> str:
     """Verdict from an interval: above 0 replicated, below 0 not, else inconclusive.
 
@@ -147,17 +133,6 @@ def interval_verdict(low: float, high: float, band: tuple[float, float] | None =
     if high < lo or low > hi:
         return "not replicated"
     return "inconclusive"
-
-
-def percentile_interval(draws, level: float) -> tuple[float, float]:
-    """The (1 - level)/2 and (1 + level)/2 quantiles of the finite draws (NaN, NaN if none)."""
-    values = np.asarray(draws, dtype=float)
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return math.nan, math.nan
-    alpha = (1 - level) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
-    return float(low), float(high)
 
 
 def _abs_rho(x: np.ndarray, y: np.ndarray) -> float:

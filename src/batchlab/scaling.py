@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from batchlab.cbs import fit_steps_model, seed_mean_steps, steps_matrix
-from batchlab.claims import percentile_interval, interval_verdict, scorecard_row
+from batchlab.claims import interval_verdict, scorecard_row
+from batchlab.resampling import percentile_interval
 
 CELL_COLUMNS = ["study", "train_samples", "width_factor", "n_params"]
 
