@@ -54,16 +54,16 @@ def test_log_slopes_recover_known_exponents():
 
 
 def test_zhangs_finding_is_replicated_when_b_crit_grows_with_data_only():
-    table, slopes, v = verdicts(*grid(lambda n, w: 0.01 * n**0.5))
+    table, slopes, v = verdicts(*grid(lambda n, w: 0.3 * n**0.5))
     assert slopes["data"]["estimate"] == pytest.approx(0.5, abs=0.05)
     assert abs(slopes["width"]["estimate"]) < 0.05
-    truth = 0.01 * table["train_samples"] ** 0.5
+    truth = 0.3 * table["train_samples"] ** 0.5
     assert ((table["b_crit_low"] <= truth * 1.02) & (truth * 0.98 <= table["b_crit_high"])).mean() >= 0.8
     assert v == {"data": "replicated", "width": "replicated"}
 
 
 def test_b_crit_growing_with_width_or_falling_with_data_is_not_replicated():
-    _, _, v = verdicts(*grid(lambda n, w: 200 * n**-0.5 * w))
+    _, _, v = verdicts(*grid(lambda n, w: 800 * n**-0.5 * w))
     assert v == {"data": "not replicated", "width": "not replicated"}
 
 
@@ -95,7 +95,7 @@ def test_scaling_report_renders_cells_scorecard_and_figure(tmp_path):
             "claims": [c.model_dump() for c in claims()],
         }
     )
-    cells, steps = grid(lambda n, w: 0.01 * n**0.5)
+    cells, steps = grid(lambda n, w: 0.3 * n**0.5)
     meta = build_scaling_report("g", study, cells, steps, {"name": "mnist1d", "synthetic": True}, tmp_path)
     assert [r["verdict"] for r in meta["scorecard"]] == ["replicated", "replicated"]
     page = (tmp_path / "index.html").read_text()

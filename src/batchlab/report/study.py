@@ -31,9 +31,7 @@ FIGURES = {
 
 def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) -> dict[str, str]:
     g, t = study.gradients, study.steps_to_target
-    target_text = (
-        f"{t.value:g} of the best run's improvement" if t.kind == "fraction" else f"loss {t.value:g}"
-    )
+    target_text = t.describe()
     budget = f"{study.budget.amount:g} {study.budget.unit}"
     seeds = f"Lines: mean over {n_seeds} seeds; band: min to max over seeds."
     return {
@@ -96,6 +94,8 @@ def claim_figure(metric: str, expect: str = "") -> str:
         return "loss_curves_samples"
     if expect == "holds_until_critical_batch":
         return "steps_to_target"
+    if expect == "predicts_critical_batch":
+        return "b_simple"
     if metric == "gradient_spread":
         return "gradient_spread"
     if metric in ("distance_from_init", "sharpness", "generalization_gap"):
@@ -202,6 +202,7 @@ def build_study_report(
         baselines=baselines,
         critical=critical,
         steps=steps,
+        reached_sizes=sorted(int(b) for b in steps.loc[steps["reached"].astype(bool), "batch_size"].unique()),
         scorecard=meta["scorecard"],
         statistics={k: STATISTICS[k] for k in scorecard["statistic"].unique()},
         provenance=prov,
