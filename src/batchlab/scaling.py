@@ -132,7 +132,11 @@ def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: fl
             f"{len(fitted)} of {len(table)} cells measured"
             + (f"; tolerance ±{claim.tolerance_or_default():g}" if band else "")
             + f"; all cells measured in {share:.0%} of the resamples"
-            + "".join(f"; {u}" for u in unmeasured),
+            + "".join(f"; {u}" for u in unmeasured)
+            + "".join(
+                f"; {c.study}: B_crit measured in {c.n_boot_measured / len(draws):.0%} of the resamples"
+                for c in table.itertuples() if not c.flag and len(draws) and c.n_boot_measured < level * len(draws)
+            ),
             "verdict": interval_verdict(low, high, band)
             if slopes["n_seeds"] >= 2 and not unmeasured and share >= level
             else "inconclusive",
