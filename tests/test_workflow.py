@@ -50,9 +50,10 @@ def test_report_and_table(finished_run: Path):
     prov = json.loads((finished_run / "reports/tiny_ehr/provenance.json").read_text())
     assert prov["devices"] == ["cpu"] and "torch" in prov["packages"]
     noise = pd.read_parquet(finished_run / "results/tiny_ehr/bs1/gradients.parquet")
-    assert sorted(noise["fraction"]) == [0.0, 0.5, 1.0] and (noise["method"] == "per_example").all()
+    assert sorted(noise["fraction"]) == [0.0, 0.0, 0.5, 0.5, 1.0, 1.0] and (noise["method"] == "per_example").all()
     later = pd.read_parquet(finished_run / "results/tiny_ehr/bs4/gradients.parquet")
-    assert sorted(later["fraction"]) == [0.5, 1.0], "initial weights are measured once, in the smallest cell"
+    assert sorted(later["fraction"]) == [0.5, 0.5, 1.0, 1.0], "initial weights are measured once, in the smallest cell"
+    assert sorted(later["seed"].unique()) == [0, 1]  # gradients.seeds: 2
     assert (noise["trace_sigma"] > 0).all()
     spread = pd.read_parquet(finished_run / "results/tiny_ehr/bs4/spread.parquet")
     sweep, own = spread[spread["probe"] == "sweep"], spread[spread["probe"] == "own"]

@@ -79,7 +79,7 @@ STATISTICS = {
         "of the draws), or fewer than 2 seeds have gradient statistics at the target",
     },
     "spread_slope": {
-        "symbol": "slope of log spread =",
+        "symbol": "slope =",
         "what": "slope of log gradient spread on log batch size over the trained runs, each measured at its own batch "
         "size (minibatches drawn with replacement from the training split) at its last checkpoint, on seed means of "
         "log spread per batch size; a spread that follows B^-1/2 (one model's sampling noise) has slope −1/2",
@@ -89,7 +89,7 @@ STATISTICS = {
         "inconclusive": "the interval contains −1/2 + τ, or fewer than 3 batch sizes or 2 seeds were measured",
     },
     "log_slope_data": {
-        "symbol": "slope of log B_crit on log data =",
+        "symbol": "slope on data =",
         "what": "slope of log B_crit on log training-set size, least squares over the scaling grid's cells with log "
         "width as a second regressor; B_crit of each cell from the S(B) fit on seed means",
         "replicated": "the interval of the slope lies wholly above 0",
@@ -98,7 +98,7 @@ STATISTICS = {
         "1 − L of the draws)",
     },
     "log_slope_width": {
-        "symbol": "slope of log B_crit on log width =",
+        "symbol": "slope on width =",
         "what": "slope of log B_crit on log model width, least squares over the scaling grid's cells with log "
         "training-set size as a second regressor",
         "replicated": "the interval of the slope lies wholly within ±τ (a width doubled changes B_crit by at most 2^τ)",
@@ -325,6 +325,7 @@ def degradation_test(
         "at_smallest": float(np.nanmean(values[0])) if len(values) else math.nan,
         "at_largest": float(np.nanmean(values[-1])) if len(values) else math.nan,
         "detail": f"{detail}; tolerance {tolerance:g}",
+        "note": "B_crit not measured" if reason else "",
         "verdict": verdict,
     }
 
@@ -373,6 +374,7 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
         "high": high,
         "n_x": int(at["batch_size"].nunique()),
         "n_units": len(measured_seeds),
+        "note": "B_crit not measured" if reason else "fewer than 2 seeds measured" if len(measured_seeds) < 2 else "",
         "n_excluded_runs": int(at["b_simple"].isna().sum()),
         "at_smallest": math.nan,
         "at_largest": math.nan,
@@ -432,14 +434,14 @@ def spread_slope_test(spread: pd.DataFrame, tolerance: float, n_boot: int = 2000
 
 SCORECARD_COLUMNS = [
     "claim", "source", "metric", "expect", "statistic", "symbol", "estimate", "low", "high", "level", "n_boot",
-    "n_x", "n_units", "n_excluded_runs", "at_smallest", "at_largest", "detail", "verdict", "rule",
+    "n_x", "n_units", "n_excluded_runs", "at_smallest", "at_largest", "detail", "note", "verdict", "rule",
 ]
 
 
 def scorecard_row(claim, result: dict, level: float, n_boot: int) -> dict:
     """One scorecard row: the claim, its test's numbers, the verdict and the rule that gave it."""
     row = {"claim": claim.id, "source": claim.source, "metric": claim.metric, "expect": claim.expect,
-           "level": level, "n_boot": n_boot, "detail": "", **result}
+           "level": level, "n_boot": n_boot, "detail": "", "note": "", **result}
     row["rule"] = STATISTICS[row["statistic"]][row["verdict"]]
     row["symbol"] = STATISTICS[row["statistic"]]["symbol"]
     return {k: row.get(k) for k in SCORECARD_COLUMNS}

@@ -137,6 +137,7 @@ def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: fl
                 f"; {c.study}: B_crit measured in {c.n_boot_measured / len(draws):.0%} of the resamples"
                 for c in table.itertuples() if not c.flag and len(draws) and c.n_boot_measured < level * len(draws)
             ),
+            "note": f"B_crit not measured in {len(unmeasured)} cells" if unmeasured else "",
             "verdict": interval_verdict(low, high, band)
             if slopes["n_seeds"] >= 2 and not unmeasured and share >= level
             else "inconclusive",
