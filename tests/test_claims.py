@@ -1,12 +1,13 @@
 """The scorecard's trend test on run tables whose verdict is known."""
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from batchlab.claims import evaluate_claims, trend_test
+from batchlab.claims import evaluate_claims, spread_slope_test, trend_test
 from batchlab.config import Claim
 
 SIZES = [1, 2, 4, 8, 16, 32, 64]
@@ -65,25 +66,72 @@ def test_bootstrap_is_paired_over_seeds():
     assert result["low"] == pytest.approx(1.0) and result["verdict"] == "replicated"
 
 
+def own_spread_table(spread_of, seeds: int = 3, noise: float = 0.02, sizes=SIZES, seed: int = 0) -> pd.DataFrame:
+    """Spread rows as the gradient jobs write them: each trained run at its own batch size (and one probe sweep row)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for b in sizes:
+        for s in range(seeds):
+            for f in (0.5, 1.0):
+                own = spread_of(b) * math.exp(noise * rng.normal())
+                rows.append({"batch_size": b, "seed": s, "fraction": f, "probe": "own", "probe_batch_size": b, "spread": own})
+                rows.append({"batch_size": b, "seed": s, "fraction": f, "probe": "sweep", "probe_batch_size": 1, "spread": 1.0})
+    return pd.DataFrame(rows)
+
+
 def test_scorecard_rows_for_table_and_spread_claims():
     claims = [
         Claim(id="loss-up", source="paper", metric="val_loss", expect="increases_with_batch_size"),
         Claim(id="spread-down", source="paper", metric="gradient_spread", expect="decreases_with_batch_size"),
+        Claim(id="spread-flat", source="paper", metric="gradient_spread", expect="flattens_with_batch_size"),
     ]
-    spread = pd.DataFrame(
-        [
-            {"batch_size": cell, "seed": 0, "fraction": f, "probe_batch_size": p, "spread": p**-0.5 * (1 + 0.01 * cell)}
-            for cell in (1, 4, 16)
-            for f in (0.0, 1.0)
-            for p in (1, 2, 4, 8)
-        ]
-    )
+    spread = own_spread_table(lambda b: b**-0.5)
     card = evaluate_claims(claims, runs(0.1, 0.01), spread, n_boot=200)
-    assert card["claim"].tolist() == ["loss-up", "spread-down"]
-    assert card["verdict"].tolist() == ["replicated", "replicated"]
+    assert card["claim"].tolist() == ["loss-up", "spread-down", "spread-flat"]
+    assert card["verdict"].tolist() == ["replicated", "replicated", "not replicated"]
     assert card.loc[1, "n_units"] == 3 and "interval of ρ" in card.loc[0, "rule"]
     with pytest.raises(ValueError, match="no gradient spread"):
         evaluate_claims(claims[1:], runs(0.1, 0.01), None)
+    with pytest.raises(ValueError, match="own batch sizes"):  # a table from before own-batch-size probes
+        evaluate_claims(claims[1:], runs(0.1, 0.01), spread.drop(columns="probe"))
+
+
+# ---------------------------------------------------------------- gradient spread flattens (Vaessen)
+
+
+def line_ratio(result: dict) -> float:
+    """The spread at the largest batch size over the B^-1/2 line, as the detail writes it."""
+    return float(re.search(r"largest batch size ([0-9.]+)x the B\^-1/2 line", result["detail"]).group(1))
+
+
+def test_spread_following_inverse_square_root_is_not_replicated():
+    """The null: one model's sampling noise, spread = c B^-1/2 at every trained batch size."""
+    result = spread_slope_test(own_spread_table(lambda b: 0.3 * b**-0.5), tolerance=0.1, n_boot=300)
+    assert result["estimate"] == pytest.approx(-0.5, abs=0.02)
+    assert result["high"] < -0.4 and result["verdict"] == "not replicated"
+    assert line_ratio(result) == pytest.approx(1.0, abs=0.05)
+
+
+def test_spread_with_a_plateau_is_replicated():
+    """Vaessen & van Leeuwen: B^-1/2 up to a batch size, then flat (here from 16 on)."""
+    result = spread_slope_test(own_spread_table(lambda b: 0.3 * min(b, 16) ** -0.5), tolerance=0.1, n_boot=300)
+    assert -0.4 < result["low"] and result["verdict"] == "replicated"
+    assert result["at_largest"] == pytest.approx(0.3 / 4, rel=0.05)
+    assert line_ratio(result) == pytest.approx(2.0, rel=0.05)  # at 64: sqrt(64 / 16) above the line
+
+
+def test_spread_slope_uses_the_last_checkpoint_and_needs_two_seeds():
+    table = own_spread_table(lambda b: 0.3 * min(b, 16) ** -0.5)
+    early = (table["fraction"] == 0.5) & (table["probe"] == "own")
+    table.loc[early, "spread"] = 0.3 * table.loc[early, "batch_size"] ** -0.5  # the null at the earlier checkpoint
+    assert spread_slope_test(table, 0.1, 200)["verdict"] == "replicated"
+    one_seed = own_spread_table(lambda b: 0.3 * min(b, 16) ** -0.5, seeds=1)
+    assert spread_slope_test(one_seed, 0.1, 200)["verdict"] == "inconclusive"
+
+
+def test_noisy_spread_is_inconclusive():
+    result = spread_slope_test(own_spread_table(lambda b: 0.3 * b**-0.4, noise=0.8), tolerance=0.1, n_boot=300)
+    assert result["low"] < -0.4 < result["high"] and result["verdict"] == "inconclusive"
 
 
 # ---------------------------------------------------------------- samples seen vs steps (Vaessen)
@@ -169,3 +217,101 @@ def test_claims_need_a_matching_metric_and_expectation():
         Claim(id="a", source="x", metric="test_loss", expect="predicted_by_samples_seen")
     with pytest.raises(ValidationError, match="tolerance applies"):
         Claim(id="a", source="x", metric="val_loss", expect="increases_with_batch_size", tolerance=0.1)
+
+
+def steps_of(b_crit_per_seed, sizes=SIZES, s_min: float = 100.0) -> pd.DataFrame:
+    """Steps to target S(B) = S_min (1 + B_crit/B), one B_crit per seed (seed means fit S(B) exactly)."""
+    return pd.DataFrame(
+        [{"batch_size": b, "seed": s, "steps": s_min * (1 + bc / b), "reached": True}
+         for s, bc in enumerate(b_crit_per_seed) for b in sizes]
+    )
+
+
+def test_b_crit_uncertainty_is_carried_into_the_linear_scaling_claim():
+    """The same point B_crit (~22) and the same losses: replicated when the seeds agree on B_crit, inconclusive
+    when they disagree so much that resampled B_crit often puts 32 (already worse) below it."""
+    from batchlab.claims import b_crit_of_seeds, degradation_test
+
+    table = budget_table(lambda b: 0.30 if b <= 16 else 0.45)
+    agree = b_crit_of_seeds(steps_of([22.0] * 5))
+    disagree = b_crit_of_seeds(steps_of([4.0, 8.0, 14.0, 40.0, 44.0]))
+    assert agree(np.arange(5))[0] == pytest.approx(22.0) and disagree(np.arange(5))[0] == pytest.approx(22.0)
+    assert degradation_test(table, "val_loss", 22.0, 0.05, 400)["verdict"] == "replicated"
+    assert degradation_test(table, "val_loss", agree, 0.05, 400)["verdict"] == "replicated"
+    spread_out = degradation_test(table, "val_loss", disagree, 0.05, 400)
+    assert spread_out["verdict"] == "inconclusive"
+    assert "measured in 100% of the resamples" in spread_out["detail"]
+
+
+def test_a_flagged_b_crit_makes_the_linear_scaling_claim_inconclusive_with_the_reason():
+    from batchlab.claims import b_crit_of_seeds, degradation_test
+
+    ehr_flat = [17.4, 15.9, 14.9, 14.4, 14.0, 13.6, 13.4, 13.3, 13.2, 13.5, np.nan]
+    sizes = 2 ** np.arange(11)
+    steps = pd.DataFrame(
+        [{"batch_size": b, "seed": s, "steps": v * (1 + 0.01 * s), "reached": np.isfinite(v)}
+         for s in range(5) for b, v in zip(sizes, ehr_flat)]
+    )
+    table = budget_table(lambda b: 0.30 if b <= 16 else 0.45)
+    result = degradation_test(table, "val_loss", b_crit_of_seeds(steps), 0.05, 200)
+    assert result["verdict"] == "inconclusive"
+    assert "B_crit is not a measurement: B_crit = 0.3" in result["detail"] and "below the smallest" in result["detail"]
+
+
+# ---------------------------------------------------------------- the noise scale predicts B_crit (McCandlish)
+
+
+def noise_table(b_simple_of, seeds=(0, 1), sizes=SIZES, fractions=(0.0, 0.25, 1.0), total=lambda b: 6400 // b):
+    """Gradient statistics as the jobs write them: init measured in the smallest cell only."""
+    rows = []
+    for b in sizes:
+        for s in seeds:
+            for f in fractions:
+                if f == 0 and b != min(sizes):
+                    continue
+                rows.append({"batch_size": b, "seed": s, "fraction": f, "step": int(round(f * total(b))),
+                             "b_simple": b_simple_of(b, s, f), "method": "per_example"})
+    return pd.DataFrame(rows)
+
+
+def test_the_checkpoint_closest_to_the_crossing_in_log_step_is_used():
+    from batchlab.critical import noise_at_crossing
+
+    noise = noise_table(lambda b, s, f: 10 + 100 * f, sizes=[1, 4], seeds=[0], total=lambda b: {1: 400, 4: 4000}[b])
+    steps = pd.DataFrame({"batch_size": [1, 4], "seed": [0, 0], "steps": [3.0, 1500.0], "reached": [True, True]})
+    at = noise_at_crossing(noise, steps).set_index("batch_size")
+    # B=1: checkpoints at steps 0 (counted as 1), 100, 400; crossing 3: log-distance 1.10 to step 1, 3.51 to 100
+    assert at.loc[1, "fraction"] == 0.0 and at.loc[1, "step_factor"] == pytest.approx(3.0)
+    # B=4 has no init row of its own: the seed's initial weights (measured at B=1) serve it; 1000 is closest to 1500
+    assert at.loc[4, "fraction"] == 0.25 and at.loc[4, "b_simple"] == 35.0 and at.loc[4, "step_factor"] == pytest.approx(1.5)
+    unreached = steps.assign(reached=[True, False])
+    assert noise_at_crossing(noise, unreached)["batch_size"].tolist() == [1]
+
+
+def test_noise_scale_matching_b_crit_is_replicated_and_a_tenfold_miss_is_not():
+    from batchlab.claims import noise_scale_test
+
+    rng = np.random.default_rng(0)
+    steps = steps_of([40.0, 50.0, 60.0])
+    near = noise_scale_test(noise_table(lambda b, s, f: 60 * math.exp(0.1 * rng.normal())), steps, 3.0, 400)
+    assert near["estimate"] == pytest.approx(60 / 50, rel=0.1) and near["verdict"] == "replicated"
+    assert near["n_units"] == 2 and "B_crit 50" in near["detail"]
+    far = noise_scale_test(noise_table(lambda b, s, f: 500 * math.exp(0.1 * rng.normal())), steps, 3.0, 400)
+    assert far["estimate"] == pytest.approx(10, rel=0.1) and far["verdict"] == "not replicated"
+
+
+def test_noise_scale_claim_is_inconclusive_without_two_measured_seeds_or_a_measured_b_crit():
+    from batchlab.claims import noise_scale_test
+
+    one_seed = noise_scale_test(noise_table(lambda b, s, f: 50.0, seeds=[0]), steps_of([50.0] * 3), 3.0, 200)
+    assert one_seed["verdict"] == "inconclusive"
+    beyond = noise_scale_test(noise_table(lambda b, s, f: 50.0), steps_of([5000.0] * 3), 3.0, 200)
+    assert beyond["verdict"] == "inconclusive" and "above the largest batch size" in beyond["detail"]
+
+
+def test_noise_scale_claim_in_the_scorecard():
+    claim = Claim(id="gns", source="McCandlish", metric="gradient_noise_scale", expect="predicts_critical_batch")
+    card = evaluate_claims([claim], runs(0.1, 0.01), None, n_boot=200, steps=steps_of([50.0] * 3),
+                           noise=noise_table(lambda b, s, f: 50.0 * (1 + 0.01 * s)))
+    assert card.loc[0, "statistic"] == "noise_scale_ratio" and card.loc[0, "verdict"] == "replicated"
+    assert "within a factor f of 1" in card.loc[0, "rule"]

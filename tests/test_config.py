@@ -56,6 +56,25 @@ def _broken(edit) -> str:
         (lambda s: s["model"].update(output="linear", loss="bce"), None, "model.loss 'bce' needs model.output"),
         (lambda s: s["gradients"].update(eval_samples=500), None, "gradients.eval_samples (500) exceeds the training set"),
         (lambda s: s["gradients"].update(spread_batch_sizes=[1, 128]), None, "gradients.spread_batch_sizes [128] exceed"),
+        (lambda s: s["gradients"].update(spread_batch_sizes=[1, 32]), None, "[32] exceed a quarter of gradients.eval_samples (64)"),
+        (lambda s: s["gradients"].update(seeds=1), None, "set gradients.seeds to at least 2"),
+        (
+            lambda s: s["claims"].append({"id": "g", "source": "M", "metric": "val_loss", "expect": "predicts_critical_batch"}),
+            "claims.4",
+            "expect predicts_critical_batch goes with metric gradient_noise_scale",
+        ),
+        (
+            lambda s: s["claims"].append({"id": "g", "source": "M", "metric": "gradient_noise_scale", "expect": "increases_with_batch_size"}),
+            "claims.4",
+            "metric gradient_noise_scale goes with expect predicts_critical_batch",
+        ),
+        (
+            lambda s: s["claims"].append(
+                {"id": "g", "source": "M", "metric": "gradient_noise_scale", "expect": "predicts_critical_batch", "tolerance": 0.5}
+            ),
+            "claims.4",
+            "must exceed 1",
+        ),
         (lambda s: s["steps_to_target"].update(value=2), "steps_to_target", "fraction target must be in (0, 1]"),
         (lambda s: s.update(seeds=[-1]), "seeds.0", "greater than or equal to 0"),
         (lambda s: s["data"].update(train_samples=500), "data", "train_samples (500) exceeds the training split"),
@@ -79,7 +98,9 @@ def _broken(edit) -> str:
     ids=[
         "misspelled-key", "nested-typo", "wrong-type", "batch-size-zero", "no-batch-sizes", "batch-too-big",
         "repeated-batch-size", "unknown-dataset", "unknown-model", "missing-file", "negative-budget",
-        "bce-without-sigmoid", "eval-subset-too-big", "spread-size-too-big", "fraction-above-one", "negative-seed",
+        "bce-without-sigmoid", "eval-subset-too-big", "spread-size-too-big", "spread-size-above-quarter",
+        "gradient-claims-one-seed", "noise-claim-wrong-metric", "noise-metric-wrong-claim", "noise-factor-below-one",
+        "fraction-above-one", "negative-seed",
         "train-samples-too-many", "grid-size-too-big", "grid-size-below-batch", "grid-of-one-cell",
         "grid-claim-without-grid", "width-claim-without-widths",
     ],
@@ -137,7 +158,7 @@ def _file_study(path: Path, **data) -> dict:
     raw = copy.deepcopy(TINY)
     study = raw["studies"]["tiny_ehr"]
     study["data"] = {"name": "file", "path": str(path), "label": "sex", **data}
-    study["batch_sizes"], study["gradients"] = [1, 4], {"eval_samples": 16, "spread_batch_sizes": [1, 2]}
+    study["batch_sizes"], study["gradients"] = [1, 4], {"eval_samples": 16, "spread_batch_sizes": [1, 2], "seeds": 2}
     return raw
 
 

@@ -1,6 +1,7 @@
 """The data-size x model-size analysis on grids whose critical batch size is known."""
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -54,16 +55,16 @@ def test_log_slopes_recover_known_exponents():
 
 
 def test_zhangs_finding_is_replicated_when_b_crit_grows_with_data_only():
-    table, slopes, v = verdicts(*grid(lambda n, w: 0.01 * n**0.5))
+    table, slopes, v = verdicts(*grid(lambda n, w: 0.3 * n**0.5))
     assert slopes["data"]["estimate"] == pytest.approx(0.5, abs=0.05)
     assert abs(slopes["width"]["estimate"]) < 0.05
-    truth = 0.01 * table["train_samples"] ** 0.5
+    truth = 0.3 * table["train_samples"] ** 0.5
     assert ((table["b_crit_low"] <= truth * 1.02) & (truth * 0.98 <= table["b_crit_high"])).mean() >= 0.8
     assert v == {"data": "replicated", "width": "replicated"}
 
 
 def test_b_crit_growing_with_width_or_falling_with_data_is_not_replicated():
-    _, _, v = verdicts(*grid(lambda n, w: 200 * n**-0.5 * w))
+    _, _, v = verdicts(*grid(lambda n, w: 800 * n**-0.5 * w))
     assert v == {"data": "not replicated", "width": "not replicated"}
 
 
@@ -95,10 +96,39 @@ def test_scaling_report_renders_cells_scorecard_and_figure(tmp_path):
             "claims": [c.model_dump() for c in claims()],
         }
     )
-    cells, steps = grid(lambda n, w: 0.01 * n**0.5)
+    cells, steps = grid(lambda n, w: 0.3 * n**0.5)
     meta = build_scaling_report("g", study, cells, steps, {"name": "mnist1d", "synthetic": True}, tmp_path)
     assert [r["verdict"] for r in meta["scorecard"]] == ["replicated", "replicated"]
     page = (tmp_path / "index.html").read_text()
     assert "g-n16000-w2" in page and "log slope data" in page and "Synthetic stand-in data" in page
     assert (tmp_path / "critical_vs_scale.png").stat().st_size > 10_000
     assert len(pd.read_csv(tmp_path / "scaling.csv")) == len(N) * len(W)
+
+
+def test_a_cell_beyond_the_data_makes_the_grid_claims_inconclusive_with_the_reason():
+    """One cell's B_crit (10,000) lies far above its largest batch size (256): the slopes would rest on an
+    extrapolation, so the rule flags the cell and both claims are inconclusive, naming it."""
+    cells, steps = grid(lambda n, w: 1e4 if (n, w) == (16000, 2.0) else 0.3 * n**0.5)
+    table, slopes, v = verdicts(cells, steps)
+    flagged = table.set_index("study").loc["g-n16000-w2"]
+    assert "above the largest batch size that reached the target (256)" in flagged["flag"]
+    assert (table.drop(index=table.index[-1])["flag"] == "").all()
+    assert v == {"data": "inconclusive", "width": "inconclusive"}
+    card = evaluate_scaling_claims(claims(), table, slopes)
+    assert all(re.search(r"g-n16000-w2: B_crit = 1\.\d+e\+04 lies above", d) for d in card["detail"])
+
+
+def test_a_cell_measured_in_too_few_resamples_is_named():
+    """Seeds disagree on one cell: its B_crit (~230) is inside the data, but resamples heavy in the seed whose
+    own B_crit is 600 put it beyond 256 often enough that the grid claims cannot rest on it."""
+    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=3)
+    last = steps[-1].copy()
+    slow = last["seed"] == 0
+    last.loc[slow, "steps"] = 200.0 * (1 + 600 / last.loc[slow, "batch_size"])  # seed 0: B_crit 600, beyond 256
+    steps[-1] = last
+    table, slopes = analyse_grid(cells, steps, n_boot=200)
+    card = evaluate_scaling_claims(claims(), table, slopes)
+    cell = table.set_index("study").loc["g-n16000-w2"]
+    assert cell["flag"] == "" and cell["n_boot_measured"] < 0.95 * 200
+    assert set(card["verdict"]) == {"inconclusive"}
+    assert all("g-n16000-w2: B_crit measured in" in d for d in card["detail"])

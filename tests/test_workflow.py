@@ -50,12 +50,16 @@ def test_report_and_table(finished_run: Path):
     prov = json.loads((finished_run / "reports/tiny_ehr/provenance.json").read_text())
     assert prov["devices"] == ["cpu"] and "torch" in prov["packages"]
     noise = pd.read_parquet(finished_run / "results/tiny_ehr/bs1/gradients.parquet")
-    assert sorted(noise["fraction"]) == [0.0, 0.5, 1.0] and (noise["method"] == "per_example").all()
+    assert sorted(noise["fraction"]) == [0.0, 0.0, 0.5, 0.5, 1.0, 1.0] and (noise["method"] == "per_example").all()
     later = pd.read_parquet(finished_run / "results/tiny_ehr/bs4/gradients.parquet")
-    assert sorted(later["fraction"]) == [0.5, 1.0], "initial weights are measured once, in the smallest cell"
+    assert sorted(later["fraction"]) == [0.5, 0.5, 1.0, 1.0], "initial weights are measured once, in the smallest cell"
+    assert sorted(later["seed"].unique()) == [0, 1]  # gradients.seeds: 2
     assert (noise["trace_sigma"] > 0).all()
     spread = pd.read_parquet(finished_run / "results/tiny_ehr/bs4/spread.parquet")
-    assert sorted(spread["probe_batch_size"].unique()) == [1, 2, 4, 8, 16, 32]
+    sweep, own = spread[spread["probe"] == "sweep"], spread[spread["probe"] == "own"]
+    assert sorted(sweep["probe_batch_size"].unique()) == [1, 2, 4, 8, 16]  # at most a quarter of the 64 examples
+    assert (own["probe_batch_size"] == 4).all() and sorted(own["seed"].unique()) == [0, 1]
+    assert (spread["spread"] > 0).all()
     two_batch = pd.read_parquet(finished_run / "results/tiny_signal/bs2/gradients.parquet")
     assert (two_batch["method"] == "two_batch").all() and sorted(two_batch["seed"]) == [0, 1]
     critical = pd.read_csv(finished_run / "reports/tiny_ehr/critical_batch.csv").set_index("quantity")
@@ -71,13 +75,20 @@ def test_scorecard_opens_the_index(finished_run: Path):
     index = (finished_run / "reports/index.html").read_text()
     assert index.index("Replication scorecard") < index.index("<h2>Studies</h2>")
     assert 'href="./tiny_ehr/index.html#loss_vs_batch">smaller-batches-lower-ae-loss' in index
-    assert 'href="./tiny_ehr/index.html#gradient_spread">gradient-spread-falls' in index
+    assert 'href="./tiny_ehr/index.html#gradient_spread">gradient-spread-flattens' in index
+    assert 'href="./tiny_ehr/index.html#b_simple">noise-scale-predicts-bcrit' in index
     assert 'href="./tiny_ehr/index.html#loss_curves_samples">samples-seen-predict-loss' in index
     card = pd.read_csv(finished_run / "reports/tiny_ehr/scorecard.csv")
-    assert card["claim"].tolist() == ["smaller-batches-lower-ae-loss", "gradient-spread-falls", "samples-seen-predict-loss"]
+    assert card["claim"].tolist() == [
+        "smaller-batches-lower-ae-loss", "gradient-spread-flattens", "samples-seen-predict-loss", "noise-scale-predicts-bcrit"
+    ]
     assert set(card["verdict"]) <= {"replicated", "not replicated", "inconclusive"}
-    assert card["n_units"].tolist() == [2, 3, 2]  # 2 seeds; 3 runs (one per batch size) measured; 2 seeds
-    assert card["statistic"].tolist() == ["spearman_rho", "spearman_rho", "samples_advantage"]
+    assert card["n_units"].tolist() == [2, 2, 2, 2]  # seeds: every test resamples them
+    assert card["statistic"].tolist() == ["spearman_rho", "spread_slope", "samples_advantage", "noise_scale_ratio"]
+    critical = pd.read_csv(finished_run / "reports/tiny_ehr/critical_batch.csv").set_index("quantity")
+    # 3 batch sizes cannot measure B_crit by the rule (at least 4), so the claim resting on it says so
+    assert "batch sizes reached the target" in critical.loc["b_crit", "flag"]
+    assert card.loc[3, "verdict"] == "inconclusive" and "B_crit is not a measurement" in card.loc[3, "detail"]
     assert pd.read_csv(finished_run / "reports/tiny_signal/scorecard.csv").empty
 
 

@@ -46,32 +46,6 @@ def steps_to_target(steps, metric, target: float, interpolate: bool = True) -> f
     return float(np.exp(np.log(s0) + t * (np.log(s1) - np.log(s0))))
 
 
-def resolve_target(
-    curves: pd.DataFrame, metric: str, kind: str, value: float, run_keys=("batch_size", "seed")
-) -> float:
-    """The target metric value: `value` itself (kind "value"), or a fraction of the best run's improvement.
-
-    kind "fraction": target = initial - value * (initial - best_final), where initial is the mean over
-    runs of the metric at each run's first logged step, and best_final the lowest metric at any run's
-    last logged step (runs identified by run_keys; non-finite values ignored). value=1 asks every run
-    to match the best run's final metric; value=0.5 to cover half of its improvement.
-    """
-    if kind == "value":
-        return float(value)
-    if kind != "fraction":
-        raise ValueError(f"target kind must be 'value' or 'fraction', got {kind!r}")
-    keys = list(run_keys)
-    ordered = curves.sort_values([*keys, "step"], kind="stable")
-    runs = ordered.groupby(keys, sort=False)
-    initial = runs.nth(0)[metric].astype(float)
-    final = runs.nth(-1)[metric].astype(float)
-    initial, final = initial[np.isfinite(initial)], final[np.isfinite(final)]
-    if initial.empty or final.empty:
-        raise ValueError(f"no finite {metric!r} values to resolve a fraction target")
-    init, best = initial.mean(), final.min()
-    return float(init - value * (init - best))
-
-
 def steps_table(curves: pd.DataFrame, metric: str, target: float, interpolate: bool = True) -> pd.DataFrame:
     """Steps and samples to target for every (batch_size, seed) run; never-reached runs kept with reached=False."""
     rows = []

@@ -10,8 +10,15 @@ replacement, the same seeds at every batch size, since runs of one seed are pair
   steps and over |rho| against batch size, each with its own interval;
 - "the same budget reaches the same metric up to the critical batch size, not beyond" (Goyal et al.
   2017; McCandlish et al. 2018): the relative change from the smallest batch size, averaged over the
-  batch sizes at or below the study's fitted B_crit and over those above it, against a tolerance;
+  batch sizes at or below the study's fitted B_crit and over those above it, against a tolerance, with
+  B_crit refitted in every draw from the same resampled seeds;
+- "the gradient noise scale predicts the critical batch size" (McCandlish et al. 2018): the ratio
+  B_simple / B_crit, B_simple taken at each run's checkpoint closest to its crossing of the target;
+- "gradient spread falls as B^-1/2, then flattens" (Vaessen & van Leeuwen 2024): the slope of log
+  spread on log batch size over the trained runs, each measured at its own batch size, against -1/2;
 - claims across a scaling grid (Zhang et al. 2025) are tested in batchlab.scaling with the same rules.
+A claim that rests on B_crit is inconclusive when the rule of batchlab.measured flags B_crit (the
+reason is written in its detail), or when B_crit is not measured in more than 1 - L of the draws.
 Inconclusive also covers too little data to say (fewer than 3 batch sizes or 2 seeds with finite
 values). Runs whose metric is not finite (diverged, not evaluated) are left out and counted.
 """
@@ -19,21 +26,28 @@ values). Runs whose metric is not finite (diverged, not evaluated) are left out 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from batchlab.cbs import seed_mean_steps, steps_matrix
+from batchlab.critical import geometric_mean, noise_at_crossing
+from batchlab.measured import flag as measured_flag
+from batchlab.measured import measured_b_crit
+from batchlab.resampling import percentile_interval, seed_bootstrap
+
 STATISTICS = {
     "spearman_rho": {
+        "symbol": "ρ =",
         "what": "Spearman's rank correlation ρ between batch size and the metric's mean over seeds (for gradient "
-        "spread: the probe batch size, over the runs measured at their last checkpoint)",
+        "spread: each measured run's spread at its own batch size, at its last checkpoint)",
         "replicated": "the interval of ρ lies wholly on the claimed side of 0",
         "not replicated": "the interval lies wholly on the opposite side of 0",
         "inconclusive": "the interval contains 0, or fewer than 3 batch sizes or 2 seeds have finite values",
     },
     "samples_advantage": {
+        "symbol": "lead of |ρ| =",
         "what": "the lead of |ρ| of the metric against samples seen over |ρ| against optimizer steps, and over |ρ| "
         "against batch size (Spearman over every logged point of the seed-mean curves of all batch sizes); the "
         "weaker lead is shown",
@@ -42,31 +56,57 @@ STATISTICS = {
         "inconclusive": "otherwise, or there are fewer than 2 seeds or 3 batch sizes",
     },
     "degradation_above_b_crit": {
+        "symbol": "change above B_crit =",
         "what": "relative change of the final metric from the smallest batch size (positive = worse), paired by seed, "
         "averaged over the batch sizes above the study's fitted B_crit (estimate, interval) and over those above the "
-        "smallest and at or below B_crit (detail), against the claim's tolerance τ",
+        "smallest and at or below B_crit (detail), against the claim's tolerance τ; each draw refits B_crit to the "
+        "steps to target of the same resampled seeds, so B_crit's uncertainty is carried into the interval",
         "replicated": "the change at or below B_crit stays within τ and the change above B_crit exceeds τ",
         "not replicated": "the change at or below B_crit exceeds τ, or the change above B_crit stays within τ",
         "inconclusive": "otherwise, or no batch size lies between the smallest and B_crit, or none above it, "
-        "or B_crit could not be fitted",
+        "or B_crit is not a measurement (flagged: outside the batch sizes that reached the target, fewer than 4 of "
+        "them, or a poor fit), or it is flagged in more than 1 − L of the draws",
+    },
+    "noise_scale_ratio": {
+        "symbol": "B_simple / B_crit =",
+        "what": "B_simple at the target divided by the fitted B_crit (McCandlish et al. 2018 predict B_crit ≈ B_noise, "
+        "of which B_simple is the Hessian-free form); B_simple at the target is the geometric mean over the measured "
+        "runs of B_simple at each run's checkpoint closest (in log step) to its crossing of the target; both come "
+        "from the same resampled seeds in every draw",
+        "replicated": "the interval of the ratio lies wholly within a factor f of 1 ([1/f, f])",
+        "not replicated": "the interval lies wholly outside [1/f, f]",
+        "inconclusive": "the interval overlaps an edge of [1/f, f], or B_crit is flagged (or flagged in more than 1 − L "
+        "of the draws), or fewer than 2 seeds have gradient statistics at the target",
+    },
+    "spread_slope": {
+        "symbol": "slope =",
+        "what": "slope of log gradient spread on log batch size over the trained runs, each measured at its own batch "
+        "size (minibatches drawn with replacement from the training split) at its last checkpoint, on seed means of "
+        "log spread per batch size; a spread that follows B^-1/2 (one model's sampling noise) has slope −1/2",
+        "replicated": "the interval of the slope lies wholly above −1/2 + τ: the spread falls more slowly than "
+        "B^-1/2, it flattens",
+        "not replicated": "the interval lies wholly at or below −1/2 + τ: the spread follows B^-1/2 or falls faster",
+        "inconclusive": "the interval contains −1/2 + τ, or fewer than 3 batch sizes or 2 seeds were measured",
     },
     "log_slope_data": {
+        "symbol": "slope on data =",
         "what": "slope of log B_crit on log training-set size, least squares over the scaling grid's cells with log "
-        "width as a second regressor; B_crit of each cell from the S(B) fit on seed means, a cell counting as not fitted "
-        "when its B_crit lies more than 10x outside its batch sizes",
+        "width as a second regressor; B_crit of each cell from the S(B) fit on seed means",
         "replicated": "the interval of the slope lies wholly above 0",
         "not replicated": "the interval lies wholly below 0",
-        "inconclusive": "the interval contains 0, or too few cells have a fitted B_crit",
+        "inconclusive": "the interval contains 0, or some cell's B_crit is flagged (or some cell is flagged in more than "
+        "1 − L of the draws)",
     },
     "log_slope_width": {
+        "symbol": "slope on width =",
         "what": "slope of log B_crit on log model width, least squares over the scaling grid's cells with log "
         "training-set size as a second regressor",
         "replicated": "the interval of the slope lies wholly within ±τ (a width doubled changes B_crit by at most 2^τ)",
         "not replicated": "the interval lies wholly outside ±τ",
-        "inconclusive": "the interval overlaps ±τ's edge, or too few cells have a fitted B_crit",
+        "inconclusive": "the interval overlaps ±τ's edge, or some cell's B_crit is flagged (or some cell is flagged "
+        "in more than 1 − L of the draws)",
     },
 }
-VERDICT_RULES = {v: STATISTICS["spearman_rho"][v] for v in ("replicated", "not replicated", "inconclusive")}
 HIGHER_IS_BETTER = ("accuracy", "auc", "r2")
 SIGN = {"increases_with_batch_size": 1, "decreases_with_batch_size": -1}
 
@@ -116,21 +156,6 @@ def trend_test(
     }
 
 
-def seed_bootstrap(statistic, n_units: int, n_boot: int) -> tuple[object, list]:
-    """The statistic on all units, and on n_boot resamples of them with replacement (none below 2 units).
-
-    statistic(columns) gets an index array into the units (seeds, paired across batch sizes); the draws
-    come from default_rng(0), so every test is reproducible. Means of all-NaN columns (every resampled
-    run of a batch size diverged) give NaN without a warning.
-    """
-    rng = np.random.default_rng(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        point = statistic(np.arange(n_units)) if n_units else None
-        draws = [statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)] if n_units >= 2 else []
-    return point, draws
-
-
 def interval_verdict(low: float, high: float, band: tuple[float, float] | None = None) -> str:
     """Verdict from an interval: above 0 replicated, below 0 not, else inconclusive.
 
@@ -147,17 +172,6 @@ def interval_verdict(low: float, high: float, band: tuple[float, float] | None =
     if high < lo or low > hi:
         return "not replicated"
     return "inconclusive"
-
-
-def percentile_interval(draws, level: float) -> tuple[float, float]:
-    """The (1 - level)/2 and (1 + level)/2 quantiles of the finite draws (NaN, NaN if none)."""
-    values = np.asarray(draws, dtype=float)
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return math.nan, math.nan
-    alpha = (1 - level) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
-    return float(low), float(high)
 
 
 def _abs_rho(x: np.ndarray, y: np.ndarray) -> float:
@@ -222,29 +236,69 @@ def samples_predict_test(curves: pd.DataFrame, metric: str, n_boot: int = 2000, 
     }
 
 
+def b_crit_of_seeds(steps: pd.DataFrame):
+    """A function of seed labels giving B_crit fitted to those seeds' steps to target, and its flag ('' = measured)."""
+    sizes, seeds, grid = steps_matrix(steps)
+    position = {s: i for i, s in enumerate(seeds)}
+
+    def fit(labels) -> tuple[float, str]:
+        missing = sorted({int(s) for s in labels if s not in position})
+        if missing:
+            raise ValueError(f"seeds {missing} have no steps to target")
+        return measured_b_crit(sizes, seed_mean_steps(grid, np.array([position[s] for s in labels], dtype=int)))
+
+    return fit
+
+
+def _given_b_crit(value: float):
+    """A fixed B_crit as a function of seed labels (flagged only when it is not a number)."""
+    reason = "" if math.isfinite(value) else measured_flag("b_crit", value, [], math.nan)
+    return lambda labels: (value, reason)
+
+
+def _measured_share(values) -> float:
+    """Fraction of the bootstrap draws whose B_crit the rule counts as measured."""
+    values = np.asarray(values, dtype=float)
+    return float(np.isfinite(values).mean()) if len(values) else 0.0
+
+
 def degradation_test(
-    table: pd.DataFrame, metric: str, b_crit: float, tolerance: float, n_boot: int = 2000, level: float = 0.95
+    table: pd.DataFrame, metric: str, b_crit, tolerance: float, n_boot: int = 2000, level: float = 0.95
 ) -> dict:
-    """Relative change from the smallest batch size below and above B_crit (linear scaling's promise)."""
+    """Relative change from the smallest batch size below and above B_crit (linear scaling's promise).
+
+    b_crit: a number, or a function of seed labels returning (B_crit, flag) (b_crit_of_seeds), refitted in
+    every draw from the resampled seeds so that B_crit's own uncertainty enters the intervals.
+    """
+    b_crit_of = b_crit if callable(b_crit) else _given_b_crit(float(b_crit))
     sign = -1.0 if any(key in metric for key in HIGHER_IS_BETTER) else 1.0
     finite = table[np.isfinite(table[metric].astype(float))]
     grid = finite.pivot_table(index="batch_size", columns="seed", values=metric, aggfunc="mean").sort_index()
-    sizes, values = grid.index.to_numpy(dtype=float), grid.to_numpy(dtype=float)
+    sizes, values, seeds = grid.index.to_numpy(dtype=float), grid.to_numpy(dtype=float), grid.columns.to_numpy()
     n_units = values.shape[1]
     change = sign * (values - values[:1]) / np.abs(values[:1]) if len(values) else values
-    below = (sizes > sizes.min()) & (sizes <= b_crit) if len(sizes) else sizes.astype(bool)
-    above = sizes > b_crit if len(sizes) else sizes.astype(bool)
 
-    def group_means(cols: np.ndarray) -> tuple[float, float]:
+    def split(value: float) -> tuple[np.ndarray, np.ndarray]:
+        return (sizes > sizes.min()) & (sizes <= value), sizes > value
+
+    def group_means(cols: np.ndarray) -> tuple[float, float, float]:
+        value, reason = b_crit_of(seeds[cols])
+        if reason:
+            return math.nan, math.nan, math.nan
+        below, above = split(value)
         per_size = np.nanmean(change[:, cols], axis=1)
         return (float(np.nanmean(per_size[below])) if below.any() else math.nan,
-                float(np.nanmean(per_size[above])) if above.any() else math.nan)
+                float(np.nanmean(per_size[above])) if above.any() else math.nan, value)
 
+    b_crit_point, reason = b_crit_of(seeds) if n_units else (math.nan, "no runs")
+    below, above = split(b_crit_point) if not reason else (sizes < 0, sizes < 0)
     point, draws = seed_bootstrap(group_means, n_units, n_boot)
-    below_est, above_est = point or (math.nan, math.nan)
+    below_est, above_est, _ = point or (math.nan, math.nan, math.nan)
     b_low, b_high = percentile_interval([d[0] for d in draws], level)
     a_low, a_high = percentile_interval([d[1] for d in draws], level)
-    if not (math.isfinite(b_crit) and below.any() and above.any() and n_units >= 2):
+    c_low, c_high = percentile_interval([d[2] for d in draws], level)
+    share = _measured_share([d[2] for d in draws])
+    if reason or not (below.any() and above.any() and n_units >= 2) or share < level:
         verdict = "inconclusive"
     elif b_high <= tolerance and a_low > tolerance:
         verdict = "replicated"
@@ -252,6 +306,14 @@ def degradation_test(
         verdict = "not replicated"
     else:
         verdict = "inconclusive"
+    if reason:
+        detail = f"B_crit is not a measurement: {reason}"
+    else:
+        detail = (
+            f"B_crit {b_crit_point:.3g} [{c_low:.3g}, {c_high:.3g}], measured in {share:.0%} of the resamples; change "
+            f"at or below it {below_est:+.3f} [{b_low:+.3f}, {b_high:+.3f}] ({int(below.sum())} batch sizes), above it "
+            f"{above_est:+.3f} ({int(above.sum())})"
+        )
     return {
         "statistic": "degradation_above_b_crit",
         "estimate": above_est,
@@ -262,37 +324,126 @@ def degradation_test(
         "n_excluded_runs": int(len(table) - len(finite)),
         "at_smallest": float(np.nanmean(values[0])) if len(values) else math.nan,
         "at_largest": float(np.nanmean(values[-1])) if len(values) else math.nan,
-        "detail": f"B_crit {b_crit:.3g}; change at or below it {below_est:+.3f} [{b_low:+.3f}, {b_high:+.3f}] "
-        f"({int(below.sum())} batch sizes), above it {above_est:+.3f} ({int(above.sum())}); tolerance {tolerance:g}",
+        "detail": f"{detail}; tolerance {tolerance:g}",
+        "note": "B_crit not measured" if reason else "",
         "verdict": verdict,
     }
 
 
-def spread_units(spread: pd.DataFrame) -> pd.DataFrame:
-    """Gradient spread at the final checkpoint, one replicate per trained run (cell batch size, seed)."""
-    final = spread[spread["fraction"] == spread["fraction"].max()]
-    return final.assign(run=final["batch_size"].astype(str) + "/" + final["seed"].astype(str))
+def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_boot: int = 2000, level: float = 0.95) -> dict:
+    """B_simple at the target over B_crit, with a seed-bootstrap interval: does the noise scale predict B_crit?
+
+    Both come from the same resampled seeds in every draw. Seeds without gradient statistics count for
+    B_crit only; a draw with none of the measured seeds has no ratio (left out, like a flagged B_crit,
+    whose share of the draws must stay within 1 - level).
+    """
+    at = noise_at_crossing(noise, steps)
+    b_crit_of = b_crit_of_seeds(steps)
+    seeds = steps_matrix(steps)[1]
+    by_seed = {s: at.loc[at["seed"] == s, "b_simple"].to_numpy(dtype=float) for s in seeds}
+    measured_seeds = [s for s in seeds if np.isfinite(by_seed[s]).any()]
+
+    def ratio(cols: np.ndarray) -> tuple[float, float, float]:
+        labels = seeds[cols]
+        value, reason = b_crit_of(labels)
+        b_simple = geometric_mean(np.concatenate([by_seed[s] for s in labels]))
+        value = math.nan if reason else value
+        return b_simple / value, b_simple, value
+
+    b_crit_point, reason = b_crit_of(seeds)
+    point, draws = seed_bootstrap(ratio, len(seeds), n_boot)
+    estimate, b_simple, _ = point or (math.nan, math.nan, math.nan)
+    low, high = percentile_interval([d[0] for d in draws], level)
+    s_low, s_high = percentile_interval([d[1] for d in draws], level)
+    c_low, c_high = percentile_interval([d[2] for d in draws], level)
+    share = _measured_share([d[2] for d in draws])
+    if reason or len(measured_seeds) < 2 or share < level:
+        verdict = "inconclusive"
+    else:
+        verdict = interval_verdict(low, high, (1 / factor, factor))
+    factor_off = geometric_mean(at["step_factor"])
+    used = ", ".join(f"{f:.0%}: {n}" for f, n in at["fraction"].value_counts().sort_index().items())
+    b_crit_text = (
+        f"B_crit is not a measurement: {reason}" if reason
+        else f"B_crit {b_crit_point:.3g} [{c_low:.3g}, {c_high:.3g}], measured in {share:.0%} of the resamples"
+    )
+    return {
+        "statistic": "noise_scale_ratio",
+        "estimate": estimate,
+        "low": low,
+        "high": high,
+        "n_x": int(at["batch_size"].nunique()),
+        "n_units": len(measured_seeds),
+        "note": "B_crit not measured" if reason else "fewer than 2 seeds measured" if len(measured_seeds) < 2 else "",
+        "n_excluded_runs": int(at["b_simple"].isna().sum()),
+        "at_smallest": math.nan,
+        "at_largest": math.nan,
+        "detail": f"B_simple at the target {b_simple:.3g} [{s_low:.3g}, {s_high:.3g}] over {len(at)} runs of "
+        f"{len(measured_seeds)} seeds (checkpoints used, by fraction of training: {used or 'none'}; on average "
+        f"{factor_off:.2g}x from the crossing in steps); {b_crit_text}; factor {factor:g}",
+        "verdict": verdict,
+    }
 
 
-def fitted_b_crit(critical: pd.DataFrame | None) -> float:
-    """The study's B_crit point estimate from its critical-batch table (NaN when not fitted)."""
-    if critical is None or critical.empty:
-        return math.nan
-    row = critical[critical["quantity"] == "b_crit"]
-    return float(row["estimate"].iloc[0]) if len(row) else math.nan
+def own_spread(spread: pd.DataFrame) -> pd.DataFrame:
+    """Each measured run's gradient spread at its own batch size at its last checkpoint (log taken where positive)."""
+    if "probe" not in spread:
+        return spread.iloc[:0].assign(log_spread=[])
+    own = spread[spread["probe"] == "own"]
+    final = own[own["fraction"] == own.groupby(["batch_size", "seed"])["fraction"].transform("max")]
+    values = final["spread"].to_numpy(dtype=float)
+    return final.assign(log_spread=np.log(np.where(values > 0, values, np.nan)))
+
+
+def spread_slope_test(spread: pd.DataFrame, tolerance: float, n_boot: int = 2000, level: float = 0.95) -> dict:
+    """Slope of log spread on log batch size across trained runs, each at its own batch size, against -1/2 + tolerance."""
+    own = own_spread(spread)
+    finite = own[np.isfinite(own["log_spread"])]
+    grid = finite.pivot_table(index="batch_size", columns="seed", values="log_spread", aggfunc="mean").sort_index()
+    sizes, values = grid.index.to_numpy(dtype=float), grid.to_numpy(dtype=float)
+    n_units = values.shape[1]
+
+    def slope(cols: np.ndarray) -> float:
+        means = np.nanmean(values[:, cols], axis=1)
+        ok = np.isfinite(means)
+        return float(np.polyfit(np.log(sizes[ok]), means[ok], 1)[0]) if ok.sum() >= 3 else math.nan
+
+    point, draws = seed_bootstrap(slope, n_units, n_boot)
+    point = math.nan if point is None else point
+    low, high = percentile_interval(draws, level)
+    threshold = -0.5 + tolerance
+    enough = len(sizes) >= 3 and n_units >= 2 and math.isfinite(point)
+    verdict = interval_verdict(low - threshold, high - threshold) if enough else "inconclusive"
+    means = np.nanmean(values, axis=1) if len(values) else values
+    ratio = float(np.exp(means[-1] - means[0]) * math.sqrt(sizes[-1] / sizes[0])) if len(sizes) >= 2 else math.nan
+    return {
+        "statistic": "spread_slope",
+        "estimate": point,
+        "low": low,
+        "high": high,
+        "n_x": int(len(sizes)),
+        "n_units": int(n_units),
+        "n_excluded_runs": int(len(own) - len(finite)),
+        "at_smallest": float(np.exp(means[0])) if len(sizes) else math.nan,
+        "at_largest": float(np.exp(means[-1])) if len(sizes) else math.nan,
+        "detail": f"spread at the largest batch size {ratio:.3g}x the B^-1/2 line through the smallest; "
+        f"the claim needs the slope above {threshold:g} (−1/2 + τ, τ = {tolerance:g})",
+        "verdict": verdict,
+    }
 
 
 SCORECARD_COLUMNS = [
-    "claim", "source", "metric", "expect", "statistic", "estimate", "low", "high", "level", "n_boot",
-    "n_x", "n_units", "n_excluded_runs", "at_smallest", "at_largest", "detail", "verdict", "rule",
+    "claim", "source", "metric", "expect", "statistic", "symbol", "estimate", "low", "high", "level", "n_boot",
+    "n_x", "n_units", "n_excluded_runs", "at_smallest", "at_largest", "detail", "note", "verdict", "rule",
 ]
 
 
 def scorecard_row(claim, result: dict, level: float, n_boot: int) -> dict:
     """One scorecard row: the claim, its test's numbers, the verdict and the rule that gave it."""
     row = {"claim": claim.id, "source": claim.source, "metric": claim.metric, "expect": claim.expect,
-           "level": level, "n_boot": n_boot, "detail": "", **result}
+           "level": level, "n_boot": n_boot, "detail": "", "note": "", **result}
     row["rule"] = STATISTICS[row["statistic"]][row["verdict"]]
+    row["symbol"] = STATISTICS[row["statistic"]]["symbol"]
     return {k: row.get(k) for k in SCORECARD_COLUMNS}
 
 
@@ -302,12 +453,18 @@ def evaluate_claims(
     spread: pd.DataFrame | None = None,
     n_boot: int = 2000,
     curves: pd.DataFrame | None = None,
-    critical: pd.DataFrame | None = None,
+    steps: pd.DataFrame | None = None,
+    noise: pd.DataFrame | None = None,
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """One scorecard row per per-study claim (claims across a scaling grid are evaluated in batchlab.scaling)."""
+    """One scorecard row per per-study claim (claims across a scaling grid are evaluated in batchlab.scaling).
+
+    steps: the per-run steps to target (claims on B_crit); noise: the gradient statistics (the noise-scale claim).
+    """
     rows = []
     for claim in claims:
+        if claim.expect in ("holds_until_critical_batch", "predicts_critical_batch") and (steps is None or steps.empty):
+            raise ValueError(f"claim {claim.id!r}: no steps to target")
         if claim.expect == "predicted_by_samples_seen":
             if curves is None or curves.empty:
                 raise ValueError(f"claim {claim.id!r}: no loss curves")
@@ -315,11 +472,20 @@ def evaluate_claims(
         elif claim.expect == "holds_until_critical_batch":
             if claim.metric not in table:
                 raise ValueError(f"claim {claim.id!r}: metric {claim.metric!r} is not a column of the run table")
-            result = degradation_test(table, claim.metric, fitted_b_crit(critical), claim.tolerance_or_default(), n_boot, level)
+            b_crit = b_crit_of_seeds(steps)
+            result = degradation_test(table, claim.metric, b_crit, claim.tolerance_or_default(), n_boot, level)
+        elif claim.expect == "predicts_critical_batch":
+            if noise is None or noise.empty:
+                raise ValueError(f"claim {claim.id!r}: no gradient statistics measured")
+            result = noise_scale_test(noise, steps, claim.tolerance_or_default(), n_boot, level)
         elif claim.metric == "gradient_spread":
-            if spread is None or spread.empty:
-                raise ValueError(f"claim {claim.id!r}: no gradient spread measured")
-            result = trend_test(spread_units(spread), "probe_batch_size", "spread", claim.expect, n_boot, level, unit="run")
+            own = own_spread(spread) if spread is not None else pd.DataFrame()
+            if own.empty:
+                raise ValueError(f"claim {claim.id!r}: no gradient spread measured at the runs' own batch sizes")
+            if claim.expect == "flattens_with_batch_size":
+                result = spread_slope_test(spread, claim.tolerance_or_default(), n_boot, level)
+            else:
+                result = trend_test(own, "batch_size", "spread", claim.expect, n_boot, level)
         elif claim.metric == "critical_batch_size":
             continue
         else:

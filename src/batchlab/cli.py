@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -117,13 +118,23 @@ def cmd_gradients(args: argparse.Namespace) -> None:
 
 
 def cmd_critical(args: argparse.Namespace) -> None:
-    from batchlab.aggregate import read_all
-    from batchlab.config import StepsToTarget
-    from batchlab.critical import analyse
+    from pydantic import TypeAdapter
 
-    steps, table = analyse(
-        pd.read_parquet(args.curves), read_all(args.noise), StepsToTarget.model_validate_json(args.target_json)
-    )
+    from batchlab.aggregate import read_all
+    from batchlab.config import ModelSpec, StepsToTarget
+    from batchlab.critical import analyse
+    from batchlab.data import load_dataset
+    from batchlab.targets import SPLITS, constant_prediction_loss
+
+    spec = StepsToTarget.model_validate_json(args.target_json)
+    model = TypeAdapter(ModelSpec).validate_json(args.model_json)
+    baseline = math.nan
+    if model.kind != "contrastive":  # the data define a baseline: the best constant prediction
+        baseline = constant_prediction_loss(load_dataset(args.data), model, SPLITS[spec.metric])
+    try:
+        steps, table = analyse(pd.read_parquet(args.curves), read_all(args.noise), spec, baseline)
+    except ValueError as err:
+        raise ValueError(f"study {args.study!r}, field 'steps_to_target': {err}") from None
     io.write_parquet(steps, args.steps)
     io.write_parquet(table, args.out)
 
@@ -250,7 +261,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--spread", required=True)
     sp = add("critical", cmd_critical, "steps-to-target, the S(B) fit and the critical batch size", study=False)
+    sp.add_argument("--study", required=True, help="study name")
     sp.add_argument("--target-json", required=True, help="the study's validated steps_to_target block, as JSON")
+    sp.add_argument("--model-json", required=True, help="the study's validated model block, as JSON (its loss)")
+    sp.add_argument("--data", required=True, help="the study's data set (for the baseline loss)")
     sp.add_argument("--curves", required=True)
     sp.add_argument("--noise", nargs="+", required=True)
     sp.add_argument("--steps", required=True)

@@ -606,6 +606,9 @@ class Downstream(Strict):
     )
 
 
+SPREAD_SUBSET_SHARE = 4  # a probe minibatch is at most this fraction of the subset: draws stay mostly distinct
+
+
 class GradientNoise(Strict):
     """Gradient statistics measured at checkpoints of each run (McCandlish et al. 2018; Vaessen & van Leeuwen 2024)."""
 
@@ -626,7 +629,8 @@ class GradientNoise(Strict):
     spread_batch_sizes: list[PositiveInt] | None = Field(
         None,
         min_length=2,
-        description="Batch sizes at which the gradient spread is measured (default: 1, 2, 4, ... up to min(128, eval_samples)).",
+        description="Probe batch sizes of the spread sweep, drawn without replacement from the evaluation subset, "
+        "each at most a quarter of eval_samples (default: 1, 2, 4, ... up to min(128, eval_samples / 4)).",
     )
     spread_draws: int = Field(10, ge=2, description="Minibatches drawn per batch size for the spread (10 in Vaessen's code).")
     chunk_size: PositiveInt = Field(64, description="Examples per vmap chunk (bounds memory; no effect on results).")
@@ -649,7 +653,7 @@ class GradientNoise(Strict):
     def spread_sizes(self, n_train: int) -> list[int]:
         if self.spread_batch_sizes is not None:
             return sorted(set(self.spread_batch_sizes))
-        top = min(128, self.eval_size(n_train))
+        top = min(128, max(1, self.eval_size(n_train) // SPREAD_SUBSET_SHARE))
         return [2**k for k in range(top.bit_length()) if 2**k <= top]
 
 
@@ -667,19 +671,32 @@ class StepsToTarget(Strict):
     """Target for steps-to-target and the critical-batch-size fit (McCandlish et al. 2018; Zhang et al. 2025)."""
 
     metric: Literal["val_loss", "train_loss"] = Field("val_loss", description="Logged curve the target applies to.")
-    kind: Literal["fraction", "value"] = Field(
+    kind: Literal["fraction", "value", "within_best", "baseline_fraction"] = Field(
         "fraction",
-        description="fraction: reach initial - value x (initial - best final of any run); value: reach this loss.",
+        description="fraction: reach initial - value x (initial - best final of any run); value: reach this loss; "
+        "within_best: reach best final x (1 + value); baseline_fraction: reach baseline - value x (baseline - best "
+        "final), the baseline being the loss of the best constant prediction fitted on the training split "
+        "(each feature's mean for an autoencoder, the class frequencies for a classifier).",
     )
-    value: PositiveFloat = Field(0.5, description="The fraction (0-1] or the loss value.")
+    value: PositiveFloat = Field(0.5, description="The fraction (0-1], the loss value, or the relative margin.")
     interpolate: bool = Field(True, description="Place the crossing between logged points, linearly in log(step).")
     bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples of seeds for the intervals.")
 
     @model_validator(mode="after")
     def _fraction_range(self) -> "StepsToTarget":
-        if self.kind == "fraction" and self.value > 1:
-            raise ValueError(f"a fraction target must be in (0, 1], got {self.value}")
+        if self.kind in ("fraction", "baseline_fraction") and self.value > 1:
+            raise ValueError(f"a {self.kind} target must be in (0, 1], got {self.value}")
         return self
+
+    def describe(self) -> str:
+        """The target in words, for captions and pages."""
+        return {
+            "value": f"{self.metric} {self.value:g}",
+            "fraction": f"{self.value:g} of the best run's improvement in {self.metric} from the initial loss",
+            "within_best": f"{self.metric} within {self.value:.0%} of the best run's final value",
+            "baseline_fraction": f"{self.value:g} of the best run's improvement in {self.metric} below the data's "
+            "baseline (the best constant prediction)",
+        }[self.kind]
 
 
 CLAIM_METRICS = (
@@ -687,16 +704,29 @@ CLAIM_METRICS = (
     "svm_roc_auc_mean", "svm_accuracy_mean", "svm_r2_mean", "svm_mae_mean",
     "distance_from_init", "sharpness", "generalization_gap",
     "train_accuracy", "val_accuracy", "test_accuracy", "accuracy_gap",
-    "gradient_spread", "critical_batch_size",
+    "gradient_spread", "gradient_noise_scale", "critical_batch_size",
 )
 CLAIM_EXPECTATIONS = (
     "increases_with_batch_size", "decreases_with_batch_size",
     "predicted_by_samples_seen", "holds_until_critical_batch",
+    "flattens_with_batch_size", "predicts_critical_batch",
     "increases_with_data_size", "flat_with_model_size",
 )
 SCALING_EXPECTATIONS = ("increases_with_data_size", "flat_with_model_size")
 CURVE_METRICS = ("train_loss", "val_loss")
-DEFAULT_TOLERANCE = {"holds_until_critical_batch": 0.05, "flat_with_model_size": 0.25}
+GRADIENT_METRICS = ("gradient_spread", "gradient_noise_scale")
+# expectations that only one metric can carry, and that metric
+ONLY_WITH = {
+    "flattens_with_batch_size": "gradient_spread",
+    "predicts_critical_batch": "gradient_noise_scale",
+    **dict.fromkeys(SCALING_EXPECTATIONS, "critical_batch_size"),
+}
+DEFAULT_TOLERANCE = {
+    "holds_until_critical_batch": 0.05,
+    "flat_with_model_size": 0.25,
+    "flattens_with_batch_size": 0.1,
+    "predicts_critical_batch": 3.0,
+}
 
 
 class Claim(Strict):
@@ -705,36 +735,42 @@ class Claim(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Short slug naming the claim.")
     source: str = Field(description="Where the claim comes from (paper, section).")
     metric: Literal[CLAIM_METRICS] = Field(
-        description="A column of the study's run table, or gradient_spread (spread of minibatch gradients "
-        "against the probe batch size, at the last checkpoint)."
+        description="A column of the study's run table; gradient_spread (the spread of minibatch gradients of each "
+        "measured run at its own batch size, at the last checkpoint); gradient_noise_scale (B_simple at the "
+        "checkpoint closest to each run's crossing of the target); or critical_batch_size (across a scaling grid)."
     )
     expect: Literal[CLAIM_EXPECTATIONS] = Field(
         description="What is claimed: increases_/decreases_with_batch_size (trend over the sweep); "
         "predicted_by_samples_seen (a curve metric follows samples seen better than steps or batch size); "
         "holds_until_critical_batch (the metric at the fixed budget matches the smallest batch size's up to "
-        "the fitted B_crit and is worse beyond); increases_with_data_size / flat_with_model_size "
-        "(critical_batch_size across a scaling grid)."
+        "the fitted B_crit and is worse beyond); flattens_with_batch_size (gradient_spread falls more slowly "
+        "than B^-1/2); predicts_critical_batch (gradient_noise_scale: B_simple / B_crit lies within a factor "
+        "of 1); increases_with_data_size / flat_with_model_size (critical_batch_size across a scaling grid)."
     )
     tolerance: PositiveFloat | None = Field(
         None,
         description="holds_until_critical_batch: largest relative change that counts as 'the same' (default 0.05); "
-        "flat_with_model_size: largest |slope| of log B_crit on log width that counts as flat (default 0.25).",
+        "flat_with_model_size: largest |slope| of log B_crit on log width that counts as flat (default 0.25); "
+        "flattens_with_batch_size: how far above -1/2 the slope of log spread on log B must lie (default 0.1); "
+        "predicts_critical_batch: the factor within which B_simple must match B_crit (default 3, above 1).",
     )
 
     @model_validator(mode="after")
     def _metric_fits_expectation(self) -> "Claim":
-        scaling_metric = self.metric == "critical_batch_size"
-        if scaling_metric != (self.expect in SCALING_EXPECTATIONS):
-            raise ValueError(
-                f"claim {self.id!r}: metric critical_batch_size goes with expect "
-                f"{' or '.join(SCALING_EXPECTATIONS)}, and only it does"
-            )
+        needed = ONLY_WITH.get(self.expect)
+        if needed is not None and self.metric != needed:
+            raise ValueError(f"claim {self.id!r}: expect {self.expect} goes with metric {needed}")
+        if self.metric in ("critical_batch_size", "gradient_noise_scale") and self.expect not in ONLY_WITH:
+            allowed = sorted(e for e, m in ONLY_WITH.items() if m == self.metric)
+            raise ValueError(f"claim {self.id!r}: metric {self.metric} goes with expect {' or '.join(allowed)}")
         if self.expect == "predicted_by_samples_seen" and self.metric not in CURVE_METRICS:
             raise ValueError(f"claim {self.id!r}: predicted_by_samples_seen needs a logged curve metric {CURVE_METRICS}")
-        if self.expect == "holds_until_critical_batch" and self.metric == "gradient_spread":
+        if self.expect == "holds_until_critical_batch" and self.metric in GRADIENT_METRICS:
             raise ValueError(f"claim {self.id!r}: holds_until_critical_batch needs a run-table metric")
         if self.tolerance is not None and self.expect not in DEFAULT_TOLERANCE:
-            raise ValueError(f"claim {self.id!r}: tolerance applies to {' and '.join(DEFAULT_TOLERANCE)} only")
+            raise ValueError(f"claim {self.id!r}: tolerance applies to {', '.join(DEFAULT_TOLERANCE)} only")
+        if self.expect == "predicts_critical_batch" and self.tolerance is not None and self.tolerance <= 1:
+            raise ValueError(f"claim {self.id!r}: the factor of predicts_critical_batch must exceed 1, got {self.tolerance}")
         return self
 
     def tolerance_or_default(self) -> float:
@@ -886,13 +922,22 @@ class Study(Strict):
             raise ValueError("model.loss 'bce' needs model.output 'sigmoid'")
         if self.is_classifier and self.data.target_task() == "regression":
             raise ValueError(f"model.kind {self.model.kind!r} is a classifier, but the data's label is a regression target")
+        if self.steps_to_target.kind == "baseline_fraction" and self.model.kind == "contrastive":
+            raise ValueError(
+                "steps_to_target.kind 'baseline_fraction' needs a baseline the data define (a constant prediction), "
+                "which a contrastive loss has not; use fraction, within_best or value"
+            )
         n_train = self.data.n_train()
         n_eval = self.gradients.eval_size(n_train)
         if n_eval > n_train:
             raise ValueError(f"gradients.eval_samples ({n_eval}) exceeds the training set ({n_train})")
-        too_big = [b for b in self.gradients.spread_sizes(n_train) if b > n_eval]
+        too_big = [b for b in self.gradients.spread_sizes(n_train) if b * SPREAD_SUBSET_SHARE > n_eval]
         if too_big:
-            raise ValueError(f"gradients.spread_batch_sizes {too_big} exceed gradients.eval_samples ({n_eval})")
+            raise ValueError(
+                f"gradients.spread_batch_sizes {too_big} exceed a quarter of gradients.eval_samples ({n_eval}): "
+                "minibatches drawn without replacement from the subset would overlap so much that their spread "
+                "shrinks by construction (to 0 at the subset's size); lower them or raise eval_samples"
+            )
         smallest, folds = self.data.smallest_class(), self.downstream.folds
         if smallest is not None and smallest < folds:
             raise ValueError(
@@ -923,6 +968,16 @@ class Study(Strict):
                 raise ValueError("a claim about model size needs at least two scaling.width_factors")
         if self.gradients.seeds > len(self.seeds):
             raise ValueError(f"gradients.seeds ({self.gradients.seeds}) exceeds the number of seeds ({len(self.seeds)})")
+        gradient_claims = [c.id for c in self.claims if c.metric in GRADIENT_METRICS]
+        if gradient_claims and self.gradients.seeds < 2:
+            raise ValueError(
+                f"claims {gradient_claims} resample the seeds whose gradients were measured: set gradients.seeds to at least 2"
+            )
+        if gradient_claims and max(self.gradients.checkpoints) == 0:
+            raise ValueError(f"claims {gradient_claims} need a gradients.checkpoints fraction above 0 (a trained model)")
+        noise_claims = [c.id for c in self.claims if c.metric == "gradient_noise_scale"]
+        if noise_claims and self.model.kind == "contrastive":
+            raise ValueError(f"claims {noise_claims}: the gradient noise scale is not defined for an in-batch (contrastive) loss")
         return self
 
 

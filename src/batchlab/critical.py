@@ -1,27 +1,86 @@
-"""A study's critical batch size, three ways side by side: the S(B) fit, the 20% rule, and B_simple."""
+"""A study's critical batch size, three ways side by side: the S(B) fit, the 20% rule, and B_simple.
+
+Every estimate carries a `flag` (batchlab.measured: '' when the runs measure it, else why not). The
+gradient noise scale enters twice: at each checkpoint, and at the target (each measured run's
+checkpoint closest to where it crossed the target), the one McCandlish et al. compare with B_crit.
+"""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
 
-from batchlab.cbs import bootstrap_fit, resolve_target, steps_table
+from batchlab import measured
+from batchlab.cbs import bootstrap_fit, seed_mean_steps, steps_matrix, steps_table
 from batchlab.config import StepsToTarget
+from batchlab.resampling import percentile_interval, seed_bootstrap
+from batchlab.targets import resolve_target
+
+FIT_LABELS = {
+    "s_min": ("S(B) fit (McCandlish)", "S_min: steps at infinite batch"),
+    "b_crit": ("S(B) fit (McCandlish)", "B_crit = E_min / S_min"),
+    "b_20": ("S(B) fit, 20% rule (Zhang)", "B_20 = B_crit / 5"),
+    "b_20_empirical": ("model-free 20% rule (Zhang)", "largest B within 1.2x perfect scaling"),
+}
 
 
-def analyse(curves: pd.DataFrame, noise: pd.DataFrame, spec: StepsToTarget) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-run steps-to-target, and one table of critical-batch-size estimates with intervals."""
-    target = resolve_target(curves, spec.metric, spec.kind, spec.value)
+def noise_at_crossing(noise: pd.DataFrame, steps: pd.DataFrame) -> pd.DataFrame:
+    """For every run with gradient statistics that reached the target, its checkpoint closest to the crossing.
+
+    Closest in log(step), step 0 counting as step 1. The initial weights depend on the seed alone and are
+    measured in one cell, so that row serves every batch size of its seed. One row per run: batch_size,
+    seed, crossing (steps to target), fraction and step of the checkpoint, b_simple, eval_loss (when
+    measured), and step_factor, how many times apart the checkpoint and the crossing lie.
+    """
+    columns = ["batch_size", "seed", "crossing", "fraction", "step", "b_simple", "eval_loss", "step_factor"]
+    if noise.empty or "b_simple" not in noise:
+        return pd.DataFrame(columns=columns)
+    init = noise[noise["fraction"] == 0].drop_duplicates("seed").set_index("seed")
+    reached = steps[steps["reached"].astype(bool)].set_index(["batch_size", "seed"])["steps"]
+    rows = []
+    for (b, seed), own in noise[noise["fraction"] > 0].groupby(["batch_size", "seed"]):
+        if (b, seed) not in reached.index:
+            continue
+        candidates = pd.concat([init.loc[[seed]].reset_index() if seed in init.index else None, own])
+        crossing = float(reached.loc[(b, seed)])
+        gap = np.abs(np.log(np.maximum(candidates["step"].to_numpy(dtype=float), 1)) - math.log(max(crossing, 1)))
+        best = candidates.iloc[int(np.argmin(gap))]
+        rows.append({"batch_size": int(b), "seed": int(seed), "crossing": crossing, "fraction": float(best["fraction"]),
+                     "step": int(best["step"]), "b_simple": float(best["b_simple"]),
+                     "eval_loss": float(best.get("eval_loss", math.nan)), "step_factor": float(math.exp(gap.min()))})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def geometric_mean(values) -> float:
+    """Geometric mean of the finite positive values (NaN if none): B_simple varies by factors."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.exp(np.log(v).mean())) if len(v) else math.nan
+
+
+def reached_sizes(steps: pd.DataFrame) -> np.ndarray:
+    """Batch sizes where at least one run reached the target (those the S(B) fit uses)."""
+    sizes, _, grid = steps_matrix(steps)
+    return sizes[np.isfinite(seed_mean_steps(grid, np.arange(grid.shape[1])))]
+
+
+def analyse(
+    curves: pd.DataFrame, noise: pd.DataFrame, spec: StepsToTarget, baseline: float = math.nan
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-run steps-to-target, and one table of critical-batch-size estimates with intervals and flags.
+
+    baseline: the data's constant-prediction loss (batchlab.targets), needed by a baseline_fraction target
+    and recorded beside the target for the figures.
+    """
+    target = resolve_target(curves, spec.metric, spec.kind, spec.value, baseline)
     steps = steps_table(curves, spec.metric, target, spec.interpolate).assign(target=target, metric=spec.metric)
     fit = bootstrap_fit(steps, n_boot=spec.bootstrap, rng=np.random.default_rng(0))
-    labels = {
-        "s_min": ("S(B) fit (McCandlish)", "S_min: steps at infinite batch"),
-        "b_crit": ("S(B) fit (McCandlish)", "B_crit = E_min / S_min"),
-        "b_20": ("S(B) fit, 20% rule (Zhang)", "B_20 = B_crit / 5"),
-        "b_20_empirical": ("model-free 20% rule (Zhang)", "largest B within 1.2x perfect scaling"),
-    }
-    fit["method"] = fit["quantity"].map(lambda q: labels[q][0])
-    fit["definition"] = fit["quantity"].map(lambda q: labels[q][1])
+    sizes = reached_sizes(steps)
+    fit["method"] = fit["quantity"].map(lambda q: FIT_LABELS[q][0])
+    fit["definition"] = fit["quantity"].map(lambda q: FIT_LABELS[q][1])
+    fit["flag"] = [measured.flag(q, e, sizes, r) for q, e, r in zip(fit["quantity"], fit["estimate"], fit["rmse_log"])]
     rows = [fit]
     if not noise.empty:
         for fraction, group in noise.groupby("fraction"):
@@ -37,6 +96,36 @@ def analyse(curves: pd.DataFrame, noise: pd.DataFrame, spec: StepsToTarget) -> t
                 "rmse_log": np.nan,
                 "method": f"gradient noise scale ({group['method'].iloc[0]})",
                 "definition": f"B_simple = tr(Sigma)/|G|^2 at {fraction:.0%} of training: median, min-max over runs",
+                "flag": "",
             }]))
-    table = pd.concat(rows, ignore_index=True).assign(target=target, metric=spec.metric)
+        rows.append(_b_simple_at_target(noise_at_crossing(noise, steps), spec.bootstrap))
+    table = pd.concat(rows, ignore_index=True).assign(target=target, metric=spec.metric, baseline=baseline)
     return steps, table
+
+
+def _b_simple_at_target(at_crossing: pd.DataFrame, n_boot: int, level: float = 0.95) -> pd.DataFrame:
+    """B_simple at the target: geometric mean over measured runs, percentile interval resampling their seeds."""
+    seeds = sorted(at_crossing["seed"].unique())
+    by_seed = [at_crossing.loc[at_crossing["seed"] == s, "b_simple"].to_numpy() for s in seeds]
+
+    def pooled(columns: np.ndarray) -> float:
+        return geometric_mean(np.concatenate([by_seed[c] for c in columns])) if len(columns) else math.nan
+
+    point, draws = seed_bootstrap(pooled, len(seeds), n_boot)
+    low, high = percentile_interval(draws, level)
+    factor = geometric_mean(at_crossing["step_factor"])
+    return pd.DataFrame([{
+        "quantity": "b_simple_at_target",
+        "estimate": math.nan if point is None else point,
+        "low": low,
+        "high": high,
+        "level": level,
+        "n_boot": n_boot,
+        "n_boot_ok": int(np.isfinite(draws).sum()) if len(draws) else 0,
+        "n_excluded": int(at_crossing["b_simple"].isna().sum()),
+        "rmse_log": np.nan,
+        "method": "gradient noise scale at the target (McCandlish)",
+        "definition": f"B_simple at each run's checkpoint closest to its crossing of the target "
+        f"({len(at_crossing)} runs, checkpoints {factor:.2g}x from the crossings on average): geometric mean",
+        "flag": "" if len(at_crossing) else "no run with gradient statistics reached the target",
+    }])

@@ -1,4 +1,13 @@
-"""Gradient noise measured at the checkpoints of a cell's runs: B_simple over training and spread vs B."""
+"""Gradient noise measured at the checkpoints of a cell's runs: B_simple over training and gradient spread.
+
+The spread is measured two ways. The probe sweep (probe "sweep") draws minibatches of several sizes
+without replacement from the fixed evaluation subset, at most a quarter of it so that draws stay
+mostly distinct: on one model it falls as B^-1/2 by construction, the theory check. The run's own
+batch size (probe "own") is what Vaessen & van Leeuwen compare across training batch sizes: minibatches
+of the size the run trained with, drawn with replacement from the whole training split (i.i.d. draws
+from it, so no finite-population factor shrinks the spread at large batch sizes, and batch sizes
+beyond the subset are measured too).
+"""
 
 from __future__ import annotations
 
@@ -29,17 +38,15 @@ def measure_cell(
     device: torch.device,
     measure_init: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Noise statistics (one row per seed and checkpoint) and gradient spread (one row per probe batch size).
+    """Noise statistics (one row per seed and checkpoint) and gradient spread (one row per probe).
 
     The weights at initialisation (fraction 0) depend on the seed alone, the same for every batch size,
     so the workflow measures them in one cell per study (measure_init) and skips them elsewhere.
     """
     n_train = len(data.indices("train"))
     idx = eval_subset(data, spec.eval_size(n_train))
-    x = torch.as_tensor(data.x[idx], device=device)
-    y = torch.as_tensor(data.labels[data.target][idx], device=device)
-    if study.is_classifier:
-        y = y.long()
+    x, y = _tensors(data, idx, study.is_classifier, device)
+    x_train, y_train = _tensors(data, data.indices("train"), study.is_classifier, device)
     contrastive = study.model.kind == "contrastive"
     steps = study.budget.steps(batch_size, n_train)
     stats_rows, spread_rows = [], []
@@ -71,8 +78,20 @@ def measure_cell(
                 param_var = None
             method = "not defined (in-batch loss)" if contrastive else spec.method
             stats_rows.append({**key, "method": method, "eval_samples": len(x), "eval_loss": eval_loss, **noise})
-            spread = gradient_spread(
+            sweep = gradient_spread(
                 model, loss_fn, x, y, spec.spread_sizes(n_train), spec.spread_draws, gen, replace=False, param_var=param_var
-            )
-            spread_rows += [{**key, **row} for row in spread.rename(columns={"batch_size": "probe_batch_size"}).to_dict("records")]
+            ).assign(probe="sweep", pool=f"evaluation subset ({len(x)}), without replacement")
+            own_gen = torch.Generator().manual_seed(derive_seed(seed, batch_size, f, "gradient-spread-own"))
+            own = gradient_spread(
+                model, loss_fn, x_train, y_train, [batch_size], spec.spread_draws, own_gen, replace=True, param_var=param_var
+            ).assign(probe="own", pool=f"training split ({len(x_train)}), with replacement")
+            for table in (sweep, own):
+                spread_rows += [{**key, **row} for row in table.rename(columns={"batch_size": "probe_batch_size"}).to_dict("records")]
     return pd.DataFrame(stats_rows), pd.DataFrame(spread_rows)
+
+
+def _tensors(data: Dataset, idx: np.ndarray, classifier: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets of the given samples on the device (integer class labels for classifiers)."""
+    x = torch.as_tensor(data.x[idx], device=device)
+    y = torch.as_tensor(data.labels[data.target][idx], device=device)
+    return x, y.long() if classifier else y

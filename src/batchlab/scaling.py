@@ -6,9 +6,10 @@ training-set size and log width together, so each slope is the effect of one wit
 fixed. Seeds are the replicates: one bootstrap draw resamples seeds once and refits every cell with
 the same draw (a seed's runs share their initialisation rule and data order in every cell), which
 gives intervals for each cell's B_crit and for both slopes. B_20 = B_crit / 5 has the same slopes.
-A fit whose B_crit lies more than 10x outside the sweep's batch sizes (S(B) still falling like 1/B at
-the largest, or already flat at the smallest) says only that B_crit is beyond the range: that cell, or
-that bootstrap draw of it, counts as not fitted.
+A cell whose B_crit the rule of batchlab.measured flags (outside the batch sizes that reached the
+target, too few of them, or a poor fit) keeps its fit and flag in the table, and the grid's claims are
+then inconclusive with the cell's reason. A bootstrap draw in which the rule flags some cell gives no
+slope; when fewer than `level` of the draws give one, the claims are inconclusive too.
 """
 
 from __future__ import annotations
@@ -18,22 +19,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from batchlab.cbs import fit_steps_model, seed_mean_steps, steps_matrix
-from batchlab.claims import percentile_interval, interval_verdict, scorecard_row
+from batchlab.cbs import seed_mean_steps, steps_matrix
+from batchlab.claims import interval_verdict, scorecard_row
+from batchlab.measured import measured_b_crit
+from batchlab.resampling import percentile_interval
 
 CELL_COLUMNS = ["study", "train_samples", "width_factor", "n_params"]
-
-
-RESOLVABLE = 10.0  # a fitted B_crit beyond [B_min / 10, 10 B_max] is an extrapolation, not a measurement
-
-
-def _b_crit(sizes: np.ndarray, mean_steps: np.ndarray) -> float:
-    """B_crit of the S(B) fit, or NaN when the fit fails or lands outside the range the sweep resolves."""
-    try:
-        b_crit = fit_steps_model(sizes, mean_steps).b_crit
-    except ValueError:
-        return math.nan
-    return b_crit if sizes.min() / RESOLVABLE <= b_crit <= RESOLVABLE * sizes.max() else math.nan
 
 
 def log_slopes(train_samples, widths, b_crit) -> tuple[float, float]:
@@ -60,9 +51,10 @@ def log_slopes(train_samples, widths, b_crit) -> tuple[float, float]:
 def analyse_grid(
     cells: pd.DataFrame, steps: list[pd.DataFrame], n_boot: int = 1000, level: float = 0.95, rng=None
 ) -> tuple[pd.DataFrame, dict]:
-    """Per-cell B_crit with bootstrap intervals, and the two slopes' estimates and bootstrap draws.
+    """Per-cell B_crit with bootstrap intervals and flags, and the two slopes' estimates and bootstrap draws.
 
     cells: one row per cell (CELL_COLUMNS); steps: each cell's per-run steps-to-target table, same order.
+    The table keeps every cell's fitted B_crit with its flag ('' = measured); the slopes use measured cells only.
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0)
     matrices = [steps_matrix(table) for table in steps]
@@ -71,20 +63,31 @@ def analyse_grid(
         if list(cell_seeds) != list(seeds):
             raise ValueError(f"cell {name!r} has seeds {list(cell_seeds)}, the grid's first cell {list(seeds)}")
 
-    def refit(columns: np.ndarray) -> np.ndarray:
-        return np.array([_b_crit(sizes, seed_mean_steps(grid, columns)) for sizes, _, grid in matrices])
+    def refit(columns: np.ndarray) -> list[tuple[float, str]]:
+        return [measured_b_crit(sizes, seed_mean_steps(grid, columns)) for sizes, _, grid in matrices]
 
-    estimate = refit(np.arange(len(seeds)))
-    draws = np.array([refit(rng.integers(0, len(seeds), len(seeds))) for _ in range(n_boot)]).reshape(n_boot, len(cells))
+    fitted = refit(np.arange(len(seeds)))
+    raw = np.array([b for b, _ in fitted])
+    flags = [reason for _, reason in fitted]
+    estimate = np.where([not f for f in flags], raw, np.nan)
+    resampled = [refit(rng.integers(0, len(seeds), len(seeds))) for _ in range(n_boot)]
+    raw_draws = np.array([[b for b, _ in d] for d in resampled], dtype=float).reshape(n_boot, len(cells))
+    draws = np.array([[math.nan if f else b for b, f in d] for d in resampled], dtype=float).reshape(n_boot, len(cells))
     n, w = cells["train_samples"].to_numpy(), cells["width_factor"].to_numpy()
-    slope_draws = np.array([log_slopes(n, w, d) for d in draws]).reshape(n_boot, 2)
+    # a draw in which some cell is not measured is no replicate of the grid's analysis: its slopes are NaN
+    slope_draws = np.array([log_slopes(n, w, d) if np.isfinite(d).all() else (math.nan, math.nan) for d in draws])
+    slope_draws = slope_draws.reshape(n_boot, 2)
     table = cells.assign(
-        b_crit=estimate,
-        b_crit_low=[percentile_interval(draws[:, i], level)[0] for i in range(len(cells))],
-        b_crit_high=[percentile_interval(draws[:, i], level)[1] for i in range(len(cells))],
-        b_20=estimate / 5,
-        n_boot_ok=np.isfinite(draws).sum(axis=0),
-        batch_sizes_reached=[int(np.isfinite(seed_mean_steps(g, np.arange(len(seeds)))).sum()) for _, _, g in matrices],
+        b_crit=raw,
+        flag=flags,
+        b_crit_low=[percentile_interval(raw_draws[:, i], level)[0] for i in range(len(cells))],
+        b_crit_high=[percentile_interval(raw_draws[:, i], level)[1] for i in range(len(cells))],
+        b_20=raw / 5,
+        n_boot_ok=np.isfinite(raw_draws).sum(axis=0),
+        n_boot_measured=np.isfinite(draws).sum(axis=0),
+        batch_sizes_reached=[len(_reached(sizes, g, len(seeds))) for sizes, _, g in matrices],
+        reached_min=[_reached(sizes, g, len(seeds)).min(initial=np.inf) for sizes, _, g in matrices],
+        reached_max=[_reached(sizes, g, len(seeds)).max(initial=-np.inf) for sizes, _, g in matrices],
     )
     slope_data, slope_width = log_slopes(n, w, estimate)
     slopes = {
@@ -95,15 +98,23 @@ def analyse_grid(
     return table, slopes
 
 
+def _reached(sizes: np.ndarray, grid: np.ndarray, n_seeds: int) -> np.ndarray:
+    """The batch sizes at which some seed reached the target."""
+    return sizes[np.isfinite(seed_mean_steps(grid, np.arange(n_seeds)))]
+
+
 def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: float = 0.95) -> pd.DataFrame:
     """Scorecard rows for the grid's claims: B_crit grows with data, and hardly changes with model width."""
     rows = []
-    fitted = table[np.isfinite(table["b_crit"])]
+    fitted = table[table["flag"] == ""]
     for claim in claims:
         if claim.expect not in ("increases_with_data_size", "flat_with_model_size"):
             continue
         key = "data" if claim.expect == "increases_with_data_size" else "width"
-        low, high = percentile_interval(slopes[key]["draws"], level)
+        draws = np.asarray(slopes[key]["draws"], dtype=float)
+        low, high = percentile_interval(draws, level)
+        unmeasured = [f"{c.study}: {c.flag}" for c in table[table["flag"] != ""].itertuples()]
+        share = float(np.isfinite(draws).mean()) if len(draws) else 0.0
         band = None if key == "data" else (-claim.tolerance_or_default(), claim.tolerance_or_default())
         axis = "train_samples" if key == "data" else "width_factor"
         ends = fitted.groupby(axis)["b_crit"].mean().sort_index()
@@ -118,9 +129,18 @@ def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: fl
             "at_smallest": float(ends.iloc[0]) if len(ends) else math.nan,
             "at_largest": float(ends.iloc[-1]) if len(ends) else math.nan,
             "detail": f"B_crit (mean over cells) at the smallest and largest {axis.replace('_', ' ')}; "
-            f"{len(fitted)} of {len(table)} cells fitted"
-            + (f"; tolerance ±{claim.tolerance_or_default():g}" if band else ""),
-            "verdict": interval_verdict(low, high, band) if slopes["n_seeds"] >= 2 else "inconclusive",
+            f"{len(fitted)} of {len(table)} cells measured"
+            + (f"; tolerance ±{claim.tolerance_or_default():g}" if band else "")
+            + f"; all cells measured in {share:.0%} of the resamples"
+            + "".join(f"; {u}" for u in unmeasured)
+            + "".join(
+                f"; {c.study}: B_crit measured in {c.n_boot_measured / len(draws):.0%} of the resamples"
+                for c in table.itertuples() if not c.flag and len(draws) and c.n_boot_measured < level * len(draws)
+            ),
+            "note": f"B_crit not measured in {len(unmeasured)} cells" if unmeasured else "",
+            "verdict": interval_verdict(low, high, band)
+            if slopes["n_seeds"] >= 2 and not unmeasured and share >= level
+            else "inconclusive",
         }
         rows.append(scorecard_row(claim, result, level, len(slopes[key]["draws"])))
     return pd.DataFrame(rows)

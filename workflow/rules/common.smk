@@ -128,3 +128,7 @@ def cuda_graphs(wildcards):
 
 def target_json(wildcards):
     return STUDIES[wildcards.study].steps_to_target.model_dump_json()
+
+
+def model_json(wildcards):
+    return STUDIES[wildcards.study].model.model_dump_json()

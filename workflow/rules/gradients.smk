@@ -28,6 +28,7 @@ rule gradients:
 
 rule critical_batch:
     input:
+        data="data/{study}.npz",
         curves="results/{study}/curves.parquet",
         noise=cell_files("gradients.parquet"),
     output:
@@ -41,6 +42,9 @@ rule critical_batch:
         runtime=10,
     params:
         target=target_json,
+        model=model_json,
     shell:
-        "{BATCHLAB} critical --target-json {params.target:q} --curves {input.curves} "
+        "{BATCHLAB} critical --study {wildcards.study} --target-json {params.target:q} "
+        "--model-json {params.model:q} "
+        "--data {input.data} --curves {input.curves} "
         "--noise {input.noise} --steps {output.steps} --out {output.table} > {log} 2>&1"

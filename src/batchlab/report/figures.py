@@ -72,20 +72,38 @@ def downstream_vs_batch(
     _save(fig, path)
 
 
-def loss_curves(curves: pd.DataFrame, x: str, path: str | Path, title: str, loss_label: str = LOSS_LABEL) -> None:
-    """Validation loss curves, one per batch size, against samples seen or optimizer steps (log axis)."""
+def loss_curves(
+    curves: pd.DataFrame, x: str, path: str | Path, title: str, loss_label: str = LOSS_LABEL, critical: pd.DataFrame | None = None
+) -> None:
+    """Validation loss curves, one per batch size, against samples seen or optimizer steps (log axis).
+
+    With the critical-batch table, the steps-to-target target (when it applies to the validation loss) and
+    the data's baseline (the best constant prediction) are drawn across, so a reader sees where they fall.
+    """
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    _curves_panel(ax, curves, x, critical)
+    ax.set_ylabel(f"validation {loss_label}")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def _curves_panel(ax: plt.Axes, curves: pd.DataFrame, x: str, critical: pd.DataFrame | None) -> None:
+    """Seed-range loss curves per batch size, with the target and the data's baseline as horizontal lines."""
     data = curves.copy()
     data["batch size"] = data["batch_size"]
     sizes = sorted(data["batch size"].unique())
     palette = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
     sns.lineplot(data, x=x, y="val_loss", hue="batch size", palette=palette, errorbar=SEED_RANGE, ax=ax)
+    if critical is not None and not critical.empty:
+        first = critical.iloc[0]
+        baseline = float(first.get("baseline", np.nan))
+        if np.isfinite(baseline):
+            ax.axhline(baseline, color="0.35", ls="-.", lw=1, label=f"data baseline (constant prediction) {baseline:.3g}")
+        if first["metric"] == "val_loss":
+            ax.axhline(first["target"], color="tab:red", ls="--", lw=1.2, label=f"target {first['target']:.3g}")
     ax.set_xscale("log")
     ax.set_xlabel({"samples_seen": "training samples seen (log axis)", "step": "optimizer steps (log axis)"}[x])
-    ax.set_ylabel(f"validation {loss_label}")
-    ax.set_title(title)
-    ax.legend(title="batch size", ncols=2, fontsize="x-small")
-    _save(fig, path)
+    ax.legend(title="batch size", ncols=2, fontsize="x-small", title_fontsize="x-small")
 
 
 def throughput_vs_batch(table: pd.DataFrame, path: str | Path, title: str) -> None:
@@ -104,9 +122,11 @@ def primary_metric(task: str) -> str:
 
 
 def gradient_spread(spread: pd.DataFrame, path: str | Path, title: str) -> None:
-    """Measured gradient spread against probe batch size per checkpoint, with the B^-1/2 theory dashed."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    data = spread.assign(checkpoint=spread["fraction"].map(lambda f: f"{f:.0%} of training"))
+    """Left: one model's spread against probe batch size per checkpoint, B^-1/2 theory dashed. Right: each
+    trained run's spread at its own batch size (last checkpoint) against the B^-1/2 line through the smallest."""
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    sweep = spread[spread["probe"] == "sweep"] if "probe" in spread else spread
+    data = sweep.assign(checkpoint=sweep["fraction"].map(lambda f: f"{f:.0%} of training"))
     order = sorted(data["checkpoint"].unique(), key=lambda c: float(c.split("%")[0]))
     palette = dict(zip(order, sns.color_palette("rocket_r", len(order))))
     sns.lineplot(data, x="probe_batch_size", y="spread", hue="checkpoint", hue_order=order, palette=palette,
@@ -118,21 +138,57 @@ def gradient_spread(spread: pd.DataFrame, path: str | Path, title: str) -> None:
     ax.set_xlabel("probe minibatch size (samples, log2 axis)")
     ax.set_yscale("log")
     ax.set_ylabel("gradient spread: mean over parameters of sd across draws")
-    ax.set_title(title)
+    ax.set_title(f"{title}\none model, probe minibatches", fontsize="medium")
     ax.legend(title="checkpoint (dashed: B^-1/2 theory)", fontsize="x-small", title_fontsize="x-small")
+    _own_spread_panel(right, spread)
     _save(fig, path)
 
 
-def b_simple_over_training(noise: pd.DataFrame, path: str | Path, title: str, loss_label: str = LOSS_LABEL) -> None:
-    """B_simple against the evaluation loss at each checkpoint, one line per training batch size."""
+def _own_spread_panel(ax: plt.Axes, spread: pd.DataFrame) -> None:
+    """Each measured run's spread at its own batch size, last checkpoint, with the B^-1/2 line through the smallest."""
+    from batchlab.claims import own_spread
+
+    own = own_spread(spread)
+    own = own[np.isfinite(own["log_spread"])]
+    if own.empty:
+        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        return
+    sns.lineplot(own, x="batch_size", y="spread", marker="o", errorbar=SEED_RANGE, ax=ax, label="measured (mean over seeds)")
+    means = own.groupby("batch_size")["log_spread"].mean()
+    sizes = means.index.to_numpy(dtype=float)
+    line = np.exp(means.iloc[0]) * (sizes / sizes[0]) ** -0.5
+    ax.plot(sizes, line, ls="--", color="0.3", label="B^-1/2 through the smallest batch size")
+    _log2_batch_axis(ax, sizes)
+    ax.set_yscale("log")
+    ax.set_xlabel("training batch size = probe batch size (samples, log2 axis)")
+    ax.set_ylabel("gradient spread at the run's own batch size")
+    ax.set_title("each trained run at its own batch size (last checkpoint)", fontsize="medium")
+    ax.legend(fontsize="x-small")
+
+
+def b_simple_over_training(
+    noise: pd.DataFrame, path: str | Path, title: str, loss_label: str = LOSS_LABEL,
+    steps: pd.DataFrame | None = None, critical: pd.DataFrame | None = None,
+) -> None:
+    """B_simple against the evaluation loss at each checkpoint, one line per training batch size.
+
+    With steps and the critical-batch table: the checkpoints closest to each run's crossing of the target
+    are ringed, and a measured B_crit is drawn across with its interval (a flagged one is only named).
+    """
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    data = noise.dropna(subset=["b_simple"]).assign(**{"batch size": noise["batch_size"]})
+    data = noise.dropna(subset=["b_simple"])
+    data = data.assign(**{"batch size": data["batch_size"]})  # the column of `noise` would add back its dropped rows
     if not data.empty:
         sizes = sorted(data["batch size"].unique())
         palette = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
+        # one line per run: seeds reach different losses, so there is no common x to average over
+        data = data.sort_values(["batch_size", "seed", "step"])
         sns.lineplot(data, x="eval_loss", y="b_simple", hue="batch size", palette=palette, marker="o",
-                     errorbar=SEED_RANGE, sort=False, estimator=None if data["seed"].nunique() == 1 else "mean", ax=ax)
-        ax.legend(title="training batch size", ncols=2, fontsize="x-small")
+                     units="seed", estimator=None, sort=False, ax=ax)
+    if steps is not None and critical is not None and not data.empty:
+        _mark_noise_at_target(ax, noise, steps, critical)
+    if not data.empty:
+        ax.legend(title="training batch size", ncols=2, fontsize="x-small", title_fontsize="x-small")
     ax.invert_xaxis()
     ax.set_yscale("log")
     ax.set_xlabel(f"{loss_label} on the evaluation subset (falls to the right)")
@@ -141,11 +197,67 @@ def b_simple_over_training(noise: pd.DataFrame, path: str | Path, title: str, lo
     _save(fig, path)
 
 
-def steps_to_target(steps: pd.DataFrame, critical: pd.DataFrame, path: str | Path, title: str) -> None:
-    """Steps to the target against batch size, with the S(B) fit, B_crit and B_20 marked."""
+def _mark_noise_at_target(ax: plt.Axes, noise: pd.DataFrame, steps: pd.DataFrame, critical: pd.DataFrame) -> None:
+    from batchlab.critical import noise_at_crossing
+
+    at = noise_at_crossing(noise, steps)
+    if not at.empty:
+        ax.scatter(at["eval_loss"], at["b_simple"], s=120, facecolors="none", edgecolors="black", zorder=5,
+                   label="checkpoint closest to the target")
+    row = critical.set_index("quantity").loc["b_crit"] if "b_crit" in set(critical["quantity"]) else None
+    if row is None:
+        return
+    if row.get("flag", ""):
+        ax.text(0.02, 0.02, "B_crit not measured (flagged): not drawn", transform=ax.transAxes, fontsize="x-small", color="0.4")
+        return
+    ax.axhline(row["estimate"], color="tab:red", ls="--", lw=1, label=f"B_crit = {row['estimate']:.3g} (S(B) fit)")
+    if np.isfinite(row["low"]) and np.isfinite(row["high"]):
+        ax.axhspan(row["low"], row["high"], color="tab:red", alpha=0.08, lw=0)
+
+
+def _mark_estimate(ax: plt.Axes, value: float, low: float, high: float, reason: str, lo: float, hi: float,
+                   color: str, name: str) -> None:
+    """A vertical line for a batch-size estimate with its interval; a flagged one grey and never beyond [lo, hi].
+
+    Inside the data a flagged estimate is a grey dotted line; outside it a hatched band at the edge it lies
+    beyond, labelled with the value, so nothing is drawn where no batch size was measured.
+    """
+    if not np.isfinite(value):
+        return
+    if not reason:
+        ax.axvline(value, color=color, ls="--", lw=1, label=f"{name} = {value:.3g}")
+        if np.isfinite(low) and np.isfinite(high):
+            ax.axvspan(max(low, lo), min(high, hi), color=color, alpha=0.08, lw=0)
+        return
+    if lo <= value <= hi:
+        ax.axvline(value, color="0.55", ls=":", lw=1.2, label=f"{name} = {value:.3g} (flagged)")
+        return
+    edge, side = (lo, "below") if value < lo else (hi, "above")
+    band = (edge, edge * 2**0.35) if side == "below" else (edge / 2**0.35, edge)
+    ax.axvspan(*band, facecolor="none", edgecolor="0.55", hatch="///", lw=0,
+               label=f"{name} = {value:.3g}: {side} the data (flagged)")
+
+
+def _flag_note(critical: pd.DataFrame) -> str:
+    flagged = critical[critical.get("flag", pd.Series("", index=critical.index)).fillna("") != ""]
+    flagged = flagged[flagged["quantity"].isin(["b_crit", "b_20", "b_20_empirical"])]
+    return "\n".join(f"flagged: {r}" for r in dict.fromkeys(flagged["flag"]))
+
+
+def steps_to_target(
+    steps: pd.DataFrame, critical: pd.DataFrame, path: str | Path, title: str, curves: pd.DataFrame | None = None
+) -> None:
+    """Left: the loss curves against steps with the target across them. Right: steps to the target against
+    batch size with the S(B) fit, B_crit and B_20; flagged estimates greyed and never drawn beyond the data."""
     from batchlab.cbs import StepsFit
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    if curves is not None:
+        fig, (left, ax) = plt.subplots(1, 2, figsize=(12, 4.4))
+        _curves_panel(left, curves, "step", critical)
+        left.set_ylabel("validation loss")
+        left.set_title("where the target falls on the loss curves", fontsize="medium")
+    else:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
     reached = steps[steps["reached"]]
     if not reached.empty:
         sns.scatterplot(reached, x="batch_size", y="steps", color="0.55", s=18, ax=ax, label="runs (reached)")
@@ -153,20 +265,26 @@ def steps_to_target(steps: pd.DataFrame, critical: pd.DataFrame, path: str | Pat
         ax.plot(means.index, means.values, "o", color="black", label="mean over seeds")
         ideal = means.iloc[0] * means.index[0] / means.index.to_numpy(dtype=float)
         ax.plot(means.index, ideal, ":", color="0.4", label="perfect scaling (slope -1)")
-    est = critical.set_index("quantity")["estimate"]
-    if np.isfinite(est.get("b_crit", np.nan)):
+    table = critical.set_index("quantity")
+    flags = table["flag"].fillna("") if "flag" in table else pd.Series("", index=table.index)
+    est = table["estimate"]
+    if np.isfinite(est.get("b_crit", np.nan)) and not reached.empty:
+        lo, hi = float(reached["batch_size"].min()), float(reached["batch_size"].max())
         fit = StepsFit(est["s_min"], est["b_crit"], est["s_min"] * est["b_crit"], est["b_20"], np.nan, 0)
-        grid = np.geomspace(steps["batch_size"].min(), steps["batch_size"].max(), 100)
-        ax.plot(grid, fit.steps(grid), color="tab:red", label="fit S_min(1 + B_crit/B)")
-        ax.axvline(est["b_crit"], color="tab:red", ls="--", lw=1, label=f"B_crit = {est['b_crit']:.3g}")
-        ax.axvline(est["b_20"], color="tab:orange", ls="--", lw=1, label=f"B_20 = B_crit/5 = {est['b_20']:.3g}")
+        grid = np.geomspace(lo, hi, 100)
+        poor = "misses the steps" in flags["b_crit"]
+        ax.plot(grid, fit.steps(grid), color="0.55" if poor else "tab:red", ls=":" if poor else "-",
+                label="fit S_min(1 + B_crit/B)" + (" (flagged)" if poor else ""))
+        for q, color, name in (("b_crit", "tab:red", "B_crit"), ("b_20", "tab:orange", "B_20 = B_crit/5")):
+            _mark_estimate(ax, est[q], table.loc[q, "low"], table.loc[q, "high"], flags[q], lo, hi, color, name)
     never = steps[~steps["reached"]]
-    if not never.empty:
-        ax.text(0.02, 0.02, f"{len(never)} run(s) never reached the target", transform=ax.transAxes, fontsize="small")
+    notes = ([f"{len(never)} run(s) never reached the target"] if not never.empty else []) + [_flag_note(critical)]
+    ax.text(0.02, 0.02, "\n".join(n for n in notes if n), transform=ax.transAxes, fontsize="x-small", wrap=True,
+            va="bottom")
     _log2_batch_axis(ax, steps["batch_size"])
     ax.set_yscale("log")
     ax.set_ylabel("optimizer steps to target (log axis)")
-    ax.set_title(title)
+    ax.set_title(title if curves is None else f"{title}\nsteps to target", fontsize="medium")
     ax.legend(fontsize="x-small")
     _save(fig, path)
 
@@ -178,12 +296,17 @@ def tradeoff(steps: pd.DataFrame, critical: pd.DataFrame, path: str | Path, titl
     if not reached.empty:
         means = reached.groupby("batch_size")[["steps", "samples"]].mean().reset_index()
         sns.scatterplot(means, x="steps", y="samples", hue="batch_size", palette="viridis", ax=ax, s=40)
-    est = critical.set_index("quantity")["estimate"]
+    table = critical.set_index("quantity")
+    est = table["estimate"]
+    flagged = bool(table["flag"].fillna("").get("b_crit", "")) if "flag" in table else False
     if np.isfinite(est.get("b_crit", np.nan)):
         s_min, e_min = est["s_min"], est["s_min"] * est["b_crit"]
+        color, note = ("0.6", " (B_crit flagged)") if flagged else ("tab:red", "")
         s = s_min * np.geomspace(1.01, 1000, 200)
-        ax.plot(s, e_min * (1 + 1 / (s / s_min - 1)), color="tab:red", label="(S/S_min − 1)(E/E_min − 1) = 1")
-        ax.plot([2 * s_min], [2 * e_min], "x", color="tab:red", ms=10, label="B = B_crit: 2 S_min, 2 E_min")
+        ax.plot(s, e_min * (1 + 1 / (s / s_min - 1)), color=color, ls=":" if flagged else "-",
+                label="(S/S_min − 1)(E/E_min − 1) = 1" + note)
+        if not flagged:
+            ax.plot([2 * s_min], [2 * e_min], "x", color=color, ms=10, label="B = B_crit: 2 S_min, 2 E_min")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("optimizer steps to target S (log axis)")
@@ -240,7 +363,9 @@ def lr_search(search: pd.DataFrame, path: str | Path, title: str) -> None:
 def critical_vs_scale(cells: pd.DataFrame, path: str | Path, title: str) -> None:
     """B_crit of each scaling cell against training-set size (one line per width) and against parameters."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    fitted = cells[np.isfinite(cells["b_crit"])]
+    measured = cells["flag"].fillna("") == "" if "flag" in cells else np.isfinite(cells["b_crit"])
+    fitted = cells[measured]
+    flagged = cells[~measured & np.isfinite(cells["b_crit"])]
     for ax, x, group, label in (
         (axes[0], "train_samples", "width_factor", "width x{:g}"),
         (axes[1], "n_params", "train_samples", "{:g} training samples"),
@@ -248,6 +373,12 @@ def critical_vs_scale(cells: pd.DataFrame, path: str | Path, title: str) -> None
         for key, sub in fitted.sort_values(x).groupby(group):
             err = np.vstack([sub["b_crit"] - sub["b_crit_low"], sub["b_crit_high"] - sub["b_crit"]]).clip(min=0)
             ax.errorbar(sub[x], sub["b_crit"], yerr=err, marker="o", capsize=3, label=label.format(key))
+        for _, cell in flagged.iterrows():  # at the edge of the cell's data, pointing to where the fit put it
+            lo, hi = cell.get("reached_min", np.nan), cell.get("reached_max", np.nan)
+            shown, marker = (lo, "v") if cell["b_crit"] < lo else (hi, "^") if cell["b_crit"] > hi else (cell["b_crit"], "x")
+            ax.scatter([cell[x]], [shown], marker=marker, color="0.55", s=60, zorder=4)
+        if not flagged.empty:
+            ax.scatter([], [], marker="v", color="0.55", label="flagged: beyond the data (v below, ^ above) or x poor fit")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylabel("critical batch size B_crit (S(B) fit)")
@@ -256,7 +387,7 @@ def critical_vs_scale(cells: pd.DataFrame, path: str | Path, title: str) -> None
     axes[1].set_xlabel("model parameters (log axis)")
     if fitted.empty:
         for ax in axes:
-            ax.text(0.5, 0.5, "no cell had a fitted B_crit", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, "no cell had a measured B_crit", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title)
     _save(fig, path)
 

@@ -18,8 +18,9 @@ CAPTION = (
     "Critical batch size B_crit of every cell of the grid, from the S(B) = S_min(1 + B_crit/B) fit to its seed-mean "
     "steps to target (each cell's own target: {target}); bars: {level:.0%} bootstrap interval over seeds. Left: "
     "against training-set size, one line per width; right: against model parameters, one line per training-set "
-    "size. Zhang et al. (2025) claim B_crit grows with the amount of data and hardly with model size; "
-    "B_20 = B_crit/5 (their 20% rule) has the same slopes."
+    "size. Grey markers: cells whose B_crit is flagged (not a measurement), drawn at the edge of the batch sizes "
+    "that reached the target. Zhang et al. (2025) claim B_crit grows with the amount of data and hardly with model "
+    "size; B_20 = B_crit/5 (their 20% rule) has the same slopes."
 )
 
 
@@ -41,8 +42,7 @@ def build_scaling_report(
     io.write_text(study_yaml, out / "config.yaml")
     prov = provenance.collect([])
     io.write_json(prov, out / "provenance.json")
-    t = study.steps_to_target
-    target = f"{t.value:g} of the best run's improvement in {t.metric}" if t.kind == "fraction" else f"{t.metric} {t.value:g}"
+    target = study.steps_to_target.describe()
     records = scorecard.to_dict("records")
     meta = {
         "name": name,

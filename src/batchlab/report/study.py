@@ -32,9 +32,7 @@ FIGURES = {
 
 def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) -> dict[str, str]:
     g, t = study.gradients, study.steps_to_target
-    target_text = (
-        f"{t.value:g} of the best run's improvement" if t.kind == "fraction" else f"loss {t.value:g}"
-    )
+    target_text = t.describe()
     budget = f"{study.budget.amount:g} {study.budget.unit}"
     seeds = f"Lines: mean over {n_seeds} seeds; band: min to max over seeds."
     return {
@@ -55,7 +53,9 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         f"Dashed: the same protocol on the raw inputs and on PCA of the same dimension. {seeds} "
         "Bears on the claim that smaller batches give latents with better downstream scores (Kerley et al. 2023).",
         "loss_curves_samples": "Validation loss during training against samples seen. At equal samples, curves "
-        f"that lie lower learn more per sample. {seeds}",
+        f"that lie lower learn more per sample. {seeds} Red dashed: the steps-to-target target ({target_text}); "
+        "dash-dotted: the data's baseline, the loss of the best constant prediction (each feature's training mean, or "
+        "the class frequencies).",
         "loss_curves_steps": "The same curves against optimizer steps: small batches take more steps for the same "
         "data, the confound Hoffer et al. (2017) point to. " + seeds,
         "throughput_vs_batch": "Samples per second of the training loop (excluding evaluation) on the device of "
@@ -75,19 +75,29 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         "fixed training examples, by power iteration on Hessian-vector products (Keskar et al. 2017 claim large "
         f"batches reach sharper minima). Right: test loss minus train loss. {seeds}",
         "gradient_spread": "Standard deviation of the minibatch gradient across draws, per parameter, averaged over "
-        f"parameters (Vaessen & van Leeuwen 2024), for probe batch sizes drawn from {g.eval_size(n_train)} fixed training "
-        f"examples, at checkpoints of the runs; band: range over runs. Dashed: B^-1/2 theory from per-example "
-        "variances, with the finite-population factor. Bears on the claim that gradient spread falls as B^-1/2, "
-        "then flattens.",
+        "parameters (Vaessen & van Leeuwen 2024). Left: one model per checkpoint, probe minibatches of several sizes "
+        f"drawn without replacement from {g.eval_size(n_train)} fixed training examples (each at most a quarter of "
+        "them); band: range over runs; dashed: B^-1/2 theory from per-example variances with the finite-population "
+        "factor. On one model the spread falls as B^-1/2 by construction: this panel checks the measurement. Right: "
+        "each trained run at its own batch size, at its last checkpoint, drawing with replacement from the training "
+        f"split; {seeds.lower()} Dashed: the B^-1/2 line through the smallest batch size. Bears on the claim that "
+        "the spread falls as B^-1/2, then flattens: the right panel departing above the line is the finding.",
         "b_simple": f"B_simple = tr(Σ)/|G|² ({g.method.replace('_', '-')} estimate, McCandlish et al. 2018) at each "
-        "checkpoint against the loss on the evaluation subset. Bears on the claim that the noise scale grows as "
-        "the loss falls.",
-        "steps_to_target": f"Steps for the {t.metric.replace('_', ' ')} to reach the target ({target_text}); grey: "
-        "runs, black: mean over seeds. Red: least-squares fit in log space of S(B) = S_min(1 + B_crit/B); dashed: "
-        "B_crit (McCandlish) and B_20 = B_crit/5 (Zhang's 20% rule). Bears on the perfect-scaling / "
-        "diminishing-returns claims (Shallue et al. 2019; McCandlish et al. 2018).",
+        "checkpoint against the loss on the evaluation subset. Ringed: each run's checkpoint closest (in log step) to "
+        "where it crossed the target, the B_simple compared with B_crit; red dashed: B_crit from the S(B) fit with its "
+        "interval (not drawn when flagged). Bears on the claims that the noise scale grows as the loss falls and "
+        "that it predicts the critical batch size.",
+        "steps_to_target": f"Left: validation loss curves against steps, with the target ({target_text}) in red and "
+        "the data's baseline (the best constant prediction) dash-dotted, so one sees where the target falls. Right: "
+        f"steps for the {t.metric.replace('_', ' ')} to reach it; grey: runs, black: mean over seeds. Red: "
+        "least-squares fit in log space of S(B) = S_min(1 + B_crit/B), drawn over the batch sizes that reached the "
+        "target; dashed: B_crit (McCandlish) and B_20 = B_crit/5 (Zhang's 20% rule) with their intervals. A flagged "
+        "estimate (outside the batch sizes that reached the target, fewer than 4 of them, or a fit missing by more "
+        "than 0.15 in log) is grey, and one outside the data is a hatched band at the edge it lies beyond. Bears on "
+        "the perfect-scaling / diminishing-returns claims (Shallue et al. 2019; McCandlish et al. 2018).",
         "tradeoff": "Samples processed E = B·S against steps S to the target, per batch size (mean over seeds), "
-        "with McCandlish's tradeoff curve from the fit; the cross marks B = B_crit.",
+        "with McCandlish's tradeoff curve from the fit; the cross marks B = B_crit (grey and no cross when B_crit is "
+        "flagged).",
     }
 
 
@@ -97,6 +107,8 @@ def claim_figure(metric: str, expect: str = "") -> str:
         return "loss_curves_samples"
     if expect == "holds_until_critical_batch":
         return "steps_to_target"
+    if expect == "predicts_critical_batch":
+        return "b_simple"
     if metric == "gradient_spread":
         return "gradient_spread"
     if metric in ("distance_from_init", "sharpness", "generalization_gap"):
@@ -142,14 +154,14 @@ def build_study_report(
     )
     figures.loss_vs_batch(table, out / "loss_vs_batch.png", title, loss_label)
     figures.downstream_vs_batch(table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)
-    figures.loss_curves(curves, "samples_seen", out / "loss_curves_samples.png", title, loss_label)
-    figures.loss_curves(curves, "step", out / "loss_curves_steps.png", title, loss_label)
+    figures.loss_curves(curves, "samples_seen", out / "loss_curves_samples.png", title, loss_label, critical)
+    figures.loss_curves(curves, "step", out / "loss_curves_steps.png", title, loss_label, critical)
     figures.throughput_vs_batch(table, out / "throughput_vs_batch.png", title)
     figures.geometry_vs_batch(table, out / "geometry_vs_batch.png", title)
     figures.lr_search(lr_search, out / "lr_search.png", title)
     figures.gradient_spread(spread, out / "gradient_spread.png", title)
-    figures.b_simple_over_training(noise, out / "b_simple.png", title, loss_label)
-    figures.steps_to_target(steps, critical, out / "steps_to_target.png", title)
+    figures.b_simple_over_training(noise, out / "b_simple.png", title, loss_label, steps, critical)
+    figures.steps_to_target(steps, critical, out / "steps_to_target.png", title, curves)
     figures.tradeoff(steps, critical, out / "tradeoff.png", title)
 
     summary_cols = ["train_loss", "val_loss", "test_loss", f"svm_{metric}_mean", "svm_accuracy_mean", "svm_mae_mean"]
@@ -166,7 +178,7 @@ def build_study_report(
     io.write_csv(steps, out / "steps_to_target.csv")
     io.write_csv(critical, out / "critical_batch.csv")
     io.write_csv(lr_search, out / "lr_search.csv")
-    scorecard = evaluate_claims(study.claims, table, spread, curves=curves, critical=critical)
+    scorecard = evaluate_claims(study.claims, table, spread, curves=curves, steps=steps, noise=noise)
     scorecard = scorecard.assign(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]
     )
@@ -209,6 +221,7 @@ def build_study_report(
         baselines=baselines,
         critical=critical,
         steps=steps,
+        reached_sizes=sorted(int(b) for b in steps.loc[steps["reached"].astype(bool), "batch_size"].unique()),
         scorecard=meta["scorecard"],
         statistics={k: STATISTICS[k] for k in scorecard["statistic"].unique()},
         provenance=prov,

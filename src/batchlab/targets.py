@@ -1,0 +1,99 @@
+"""The target of steps-to-target: the loss every batch size is asked to reach, and the data's own baseline.
+
+Four kinds (config: `steps_to_target.kind`), each a rule a user can reason about:
+- value: a loss given in the config;
+- fraction: initial - value (initial - best), the share `value` of the best run's improvement from
+  the mean initial loss;
+- within_best: best (1 + value), within 100 value % of the best run's final loss;
+- baseline_fraction: baseline - value (baseline - best), the share `value` of the best run's
+  improvement below the data's baseline: the loss of the best constant prediction fitted on the
+  training split (each feature's mean for an autoencoder, the class frequencies for a classifier).
+`best` is the lowest metric at any run's last logged step. Metrics are lower-is-better losses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+KINDS = ("value", "fraction", "within_best", "baseline_fraction")
+SPLITS = {"val_loss": "val", "train_loss": "train"}
+
+
+def curve_ends(curves: pd.DataFrame, metric: str, run_keys=("batch_size", "seed")) -> tuple[float, float]:
+    """Mean over runs of the metric at each run's first logged step, and the lowest at any run's last one."""
+    keys = list(run_keys)
+    runs = curves.sort_values([*keys, "step"], kind="stable").groupby(keys, sort=False)
+    initial = runs.nth(0)[metric].astype(float)
+    final = runs.nth(-1)[metric].astype(float)
+    initial, final = initial[np.isfinite(initial)], final[np.isfinite(final)]
+    if initial.empty or final.empty:
+        raise ValueError(f"no finite {metric!r} values to resolve the target")
+    return float(initial.mean()), float(final.min())
+
+
+def resolve_target(
+    curves: pd.DataFrame, metric: str, kind: str, value: float, baseline: float = math.nan, run_keys=("batch_size", "seed")
+) -> float:
+    """The target value of `metric` for a target kind (see the module's docstring); baseline for baseline_fraction."""
+    if kind not in KINDS:
+        raise ValueError(f"target kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == "value":
+        return float(value)
+    initial, best = curve_ends(curves, metric, run_keys)
+    if kind == "fraction":
+        return initial - value * (initial - best)
+    if kind == "within_best":
+        return best * (1 + value)
+    if not math.isfinite(baseline):
+        raise ValueError("a baseline_fraction target needs the data's baseline loss")
+    if best >= baseline:
+        raise ValueError(
+            f"no run's final {metric} ({best:.4g} at best) got below the data's baseline {baseline:.4g} "
+            "(the best constant prediction): a baseline_fraction target is undefined; choose another steps_to_target.kind"
+        )
+    return baseline - value * (baseline - best)
+
+
+def constant_prediction_loss(data, model_spec, split: str) -> float:
+    """Loss on `split` of the best constant prediction fitted on the training split, by the model's own loss.
+
+    Autoencoders predict each feature's training mean (the minimiser of BCE and of MSE among constants),
+    classifiers the training class frequencies. Where the loss takes a log of them (BCE, cross-entropy)
+    they count half an extra observation of each outcome ((sum + 1/2) / (n + 1) per feature, (n_k + 1/2) /
+    (n + K/2) per class), so a value never seen in training costs a finite loss. The prediction goes
+    through the same per-sample loss training uses (batchlab.objectives): the baseline is in the curves' units.
+    """
+    import torch
+
+    from batchlab.config import CLASSIFIER_KINDS
+    from batchlab.objectives import sample_loss_for
+
+    if model_spec.kind == "contrastive":
+        raise ValueError("a contrastive loss has no constant prediction: the data define no baseline for it")
+    train, part = data.indices("train"), data.indices(split)
+    n = len(train)
+    x = torch.as_tensor(data.x[part], dtype=torch.float64)
+    y = torch.as_tensor(data.labels[data.target][part])
+    if model_spec.kind in CLASSIFIER_KINDS:
+        counts = np.bincount(data.labels[data.target][train].astype(int), minlength=data.n_classes())
+        output = torch.as_tensor(np.log((counts + 0.5) / (n + 0.5 * len(counts))))
+        y = y.long()
+    else:
+        total = torch.as_tensor(data.x[train], dtype=torch.float64).sum(0)
+        if model_spec.loss == "bce":  # the model's output is a logit
+            mean = (total + 0.5) / (n + 1)
+            output = mean.log() - (1 - mean).log()
+        elif model_spec.output == "sigmoid":
+            mean = total / n
+            output = mean.log() - (1 - mean).log()  # sigmoid(+-inf) is exactly 1 or 0
+        else:
+            output = total / n
+
+    def constant(inputs: torch.Tensor) -> torch.Tensor:
+        return output.expand(len(inputs), *output.shape)
+
+    with torch.no_grad():
+        return float(sample_loss_for(model_spec)(constant, x, y).mean())
