@@ -3,6 +3,8 @@ rule make_data:
         "data/{study}.npz",
     log:
         "logs/{study}/make_data.log",
+    benchmark:
+        "logs/{study}/make_data.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=2000,

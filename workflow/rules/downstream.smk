@@ -27,6 +27,8 @@ rule baselines:
         "results/{study}/baselines.parquet",
     log:
         "logs/{study}/baselines.log",
+    benchmark:
+        "logs/{study}/baselines.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=4000,

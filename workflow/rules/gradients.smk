@@ -35,6 +35,8 @@ rule critical_batch:
         table="results/{study}/critical_batch.parquet",
     log:
         "logs/{study}/critical_batch.log",
+    benchmark:
+        "logs/{study}/critical_batch.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=2000,

@@ -10,6 +10,8 @@ rule aggregate:
         lr_search="results/{study}/lr_search.parquet",
     log:
         "logs/{study}/aggregate.log",
+    benchmark:
+        "logs/{study}/aggregate.benchmark.tsv"
     localrule: True
     threads: 1
     resources:
@@ -131,6 +133,8 @@ rule report_study:
         ),
     log:
         "logs/{study}/report.log",
+    benchmark:
+        "logs/{study}/report.benchmark.tsv"
     localrule: True
     threads: 1
     resources:
@@ -165,6 +169,8 @@ rule report_scaling:
         ),
     log:
         "logs/{grid}/report_scaling.log",
+    benchmark:
+        "logs/{grid}/report_scaling.benchmark.tsv"
     localrule: True
     threads: 1
     resources:
@@ -185,6 +191,8 @@ rule index:
         "reports/index.html",
     log:
         "logs/index.log",
+    benchmark:
+        "logs/index.benchmark.tsv"
     localrule: True
     threads: 1
     resources:
