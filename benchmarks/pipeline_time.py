@@ -169,7 +169,7 @@ def markdown(table: pd.DataFrame) -> str:
     for rule, r in table.iterrows():
         share = "–" if pd.isna(r["startup_share"]) else f"{100 * r['startup_share']:.0f}%"
         lines.append(
-            f"| {rule} | {r['jobs']} | {fmt(r['job_s'])} | {fmt(r['median_job_s'])} | {fmt(r['cpu_s'])} | "
+            f"| {rule} | {int(r['jobs'])} | {fmt(r['job_s'])} | {fmt(r['median_job_s'])} | {fmt(r['cpu_s'])} | "
             f"{fmt(r['bench_cpu_s'])} | {fmt(r['startup_s'])} | {share} |"
         )
     return "\n".join(lines)

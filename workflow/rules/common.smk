@@ -99,10 +99,25 @@ def gradients_json(wildcards):
     return STUDIES[wildcards.study].gradients.model_dump_json()
 
 
-def init_checkpoint(wildcards):
-    """Initial weights depend on the seed alone: only the smallest batch size's cell measures them."""
-    smallest = min(STUDIES[wildcards.study].batch_sizes)
-    return "measure" if int(wildcards.bs) == smallest else "skip"
+def cells_json(wildcards):
+    """The study as its training cells see it, with all its batch sizes (a study-wide job's cells)."""
+    study = STUDIES[wildcards.study]
+    view = study.cell_view(min(study.batch_sizes))
+    return view.model_copy(update={"batch_sizes": study.batch_sizes}).model_dump_json()
+
+
+def batch_sizes(wildcards):
+    return " ".join(str(b) for b in STUDIES[wildcards.study].batch_sizes)
+
+
+def cell_count(wildcards):
+    """Threads of a study-wide job: one worker per cell, as many as the cores allow (Snakemake caps it)."""
+    return len(STUDIES[wildcards.study].batch_sizes)
+
+
+def gradient_threads(wildcards):
+    """On a GPU the cells are measured one after another in one process (one GPU slot)."""
+    return 1 if TRAIN_GPUS else cell_count(wildcards)
 
 
 def target_json(wildcards):

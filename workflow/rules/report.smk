@@ -1,7 +1,7 @@
 rule aggregate:
     input:
         runs=cell_files("runs.parquet"),
-        downstream=cell_files("downstream.parquet"),
+        downstream="results/{study}/downstream.parquet",
         curves=cell_files("curves.parquet"),
         lr_search=cell_files("lr_search.parquet"),
     output:
@@ -29,8 +29,8 @@ rule report_study:
         table="results/{study}/table.parquet",
         curves="results/{study}/curves.parquet",
         baselines="results/{study}/baselines.parquet",
-        noise=cell_files("gradients.parquet"),
-        spread=cell_files("spread.parquet"),
+        noise="results/{study}/gradients.parquet",
+        spread="results/{study}/spread.parquet",
         steps="results/{study}/steps_to_target.parquet",
         critical="results/{study}/critical_batch.parquet",
         lr_search="results/{study}/lr_search.parquet",

@@ -189,6 +189,7 @@ def build_study_report(
         "kind": "study",
         "best_batch_size": _best_batch_size(summary, f"svm_{metric}_mean_mean"),
         "scorecard": scorecard.to_dict("records"),
+        "statistics": {k: STATISTICS[k] for k in scorecard["statistic"].unique()},
     }
     html = render(
         "study.html",
@@ -203,7 +204,7 @@ def build_study_report(
         critical=critical,
         steps=steps,
         scorecard=meta["scorecard"],
-        statistics={k: STATISTICS[k] for k in scorecard["statistic"].unique()},
+        statistics=meta["statistics"],
         provenance=prov,
         study_yaml=study_yaml,
     )
