@@ -68,7 +68,7 @@ def test_data_source_imports_only_what_it_uses(source):
 
 
 def test_config_and_data_import_nothing_heavy():
-    assert heavy_after("import batchlab.config, batchlab.data, batchlab.io") == set()
+    assert heavy_after("import batchlab.config, batchlab.data, batchlab.io, batchlab.gpu_slots") == set()
 
 
 def test_the_check_catches_a_heavy_import():

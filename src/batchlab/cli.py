@@ -49,6 +49,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from batchlab.cell import train_cell
     from batchlab.resume import StopFlag
 
+    _take_gpu_slot(args)
     stop = StopFlag()
     stop.install()  # SIGTERM (SLURM's time limit or preemption) saves the state before exiting
     try:
@@ -89,6 +90,7 @@ def cmd_gradients(args: argparse.Namespace) -> None:
     from batchlab.config import GradientNoise
     from batchlab.study_cells import gradient_cells
 
+    _take_gpu_slot(args)
     _same_length(args, "checkpoints")
     stats, spread = gradient_cells(
         args.study, _study(args), GradientNoise.model_validate_json(args.gradients_json), args.data,
@@ -101,6 +103,16 @@ def cmd_gradients(args: argparse.Namespace) -> None:
 def _same_length(args: argparse.Namespace, files: str) -> None:
     if len(args.batch_sizes) != len(getattr(args, files)):
         raise ValueError(f"{len(args.batch_sizes)} batch sizes but {len(getattr(args, files))} --{files} files")
+
+
+def _take_gpu_slot(args: argparse.Namespace) -> None:
+    """With --gpu-slots (a shared GPU), hold a free slot for the job's life: its GPU and a bounded memory share."""
+    if args.gpu_slots is None:
+        return
+    from batchlab import gpu_slots
+
+    slot = gpu_slots.acquire(gpu_slots.SlotPlan(args.gpus, args.gpu_slots))
+    print(f"batchlab {args.command}: {slot.describe()}", file=sys.stderr, flush=True)
 
 
 def cmd_critical(args: argparse.Namespace) -> None:
@@ -205,6 +217,10 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--cache", required=True, help="folder of the per-cell results, reused when their inputs match")
         sp.add_argument("--workers", type=int, default=1, help="cells computed at once, in separate processes (CPU)")
 
+    def gpu_slots(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--gpu-slots", type=int, help="jobs sharing each GPU: take a free slot and its memory share")
+        sp.add_argument("--gpus", type=int, default=1, help="GPUs the slots spread over (with --gpu-slots)")
+
     sp = add("validate", cmd_validate, "validate a config file and list its studies", (), study=False, job=False)
     sp.add_argument("config")
     sp = add("schema", cmd_schema, "write the config's JSON schema", (), study=False, job=False)
@@ -218,6 +234,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out-dir", required=True)
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.add_argument("--checkpoint-every-s", type=float, default=300.0, help="seconds between saves of a run's state")
+    gpu_slots(sp)
     sp = add(
         "downstream", cmd_downstream, "SVM in k-fold CV on the embeddings of every cell of a study",
         ("batchlab.study_cells", "batchlab.downstream"), study=False,
@@ -244,6 +261,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", required=True)
     cells(sp, "checkpoints", "checkpoints.pt")
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    gpu_slots(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--spread", required=True)
     sp = add(

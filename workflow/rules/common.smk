@@ -5,6 +5,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from batchlab.config import ConfigError, validate_config
+from batchlab.gpu_slots import GpuSlotError, plan_slots, visible_gpus
 from batchlab.train import resolve_device
 
 
@@ -28,7 +29,29 @@ def _one_of(names):
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
-TRAIN_GPUS = 1 if resolve_device(CFG.device).type == "cuda" else 0
+DEVICE = resolve_device(CFG.device)
+TRAIN_GPUS = 1 if DEVICE.type == "cuda" else 0
+
+# GPU sharing on one machine: the profile's `gpu` resource is the number of GPU slots in all (slots
+# per GPU x GPUs), `gpu_devices` optionally the number of GPUs to use. Checked here, before any job
+# starts; each GPU job then takes a free slot itself (batchlab.gpu_slots): Snakemake's local executor
+# counts the resource but hands out no device IDs. Passed outside `params`: it changes no result.
+def _global_resource(name):
+    """The value of a `resources:` entry of the profile or `--resources`, or None."""
+    found = workflow.global_resources.get(name)
+    return None if found is None else found.value
+
+
+try:
+    GPU_PLAN = plan_slots(
+        _global_resource("gpu"),
+        _global_resource("gpu_devices"),
+        visible_gpus() if CFG.device != "cpu" else 0,
+        CFG.device,
+    )
+except GpuSlotError as err:
+    raise WorkflowError(str(err))
+GPU_SLOTS = GPU_PLAN.cli_args() if GPU_PLAN and TRAIN_GPUS else ""
 
 
 wildcard_constraints:

@@ -23,7 +23,7 @@ rule gradients:
     shell:
         "{BATCHLAB} gradients --study {wildcards.study} --study-json {params.study:q} "
         "--gradients-json {params.gradients:q} --batch-sizes {params.batch_sizes} --data {input.data} "
-        "--checkpoints {input.checkpoints} --device {params.device} "
+        "--checkpoints {input.checkpoints} --device {params.device} {GPU_SLOTS} "
         "--cache results/{wildcards.study}/cache --workers {threads} "
         "--out {output.noise} --spread {output.spread} > {log} 2>&1"
 
