@@ -68,7 +68,17 @@ def test_data_source_imports_only_what_it_uses(source):
 
 
 def test_config_and_data_import_nothing_heavy():
-    assert heavy_after("import batchlab.config, batchlab.data, batchlab.io, batchlab.gpu_slots") == set()
+    assert heavy_after("import batchlab.config, batchlab.data, batchlab.io, batchlab.cost, batchlab.gpu_slots") == set()
+
+
+def test_validate_with_known_rates_imports_nothing_heavy():
+    """The cost estimate reads its rates from a file (or the cache) and counts the work from the config alone."""
+    code = (
+        "from batchlab.cli import main\n"
+        f"assert main(['validate', {str(ROOT / 'config/config.yaml')!r}, '--rates', "
+        f"{str(ROOT / 'tests/config/rates.json')!r}]) == 0"
+    )
+    assert heavy_after(code) == set()
 
 
 def test_the_check_catches_a_heavy_import():

@@ -27,10 +27,13 @@ def _study(args: argparse.Namespace):
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
+    from batchlab.cost import print_estimate
+
     cfg = load_config(args.config)
     for name, study in cfg.studies.items():
         grid = f", scaling grid of {len(study.variants(name))} cells" if study.scaling else ""
         print(f"{name}: {study.data.name}, {study.model.kind}, batch sizes {study.batch_sizes}, seeds {study.seeds}{grid}")
+    print_estimate(cfg, rates_file=args.rates, source=args.config)
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
@@ -221,8 +224,10 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--gpu-slots", type=int, help="jobs sharing each GPU: take a free slot and its memory share")
         sp.add_argument("--gpus", type=int, default=1, help="GPUs the slots spread over (with --gpu-slots)")
 
-    sp = add("validate", cmd_validate, "validate a config file and list its studies", (), study=False, job=False)
+    sp = add("validate", cmd_validate, "validate a config file, list its studies and estimate their cost",
+             ("batchlab.cost",), study=False, job=False)
     sp.add_argument("config")
+    sp.add_argument("--rates", help="per-model-kind rates (JSON) instead of this machine's calibration")
     sp = add("schema", cmd_schema, "write the config's JSON schema", (), study=False, job=False)
     sp.add_argument("--out", required=True)
     sp = add("data", cmd_data, "make or load a study's data set and save it as .npz", ("batchlab.data",), study=False)

@@ -5,6 +5,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from batchlab.config import ConfigError, validate_config
+from batchlab.cost import print_estimate
 from batchlab.gpu_slots import GpuSlotError, plan_slots, visible_gpus
 from batchlab.train import resolve_device
 
@@ -52,6 +53,9 @@ try:
 except GpuSlotError as err:
     raise WorkflowError(str(err))
 GPU_SLOTS = GPU_PLAN.cli_args() if GPU_PLAN and TRAIN_GPUS else ""
+
+if workflow.is_main_process:
+    print_estimate(CFG, device=DEVICE, source=_config_source(), stream=sys.stderr)
 
 
 wildcard_constraints:
