@@ -1,5 +1,6 @@
 """Shared fixtures: one local end-to-end run of the tiny config, reused by the tests that read it."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# Cost estimates in tests come from fixed rates, not a calibration of the machine (batchlab.cost).
+os.environ["BATCHLAB_RATES"] = str(ROOT / "tests/config/rates.json")
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -49,18 +49,20 @@ def test_report_and_table(finished_run: Path):
     assert len(csv) == len(table)
     prov = json.loads((finished_run / "reports/tiny_ehr/provenance.json").read_text())
     assert prov["devices"] == ["cpu"] and "torch" in prov["packages"]
-    noise = pd.read_parquet(finished_run / "results/tiny_ehr/bs1/gradients.parquet")
+    every_cell = pd.read_parquet(finished_run / "results/tiny_ehr/gradients.parquet")
+    assert sorted(every_cell["batch_size"].unique()) == [1, 4, 16]
+    noise = every_cell[every_cell["batch_size"] == 1]
     assert sorted(noise["fraction"]) == [0.0, 0.0, 0.5, 0.5, 1.0, 1.0] and (noise["method"] == "per_example").all()
-    later = pd.read_parquet(finished_run / "results/tiny_ehr/bs4/gradients.parquet")
+    later = every_cell[every_cell["batch_size"] == 4]
     assert sorted(later["fraction"]) == [0.5, 0.5, 1.0, 1.0], "initial weights are measured once, in the smallest cell"
     assert sorted(later["seed"].unique()) == [0, 1]  # gradients.seeds: 2
     assert (noise["trace_sigma"] > 0).all()
-    spread = pd.read_parquet(finished_run / "results/tiny_ehr/bs4/spread.parquet")
+    spread = pd.read_parquet(finished_run / "results/tiny_ehr/spread.parquet").query("batch_size == 4")
     sweep, own = spread[spread["probe"] == "sweep"], spread[spread["probe"] == "own"]
     assert sorted(sweep["probe_batch_size"].unique()) == [1, 2, 4, 8, 16]  # at most a quarter of the 64 examples
     assert (own["probe_batch_size"] == 4).all() and sorted(own["seed"].unique()) == [0, 1]
     assert (spread["spread"] > 0).all()
-    two_batch = pd.read_parquet(finished_run / "results/tiny_signal/bs2/gradients.parquet")
+    two_batch = pd.read_parquet(finished_run / "results/tiny_signal/gradients.parquet").query("batch_size == 2")
     assert (two_batch["method"] == "two_batch").all() and sorted(two_batch["seed"]) == [0, 1]
     critical = pd.read_csv(finished_run / "reports/tiny_ehr/critical_batch.csv").set_index("quantity")
     assert {"s_min", "b_crit", "b_20", "b_20_empirical", "b_simple@0", "b_simple@1"} <= set(critical.index)
@@ -114,16 +116,81 @@ def test_tuned_protocol_keeps_the_best_rate_on_validation(finished_run: Path):
     assert pd.read_csv(finished_run / "reports/tiny_digits_mlp/lr_search.csv").shape[0] == len(search)
 
 
-def test_added_batch_size_runs_only_new_jobs(finished_run: Path):
-    cfg = yaml.safe_load((finished_run / "config/config.yaml").read_text())
-    cfg["studies"]["tiny_ehr"]["batch_sizes"].append(8)
-    (finished_run / "config/config.yaml").write_text(yaml.safe_dump(cfg))
-    dry = snakemake(finished_run, "--cores", "2", "--dry-run", "--quiet", "rules")
+def _dry_run_jobs(work: Path) -> dict[str, int]:
+    dry = snakemake(work, "--cores", "2", "--dry-run", "--quiet", "rules")
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, flags=re.M)
-    jobs = {rule: int(n) for rule, n in counts if rule not in {"total", "all"}}
+    return {rule: int(n) for rule, n in counts if rule not in {"total", "all"}}
+
+
+def _edit_study(work: Path, study: str, edit) -> None:
+    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
+    edit(cfg["studies"][study])
+    (work / "config/config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def _cache(work: Path, study: str, step: str) -> dict[str, int]:
+    """The study's cached per-cell results of a step, with their modification times."""
+    return {p.name: p.stat().st_mtime_ns for p in (work / f"results/{study}/cache").glob(f"{step}-*")}
+
+
+def test_added_batch_size_trains_only_the_new_cell_and_reuses_the_others(finished_run: Path):
+    before = {step: _cache(finished_run, "tiny_ehr", step) for step in ("downstream", "gradients")}
+    _edit_study(finished_run, "tiny_ehr", lambda s: s["batch_sizes"].append(8))
+    jobs = _dry_run_jobs(finished_run)
     expected = {"train", "downstream", "gradients", "aggregate", "critical_batch", "report_study", "index"}
-    assert jobs == dict.fromkeys(expected, 1), dry.stdout
+    assert jobs == dict.fromkeys(expected, 1), jobs
+    result = snakemake(finished_run, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for step, old in before.items():
+        log = (finished_run / f"logs/tiny_ehr/{step}.log").read_text()
+        assert f"{step}: 3 cells reused, 1 to compute" in log and f"{step}: batch size 8 computed" in log
+        after = _cache(finished_run, "tiny_ehr", step)
+        assert {k: after[k] for k in old} == old, "the finished cells' results were not recomputed"
+        assert len(after) == len(old) + len(old) // 3
+    table = pd.read_parquet(finished_run / "results/tiny_ehr/table.parquet")
+    assert sorted(table["batch_size"].unique()) == [1, 4, 8, 16] and table["svm_roc_auc_mean"].notna().all()
+    assert sorted(pd.read_parquet(finished_run / "results/tiny_ehr/gradients.parquet")["batch_size"].unique()) == [1, 4, 8, 16]
+
+
+def test_svm_settings_retrain_nothing(finished_run: Path, tmp_path: Path):
+    work = tmp_path / "svm"
+    shutil.copytree(finished_run, work, symlinks=True)
+    _edit_study(work, "tiny_signal", lambda s: s["downstream"].update(C=2.0))
+    jobs = _dry_run_jobs(work)
+    assert "train" not in jobs and "gradients" not in jobs, jobs
+    assert jobs == dict.fromkeys(["downstream", "baselines", "aggregate", "critical_batch", "report_study", "index"], 1)
+
+
+def test_a_stopped_study_job_keeps_its_finished_cells(finished_run: Path, tmp_path: Path):
+    """The study-wide jobs save each cell as it is done: run again, only the missing cells are computed."""
+    work = tmp_path / "stopped"
+    shutil.copytree(finished_run, work, symlinks=True)
+    cached = sorted((work / "results/tiny_digits_mlp/cache").glob("downstream-*"))
+    cached[0].unlink()  # as if the job had been killed before this cell was saved
+    (work / "results/tiny_digits_mlp/downstream.parquet").unlink()
+    result = snakemake(work, "--cores", "2", "results/tiny_digits_mlp/downstream.parquet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "downstream: 2 cells reused, 1 to compute" in (work / "logs/tiny_digits_mlp/downstream.log").read_text()
+    assert (work / "results/tiny_digits_mlp/downstream.parquet").read_bytes() == (
+        finished_run / "results/tiny_digits_mlp/downstream.parquet"
+    ).read_bytes()
+
+
+def test_jobs_import_only_what_their_step_uses(finished_run: Path):
+    """Every job's log ends with the heavy libraries it loaded (batchlab.cli), checked against its step's use."""
+    from test_imports import DATA_SOURCES, USES
+
+    seen = set()
+    for log in (finished_run / "logs").rglob("*.log"):
+        found = re.findall(r"^batchlab (\w+): start-up [\d.]+ s, work [\d.]+ s, cpu [\d.]+ s; loaded (.*)$", log.read_text(), re.M)
+        assert found, f"{log} has no usage line"
+        step, loaded = found[-1]
+        allowed = USES[step] | (set().union(*DATA_SOURCES.values()) if step == "data" else set())
+        loaded = set() if loaded == "none" else set(loaded.split(", "))
+        assert loaded <= allowed, f"{log}: batchlab {step} loaded {sorted(loaded - allowed)}"
+        seen.add(step)
+    assert seen == set(USES) - {"validate", "schema"}
 
 
 def test_operational_settings_rerun_nothing(local_run: Path, tmp_path: Path):
@@ -167,9 +234,9 @@ def test_contrastive_study(finished_run: Path):
     assert (one["distance_from_init"] == 0).all()
     assert (table.loc[64, "distance_from_init"] > 0).all()
     assert table["svm_roc_auc_mean"].between(0, 1).all()
-    noise = pd.read_parquet(finished_run / "results/tiny_contrastive/bs8/gradients.parquet")
+    noise = pd.read_parquet(finished_run / "results/tiny_contrastive/gradients.parquet").query("batch_size == 8")
     assert noise["b_simple"].isna().all() and (noise["method"] == "not defined (in-batch loss)").all()
-    spread = pd.read_parquet(finished_run / "results/tiny_contrastive/bs8/spread.parquet")
+    spread = pd.read_parquet(finished_run / "results/tiny_contrastive/spread.parquet").query("batch_size == 8")
     assert spread["spread"].notna().all() and spread["spread_theory"].isna().all()
     assert "InfoNCE" in (finished_run / "reports/tiny_contrastive/index.html").read_text()
 

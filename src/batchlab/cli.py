@@ -1,17 +1,26 @@
-"""The `batchlab` command: thin wrappers the Snakemake rules call, one subcommand per step."""
+"""The `batchlab` command: thin wrappers the Snakemake rules call, one subcommand per step.
+
+A job pays only for what its step uses: this module imports nothing heavy, each step names the
+modules it needs (imported before it runs, timed as its start-up), and every job ends its log with
+one line of start-up, work and CPU seconds and the heavy libraries it loaded (benchmarks/pipeline_time.py
+reads it).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
+import resource
 import sys
+import time
 from pathlib import Path
-
-import pandas as pd
 
 from batchlab import io
 from batchlab.config import ConfigError, Downstream, data_from_json, json_schema, load_config, study_from_json
+
+HEAVY = ("torch", "sklearn", "scipy", "matplotlib", "seaborn", "pandas")
 
 
 def _study(args: argparse.Namespace):
@@ -19,10 +28,13 @@ def _study(args: argparse.Namespace):
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
+    from batchlab.cost import print_estimate
+
     cfg = load_config(args.config)
     for name, study in cfg.studies.items():
         grid = f", scaling grid of {len(study.variants(name))} cells" if study.scaling else ""
         print(f"{name}: {study.data.name}, {study.model.kind}, batch sizes {study.batch_sizes}, seeds {study.seeds}{grid}")
+    print_estimate(cfg, rates_file=args.rates, source=args.config)
 
 
 def cmd_schema(args: argparse.Namespace) -> None:
@@ -49,6 +61,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             f"study {args.study!r}: batch size {args.batch_size} is larger than the training split of {args.data} "
             f"({n_train} samples, after the data set's exclusions); remove it from batch_sizes"
         )
+    _take_gpu_slot(args)
     stop = StopFlag()
     stop.install()  # SIGTERM (SLURM's time limit or preemption) saves the state before exiting
     try:
@@ -66,20 +79,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_downstream(args: argparse.Namespace) -> None:
-    from batchlab.data import load_dataset
-    from batchlab.downstream import evaluate_embeddings
+    from batchlab.study_cells import downstream_cells
 
-    spec, data = Downstream.model_validate_json(args.downstream_json), load_dataset(args.data)
-    emb = io.read_npz(args.embeddings)
-    keys = [
-        {"study": args.study, "batch_size": args.batch_size, "seed": int(s), "lr": float(lr)}
-        for s, lr in zip(emb["seed"], emb["lr"])
-    ]
-    y = data.labels[data.target]
-    try:
-        table = evaluate_embeddings(emb["z"], keys, y, data.tasks[data.target], spec, data.groups)
-    except ValueError as err:
-        raise ValueError(f"study {args.study!r}, {args.data}: {err}") from None
+    _same_length(args, "embeddings")
+    table = downstream_cells(
+        args.study, Downstream.model_validate_json(args.downstream_json), args.data,
+        list(zip(args.batch_sizes, args.embeddings)), args.cache, args.workers,
+    )
     io.write_parquet(table, args.out)
 
 
@@ -99,25 +105,35 @@ def cmd_baselines(args: argparse.Namespace) -> None:
 
 def cmd_gradients(args: argparse.Namespace) -> None:
     from batchlab.config import GradientNoise
-    from batchlab.data import load_dataset
-    from batchlab.noise import measure_cell
-    from batchlab.train import resolve_device
+    from batchlab.study_cells import gradient_cells
 
-    torch_ckpt = io.read_torch(args.checkpoints)
-    stats, spread = measure_cell(
-        _study(args),
-        GradientNoise.model_validate_json(args.gradients_json),
-        load_dataset(args.data),
-        args.batch_size,
-        torch_ckpt,
-        resolve_device(args.device),
-        measure_init=args.init == "measure",
+    _take_gpu_slot(args)
+    _same_length(args, "checkpoints")
+    stats, spread = gradient_cells(
+        args.study, _study(args), GradientNoise.model_validate_json(args.gradients_json), args.data,
+        list(zip(args.batch_sizes, args.checkpoints)), args.device, args.cache, args.workers,
     )
-    io.write_parquet(spread.assign(study=args.study), args.spread)
-    io.write_parquet(stats.assign(study=args.study), args.out)
+    io.write_parquet(spread, args.spread)
+    io.write_parquet(stats, args.out)
+
+
+def _same_length(args: argparse.Namespace, files: str) -> None:
+    if len(args.batch_sizes) != len(getattr(args, files)):
+        raise ValueError(f"{len(args.batch_sizes)} batch sizes but {len(getattr(args, files))} --{files} files")
+
+
+def _take_gpu_slot(args: argparse.Namespace) -> None:
+    """With --gpu-slots (a shared GPU), hold a free slot for the job's life: its GPU and a bounded memory share."""
+    if args.gpu_slots is None:
+        return
+    from batchlab import gpu_slots
+
+    slot = gpu_slots.acquire(gpu_slots.SlotPlan(args.gpus, args.gpu_slots))
+    print(f"batchlab {args.command}: {slot.describe()}", file=sys.stderr, flush=True)
 
 
 def cmd_critical(args: argparse.Namespace) -> None:
+    import pandas as pd
     from pydantic import TypeAdapter
 
     from batchlab.aggregate import read_all
@@ -149,6 +165,8 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from batchlab.aggregate import read_all
     from batchlab.data import load_dataset
     from batchlab.report.data import describe_data
@@ -181,6 +199,8 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_scaling(args: argparse.Namespace) -> None:
+    import pandas as pd
+
     from batchlab.data import load_dataset
     from batchlab.report.scaling import build_scaling_report
 
@@ -207,25 +227,39 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="batchlab", description=__doc__)
+    p = argparse.ArgumentParser(prog="batchlab", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func, help: str, study: bool = True) -> argparse.ArgumentParser:
+    def add(name: str, func, help: str, imports: tuple[str, ...], study: bool = True, job: bool = True):
+        """A subcommand: `imports` are the modules its step needs; `job` steps end their log with a usage line."""
         sp = sub.add_parser(name, help=help)
-        sp.set_defaults(func=func)
+        sp.set_defaults(func=func, imports=imports, job=job)
         if study:
             sp.add_argument("--study", required=True, help="study name")
             sp.add_argument("--study-json", required=True, help="the validated study, as JSON")
         return sp
 
-    sp = add("validate", cmd_validate, "validate a config file and list its studies", study=False)
+    def cells(sp: argparse.ArgumentParser, files: str, what: str) -> None:
+        """The arguments of a step that covers every cell of a study, each cached and reused."""
+        sp.add_argument("--batch-sizes", type=int, nargs="+", required=True, help="the cells' batch sizes")
+        sp.add_argument(f"--{files}", nargs="+", required=True, help=f"every cell's {what}, in --batch-sizes order")
+        sp.add_argument("--cache", required=True, help="folder of the per-cell results, reused when their inputs match")
+        sp.add_argument("--workers", type=int, default=1, help="cells computed at once, in separate processes (CPU)")
+
+    def gpu_slots(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--gpu-slots", type=int, help="jobs sharing each GPU: take a free slot and its memory share")
+        sp.add_argument("--gpus", type=int, default=1, help="GPUs the slots spread over (with --gpu-slots)")
+
+    sp = add("validate", cmd_validate, "validate a config file, list its studies and estimate their cost",
+             ("batchlab.cost",), study=False, job=False)
     sp.add_argument("config")
-    sp = add("schema", cmd_schema, "write the config's JSON schema", study=False)
+    sp.add_argument("--rates", help="per-model-kind rates (JSON) instead of this machine's calibration")
+    sp = add("schema", cmd_schema, "write the config's JSON schema", (), study=False, job=False)
     sp.add_argument("--out", required=True)
-    sp = add("data", cmd_data, "make or load a study's data set and save it as .npz", study=False)
+    sp = add("data", cmd_data, "make or load a study's data set and save it as .npz", ("batchlab.data",), study=False)
     sp.add_argument("--data-json", required=True, help="the study's validated data block, as JSON")
     sp.add_argument("--out", required=True)
-    sp = add("train", cmd_train, "train every seed of one (study, batch size) cell")
+    sp = add("train", cmd_train, "train every seed of one (study, batch size) cell", ("batchlab.cell", "batchlab.resume"))
     sp.add_argument("--batch-size", type=int, required=True)
     sp.add_argument("--data", required=True)
     sp.add_argument("--out-dir", required=True)
@@ -235,32 +269,40 @@ def parser() -> argparse.ArgumentParser:
         "--cuda-graphs", choices=["auto", "require", "off"], default=None,
         help="the study's training.cuda_graphs (passed apart from --study-json: it changes speed, not numbers)",
     )
-    sp = add("downstream", cmd_downstream, "SVM in k-fold CV on one cell's embeddings", study=False)
+    gpu_slots(sp)
+    sp = add(
+        "downstream", cmd_downstream, "SVM in k-fold CV on the embeddings of every cell of a study",
+        ("batchlab.study_cells", "batchlab.downstream"), study=False,
+    )
     sp.add_argument("--study", required=True, help="study name")
     sp.add_argument("--downstream-json", required=True, help="the study's validated downstream block, as JSON")
-    sp.add_argument("--batch-size", type=int, required=True)
     sp.add_argument("--data", required=True)
-    sp.add_argument("--embeddings", required=True)
+    cells(sp, "embeddings", "embeddings.npz")
     sp.add_argument("--out", required=True)
-    sp = add("baselines", cmd_baselines, "the downstream protocol on raw inputs and PCA", study=False)
+    sp = add(
+        "baselines", cmd_baselines, "the downstream protocol on raw inputs and PCA",
+        ("batchlab.data", "batchlab.downstream"), study=False,
+    )
     sp.add_argument("--study", required=True, help="study name")
     sp.add_argument("--downstream-json", required=True, help="the study's validated downstream block, as JSON")
     sp.add_argument("--latent", type=int, required=True, help="latent dimension (the PCA baseline's size)")
     sp.add_argument("--data", required=True)
     sp.add_argument("--out", required=True)
-    sp = add("gradients", cmd_gradients, "gradient noise and spread at one cell's checkpoints")
-    sp.add_argument("--gradients-json", required=True, help="the study's validated gradients block, as JSON")
-    sp.add_argument("--batch-size", type=int, required=True)
-    sp.add_argument("--data", required=True)
-    sp.add_argument("--checkpoints", required=True)
-    sp.add_argument(
-        "--init", choices=["measure", "skip"], default="measure",
-        help="measure the initial weights (identical in every cell of a seed; the workflow measures them once)",
+    sp = add(
+        "gradients", cmd_gradients, "gradient noise and spread at the checkpoints of every cell of a study",
+        ("batchlab.study_cells", "batchlab.noise"),
     )
+    sp.add_argument("--gradients-json", required=True, help="the study's validated gradients block, as JSON")
+    sp.add_argument("--data", required=True)
+    cells(sp, "checkpoints", "checkpoints.pt")
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    gpu_slots(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--spread", required=True)
-    sp = add("critical", cmd_critical, "steps-to-target, the S(B) fit and the critical batch size", study=False)
+    sp = add(
+        "critical", cmd_critical, "steps-to-target, the S(B) fit and the critical batch size",
+        ("batchlab.aggregate", "batchlab.critical", "batchlab.data", "batchlab.targets"), study=False,
+    )
     sp.add_argument("--study", required=True, help="study name")
     sp.add_argument("--target-json", required=True, help="the study's validated steps_to_target block, as JSON")
     sp.add_argument("--model-json", required=True, help="the study's validated model block, as JSON (its loss)")
@@ -269,7 +311,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--noise", nargs="+", required=True)
     sp.add_argument("--steps", required=True)
     sp.add_argument("--out", required=True)
-    sp = add("aggregate", cmd_aggregate, "join a study's cells into one tidy table", study=False)
+    sp = add("aggregate", cmd_aggregate, "join a study's cells into one tidy table", ("batchlab.aggregate",), study=False)
     sp.add_argument("--runs", nargs="+", required=True)
     sp.add_argument("--downstream", nargs="+", required=True)
     sp.add_argument("--curves", nargs="+", required=True)
@@ -277,7 +319,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--curves-out", required=True)
     sp.add_argument("--lr-search", nargs="+", required=True, help="every cell's lr_search.parquet")
     sp.add_argument("--lr-search-out", required=True)
-    sp = add("report", cmd_report, "render one study's report")
+    sp = add(
+        "report", cmd_report, "render one study's report", ("batchlab.aggregate", "batchlab.data", "batchlab.report.study")
+    )
     sp.add_argument("--data", required=True)
     sp.add_argument("--table", required=True)
     sp.add_argument("--curves", required=True)
@@ -288,21 +332,43 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--critical", required=True)
     sp.add_argument("--lr-search", required=True)
     sp.add_argument("--out-dir", required=True)
-    sp = add("scaling", cmd_scaling, "critical batch size across a scaling grid's cells, and its report")
+    sp = add(
+        "scaling", cmd_scaling, "critical batch size across a scaling grid's cells, and its report",
+        ("batchlab.data", "batchlab.report.scaling"),
+    )
     sp.add_argument("--data", required=True, help="one cell's data set (for its name and whether it is synthetic)")
     sp.add_argument("--steps", nargs="+", required=True, help="every cell's steps_to_target.parquet, in grid order")
     sp.add_argument("--tables", nargs="+", required=True, help="every cell's table.parquet, in grid order")
     sp.add_argument("--out-dir", required=True)
-    sp = add("index", cmd_index, "render reports/index.html", study=False)
+    sp = add("index", cmd_index, "render reports/index.html", ("batchlab.report.index",), study=False)
     sp.add_argument("--summaries", nargs="+", required=True)
     sp.add_argument("--out", required=True)
     return p
+
+
+def usage_line(command: str, ready_at: float) -> str:
+    """What a job cost: start-up (process start to the step's modules imported), work, CPU-seconds, heavy libraries."""
+    import psutil
+
+    now = time.time()
+    started = psutil.Process().create_time()
+    cpu = sum(
+        u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+    loaded = [name for name in HEAVY if name in sys.modules]
+    return (
+        f"batchlab {command}: start-up {ready_at - started:.2f} s, work {now - ready_at:.2f} s, cpu {cpu:.2f} s; "
+        f"loaded {', '.join(loaded) or 'none'}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     from batchlab.resume import TrainingInterrupted
 
     args = parser().parse_args(argv)
+    for module in args.imports:
+        importlib.import_module(module)
+    ready_at = time.time()
     try:
         args.func(args)
     except TrainingInterrupted as err:
@@ -314,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as err:
         print(f"batchlab {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if args.job:
+            print(usage_line(args.command, ready_at), file=sys.stderr, flush=True)
     return 0
 
 

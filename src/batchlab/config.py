@@ -989,6 +989,11 @@ class Config(Strict):
         300.0,
         description="Seconds between saves of a training run's state, from which a killed job resumes (no effect on results).",
     )
+    warn_above_hours: PositiveFloat = Field(
+        2.0,
+        description="Warn (batchlab validate, and every run as it starts) when the config's estimated time on this "
+        "machine exceeds this many hours, naming the costliest cells (no effect on results).",
+    )
     studies: dict[str, Study] = Field(min_length=1, description="Studies by name (letters, digits, _ and -).")
 
     @field_validator("studies")

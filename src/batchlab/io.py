@@ -1,4 +1,8 @@
-"""Atomic writes: every output appears whole or not at all (temporary name, then rename)."""
+"""Atomic writes: every output appears whole or not at all (temporary name, then rename).
+
+Imports nothing heavy: a job that writes a table or an array pays for no torch, and the torch
+functions import it when called.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
-import pandas as pd
-import torch
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @contextmanager
@@ -60,10 +65,14 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def write_torch(obj: object, path: str | Path) -> None:
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
 
 def read_torch(path: str | Path) -> object:
     """Load tensors only: weights_only=True refuses pickled code."""
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)

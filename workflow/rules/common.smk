@@ -5,6 +5,8 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from batchlab.config import ConfigError, validate_config
+from batchlab.cost import print_estimate
+from batchlab.gpu_slots import GpuSlotError, plan_slots, visible_gpus
 from batchlab.train import resolve_device
 
 
@@ -28,7 +30,32 @@ def _one_of(names):
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
-TRAIN_GPUS = 1 if resolve_device(CFG.device).type == "cuda" else 0
+DEVICE = resolve_device(CFG.device)
+TRAIN_GPUS = 1 if DEVICE.type == "cuda" else 0
+
+# GPU sharing on one machine: the profile's `gpu` resource is the number of GPU slots in all (slots
+# per GPU x GPUs), `gpu_devices` optionally the number of GPUs to use. Checked here, before any job
+# starts; each GPU job then takes a free slot itself (batchlab.gpu_slots): Snakemake's local executor
+# counts the resource but hands out no device IDs. Passed outside `params`: it changes no result.
+def _global_resource(name):
+    """The value of a `resources:` entry of the profile or `--resources`, or None."""
+    found = workflow.global_resources.get(name)
+    return None if found is None else found.value
+
+
+try:
+    GPU_PLAN = plan_slots(
+        _global_resource("gpu"),
+        _global_resource("gpu_devices"),
+        visible_gpus() if CFG.device != "cpu" else 0,
+        CFG.device,
+    )
+except GpuSlotError as err:
+    raise WorkflowError(str(err))
+GPU_SLOTS = GPU_PLAN.cli_args() if GPU_PLAN and TRAIN_GPUS else ""
+
+if workflow.is_main_process:
+    print_estimate(CFG, device=DEVICE, source=_config_source(), stream=sys.stderr)
 
 
 wildcard_constraints:
@@ -104,10 +131,25 @@ def gradients_json(wildcards):
     return STUDIES[wildcards.study].gradients.model_dump_json()
 
 
-def init_checkpoint(wildcards):
-    """Initial weights depend on the seed alone: only the smallest batch size's cell measures them."""
-    smallest = min(STUDIES[wildcards.study].batch_sizes)
-    return "measure" if int(wildcards.bs) == smallest else "skip"
+def cells_json(wildcards):
+    """The study as its training cells see it, with all its batch sizes (a study-wide job's cells)."""
+    study = STUDIES[wildcards.study]
+    view = study.cell_view(min(study.batch_sizes))
+    return view.model_copy(update={"batch_sizes": study.batch_sizes}).model_dump_json()
+
+
+def batch_sizes(wildcards):
+    return " ".join(str(b) for b in STUDIES[wildcards.study].batch_sizes)
+
+
+def cell_count(wildcards):
+    """Threads of a study-wide job: one worker per cell, as many as the cores allow (Snakemake caps it)."""
+    return len(STUDIES[wildcards.study].batch_sizes)
+
+
+def gradient_threads(wildcards):
+    """On a GPU the cells are measured one after another in one process (one GPU slot)."""
+    return 1 if TRAIN_GPUS else cell_count(wildcards)
 
 
 class Untracked:

@@ -5,6 +5,8 @@ rule make_data:
         "data/{study}.npz",
     log:
         "logs/{study}/make_data.log",
+    benchmark:
+        "logs/{study}/make_data.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=4000,

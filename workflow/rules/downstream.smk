@@ -1,23 +1,27 @@
+# One job per study: every cell's SVMs in one process (scikit-learn imported once), each cell cached
+# under results/{study}/cache/ by the content of its embeddings and the settings, so a new batch size
+# computes only its own cell.
 rule downstream:
     input:
         data="data/{study}.npz",
-        embeddings="results/{study}/bs{bs}/embeddings.npz",
+        embeddings=cell_files("embeddings.npz"),
     output:
-        "results/{study}/bs{bs}/downstream.parquet",
+        "results/{study}/downstream.parquet",
     log:
-        "logs/{study}/downstream_bs{bs}.log",
+        "logs/{study}/downstream.log",
     benchmark:
-        "logs/{study}/downstream_bs{bs}.benchmark.tsv"
-    threads: 1
+        "logs/{study}/downstream.benchmark.tsv"
+    threads: cell_count
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=4000,
+        runtime=60,
     params:
         downstream=downstream_json,
+        batch_sizes=batch_sizes,
     shell:
         "{BATCHLAB} downstream --study {wildcards.study} --downstream-json {params.downstream:q} "
-        "--batch-size {wildcards.bs} --data {input.data} --embeddings {input.embeddings} "
-        "--out {output} > {log} 2>&1"
+        "--batch-sizes {params.batch_sizes} --data {input.data} --embeddings {input.embeddings} "
+        "--cache results/{wildcards.study}/cache --workers {threads} --out {output} > {log} 2>&1"
 
 
 rule baselines:
@@ -27,6 +31,8 @@ rule baselines:
         "results/{study}/baselines.parquet",
     log:
         "logs/{study}/baselines.log",
+    benchmark:
+        "logs/{study}/baselines.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=4000,

@@ -1,28 +1,30 @@
+# One job per study, cached per cell like the downstream job (workflow/rules/downstream.smk).
 rule gradients:
     input:
         data="data/{study}.npz",
-        checkpoints="results/{study}/bs{bs}/checkpoints.pt",
+        checkpoints=cell_files("checkpoints.pt"),
     output:
-        noise="results/{study}/bs{bs}/gradients.parquet",
-        spread="results/{study}/bs{bs}/spread.parquet",
+        noise="results/{study}/gradients.parquet",
+        spread="results/{study}/spread.parquet",
     log:
-        "logs/{study}/gradients_bs{bs}.log",
+        "logs/{study}/gradients.log",
     benchmark:
-        "logs/{study}/gradients_bs{bs}.benchmark.tsv"
-    threads: 1
+        "logs/{study}/gradients.benchmark.tsv"
+    threads: gradient_threads
     resources:
         mem_mb=4000,
-        runtime=60,
+        runtime=120,
         gpu=TRAIN_GPUS,
     params:
-        study=cell_json,
+        study=cells_json,
         gradients=gradients_json,
-        init=init_checkpoint,
+        batch_sizes=batch_sizes,
         device=CFG.device,
     shell:
         "{BATCHLAB} gradients --study {wildcards.study} --study-json {params.study:q} "
-        "--gradients-json {params.gradients:q} --batch-size {wildcards.bs} --data {input.data} "
-        "--checkpoints {input.checkpoints} --init {params.init} --device {params.device} "
+        "--gradients-json {params.gradients:q} --batch-sizes {params.batch_sizes} --data {input.data} "
+        "--checkpoints {input.checkpoints} --device {params.device} {GPU_SLOTS} "
+        "--cache results/{wildcards.study}/cache --workers {threads} "
         "--out {output.noise} --spread {output.spread} > {log} 2>&1"
 
 
@@ -30,12 +32,14 @@ rule critical_batch:
     input:
         data="data/{study}.npz",
         curves="results/{study}/curves.parquet",
-        noise=cell_files("gradients.parquet"),
+        noise="results/{study}/gradients.parquet",
     output:
         steps="results/{study}/steps_to_target.parquet",
         table="results/{study}/critical_batch.parquet",
     log:
         "logs/{study}/critical_batch.log",
+    benchmark:
+        "logs/{study}/critical_batch.benchmark.tsv"
     threads: 1
     resources:
         mem_mb=2000,

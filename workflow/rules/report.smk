@@ -1,7 +1,7 @@
 rule aggregate:
     input:
         runs=cell_files("runs.parquet"),
-        downstream=cell_files("downstream.parquet"),
+        downstream="results/{study}/downstream.parquet",
         curves=cell_files("curves.parquet"),
         lr_search=cell_files("lr_search.parquet"),
     output:
@@ -10,6 +10,8 @@ rule aggregate:
         lr_search="results/{study}/lr_search.parquet",
     log:
         "logs/{study}/aggregate.log",
+    benchmark:
+        "logs/{study}/aggregate.benchmark.tsv"
     localrule: True
     threads: 1
     resources:
@@ -27,8 +29,8 @@ rule report_study:
         table="results/{study}/table.parquet",
         curves="results/{study}/curves.parquet",
         baselines="results/{study}/baselines.parquet",
-        noise=cell_files("gradients.parquet"),
-        spread=cell_files("spread.parquet"),
+        noise="results/{study}/gradients.parquet",
+        spread="results/{study}/spread.parquet",
         steps="results/{study}/steps_to_target.parquet",
         critical="results/{study}/critical_batch.parquet",
         lr_search="results/{study}/lr_search.parquet",
@@ -139,6 +141,8 @@ rule report_study:
         ),
     log:
         "logs/{study}/report.log",
+    benchmark:
+        "logs/{study}/report.benchmark.tsv"
     localrule: True
     threads: 1
     resources:
@@ -173,6 +177,8 @@ rule report_scaling:
         ),
     log:
         "logs/{grid}/report_scaling.log",
+    benchmark:
+        "logs/{grid}/report_scaling.benchmark.tsv"
     localrule: True
     threads: 1
     resources:
@@ -193,6 +199,8 @@ rule index:
         "reports/index.html",
     log:
         "logs/index.log",
+    benchmark:
+        "logs/index.benchmark.tsv"
     localrule: True
     threads: 1
     resources:

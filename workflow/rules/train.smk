@@ -24,5 +24,5 @@ rule train:
         "{BATCHLAB} train --study {wildcards.study} --study-json {params.study:q} "
         "--batch-size {wildcards.bs} --data {input.data} --device {params.device} "
         "--cuda-graphs {params.cuda_graphs} "
-        "--checkpoint-every-s {CFG.checkpoint_every_s} "
+        "--checkpoint-every-s {CFG.checkpoint_every_s} {GPU_SLOTS} "
         "--out-dir $(dirname {output.runs}) > {log} 2>&1"

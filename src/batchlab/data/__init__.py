@@ -6,6 +6,7 @@ saved as an .npz that loads without pickle.
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -108,20 +109,24 @@ def with_split(
     )
 
 
+# Each source's maker as "module.function" of this package, imported only for its own data set: the
+# mnist1d package pulls in matplotlib, files pandas, digits scikit-learn.
+MAKERS = {
+    "synthetic_ehr": "synthetic_ehr.make",
+    "phantom_mri": "phantom_mri.make",
+    "digits": "digits.make",
+    "mnist1d": "mnist1d_data.make",
+    "file": "files.load_file",
+    "brats": "brats.make",
+    "ehr_codes": "ehr_codes.make",
+}
+
+
 def make_dataset(spec) -> Dataset:
     """The data set a study's `data` block names; deterministic in the spec."""
-    from batchlab.data import brats, digits, ehr_codes, files, mnist1d_data, phantom_mri, synthetic_ehr
-
-    makers = {
-        "synthetic_ehr": synthetic_ehr.make,
-        "phantom_mri": phantom_mri.make,
-        "digits": digits.make,
-        "mnist1d": mnist1d_data.make,
-        "file": files.load_file,
-        "brats": brats.make,
-        "ehr_codes": ehr_codes.make,
-    }
-    return limit_training(makers[spec.name](spec), spec.train_samples, spec.split.seed)
+    module, function = MAKERS[spec.name].rsplit(".", 1)
+    maker = getattr(importlib.import_module(f"batchlab.data.{module}"), function)
+    return limit_training(maker(spec), spec.train_samples, spec.split.seed)
 
 
 def limit_training(ds: Dataset, train_samples: int | None, seed: int) -> Dataset:

@@ -58,6 +58,7 @@ def build_scaling_report(
         "best_batch_size": "–",
         "metric": "B_crit",
         "scorecard": records,
+        "statistics": {k: STATISTICS[k] for k in dict.fromkeys(r["statistic"] for r in records)},
     }
     html = render(
         "scaling.html",
@@ -67,7 +68,7 @@ def build_scaling_report(
         slopes={k: slopes[k]["estimate"] for k in ("data", "width")},
         caption=CAPTION.format(target=target, level=level),
         scorecard=records,
-        statistics={k: STATISTICS[k] for k in dict.fromkeys(r["statistic"] for r in records)},
+        statistics=meta["statistics"],
         provenance=prov,
         study_yaml=study_yaml,
     )

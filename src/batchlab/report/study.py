@@ -208,6 +208,7 @@ def build_study_report(
         "kind": "study",
         "best_batch_size": _best_batch_size(summary, f"svm_{metric}_mean_mean"),
         "scorecard": scorecard.to_dict("records"),
+        "statistics": {k: STATISTICS[k] for k in scorecard["statistic"].unique()},
     }
     html = render(
         "study.html",
@@ -223,7 +224,7 @@ def build_study_report(
         steps=steps,
         reached_sizes=sorted(int(b) for b in steps.loc[steps["reached"].astype(bool), "batch_size"].unique()),
         scorecard=meta["scorecard"],
-        statistics={k: STATISTICS[k] for k in scorecard["statistic"].unique()},
+        statistics=meta["statistics"],
         provenance=prov,
         study_yaml=study_yaml,
         data=data_section,

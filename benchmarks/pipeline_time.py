@@ -1,0 +1,235 @@
+"""Time the whole pipeline on a config: wall time, and per rule its jobs, job-seconds, CPU-seconds and start-up share.
+
+The config runs in a scratch copy of the repository (tracked and untracked, not ignored, files), so
+nothing of the working tree's results is reused or touched, with this interpreter's Snakemake and the
+copy's `src/` first on the path. Afterwards every job's `benchmark:` file (`--benchmark-extended`, which
+names the rule) gives its wall seconds and Snakemake's sampled CPU-seconds; the job's log, beside it,
+holds the line `batchlab <step>: start-up ... s, work ... s, cpu ... s` with its start-up (interpreter and
+imports), its work and its exact CPU-seconds; `wall_time_s` of every run (lr_search.parquet, else
+runs.parquet) gives the training loops' share.
+
+    python benchmarks/pipeline_time.py                                   # config/config.yaml, workstation profile
+    python benchmarks/pipeline_time.py --config tests/config/tiny.yaml --cores 2 --json tiny.json
+
+Snakemake samples a job's CPU time every 0.5 s for 30 s, then every 30 s, so its `cpu_time` misses up to
+one interval at the end of a job; `cpu_s` (the job's own getrusage, itself and its children) is exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+EXIT_LINE = re.compile(
+    r"^batchlab (?P<step>[\w-]+): start-up (?P<startup>[\d.]+) s, work (?P<work>[\d.]+) s, cpu (?P<cpu>[\d.]+) s",
+    re.M,
+)
+
+
+def scratch_copy(source: Path, dest: Path, config: Path) -> None:
+    """The repository's files (as git sees them, ignored ones left out) under dest, with `config` as its config."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=source, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        src = source / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    shutil.copy2(config, dest / "config/config.yaml")
+
+
+def run_pipeline(work: Path, cores: str, profile: str | None, extra: list[str]) -> dict:
+    """Run Snakemake in `work`; its wall time and the CPU-seconds of it and every job it ran."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", cores, "--benchmark-extended", *extra]
+    if profile:
+        cmd += ["--workflow-profile", f"workflow/profiles/{profile}"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(work / "src"), os.environ.get("PYTHONPATH")]))}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    with open(work / "pipeline_time.log", "w") as log:
+        done = subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        tail = (work / "pipeline_time.log").read_text()[-3000:]
+        raise SystemExit(f"snakemake failed (exit {done.returncode}); its output ends:\n{tail}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"command": " ".join(cmd[1:]), "wall_s": wall, "cpu_s": cpu}
+
+
+def job_table(work: Path) -> pd.DataFrame:
+    """One row per job: its rule, wall and sampled CPU seconds (benchmark), and start-up, work, exact CPU (log)."""
+    rows = []
+    for bench in sorted((work / "logs").rglob("*.benchmark.tsv")):
+        record = pd.read_csv(bench, sep="\t").iloc[-1]  # a retried job appends a line; the last attempt counts
+        row = {
+            "rule": record["rule_name"],
+            "job_s": float(record["s"]),
+            "bench_cpu_s": pd.to_numeric(record["cpu_time"], errors="coerce"),
+            "threads": int(record["threads"]),
+        }
+        log = bench.with_name(bench.name.removesuffix(".benchmark.tsv") + ".log")
+        lines = list(EXIT_LINE.finditer(log.read_text(errors="replace"))) if log.is_file() else []
+        if lines:
+            last = lines[-1]
+            row.update(startup_s=float(last["startup"]), work_s=float(last["work"]), cpu_s=float(last["cpu"]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def rule_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: jobs, job-seconds (sum, median), CPU-seconds, start-up seconds and their share of the job-seconds."""
+    for col in ("startup_s", "work_s", "cpu_s"):
+        if col not in jobs:
+            jobs[col] = float("nan")
+    table = jobs.groupby("rule").agg(
+        jobs=("job_s", "size"),
+        job_s=("job_s", "sum"),
+        median_job_s=("job_s", "median"),
+        bench_cpu_s=("bench_cpu_s", "sum"),
+        cpu_s=("cpu_s", lambda s: s.sum(min_count=1)),
+        startup_s=("startup_s", lambda s: s.sum(min_count=1)),
+    )
+    table["startup_share"] = table["startup_s"] / table["job_s"]
+    table = table.sort_values("job_s", ascending=False)
+    total = table.sum(numeric_only=True, min_count=1)
+    total["median_job_s"] = jobs["job_s"].median()
+    total["startup_share"] = total["startup_s"] / total["job_s"]
+    table.loc["total"] = total
+    table["jobs"] = table["jobs"].astype(int)
+    return table
+
+
+def training_loops(work: Path) -> float:
+    """Seconds spent in the training loops: wall_time_s of every run of every cell."""
+    total = 0.0
+    for runs in (work / "results").glob("*/bs*/runs.parquet"):
+        every = runs.with_name("lr_search.parquet")
+        total += float(pd.read_parquet(every if every.is_file() else runs)["wall_time_s"].sum())
+    return total
+
+
+def device_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    line = f"{cpu}, {os.cpu_count()} cores"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            line += "; " + ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        else:
+            line += "; no GPU"
+    except ImportError:
+        pass
+    return line
+
+
+def versions() -> str:
+    names = ("torch", "snakemake", "scikit-learn", "pandas", "numpy")
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return f"Python {platform.python_version()}, " + ", ".join(found)
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return "–" if pd.isna(value) else f"{value:,.{digits}f}"
+
+
+def markdown(table: pd.DataFrame) -> str:
+    lines = [
+        "| rule | jobs | job-s | median job-s | CPU-s | CPU-s (sampled) | start-up s | start-up share |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for rule, r in table.iterrows():
+        share = "–" if pd.isna(r["startup_share"]) else f"{100 * r['startup_share']:.0f}%"
+        lines.append(
+            f"| {rule} | {int(r['jobs'])} | {fmt(r['job_s'])} | {fmt(r['median_job_s'])} | {fmt(r['cpu_s'])} | "
+            f"{fmt(r['bench_cpu_s'])} | {fmt(r['startup_s'])} | {share} |"
+        )
+    return "\n".join(lines)
+
+
+def report(run: dict, table: pd.DataFrame, loops: float, config: str) -> str:
+    train_s = table.loc["train", "job_s"] if "train" in table.index else float("nan")
+    all_s = table.loc["total", "job_s"]
+    return "\n".join(
+        [
+            f"config: {config}; {run['command']}",
+            f"device: {device_line()}",
+            f"versions: {versions()}",
+            f"date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+            f"wall time: {run['wall_s']:.1f} s ({run['wall_s'] / 60:.1f} min); "
+            f"CPU-seconds of Snakemake and every job: {run['cpu_s']:,.1f}",
+            f"training loops (wall_time_s of every run): {loops:,.1f} s = {100 * loops / train_s:.0f}% of the train "
+            f"jobs' {train_s:,.1f} job-s, {100 * loops / all_s:.0f}% of all {all_s:,.1f} job-s",
+            "",
+            markdown(table),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="config/config.yaml", help="the config to run (copied in as config/config.yaml)")
+    p.add_argument("--profile", default="workstation", help="workflow profile under workflow/profiles ('' for none)")
+    p.add_argument("--cores", default="all")
+    p.add_argument("--source", default=str(ROOT), help="repository to copy (default: this one)")
+    p.add_argument("--scratch", help="folder for the copy (default: a new temporary folder)")
+    p.add_argument("--keep", action="store_true", help="keep the scratch copy (always kept with --scratch)")
+    p.add_argument("--json", help="also write the per-job and per-rule tables and totals here")
+    p.add_argument("snakemake_args", nargs="*", help="more arguments for snakemake (after --)")
+    args = p.parse_args(argv)
+
+    work = Path(args.scratch or tempfile.mkdtemp(prefix="batchlab-time-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        scratch_copy(Path(args.source).resolve(), work, Path(args.config).resolve())
+        run = run_pipeline(work, args.cores, args.profile or None, args.snakemake_args)
+        jobs = job_table(work)
+        table = rule_table(jobs)
+        loops = training_loops(work)
+        print(report(run, table, loops, args.config))
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps(
+                    {"run": run, "training_loops_s": loops, "rules": table.reset_index().to_dict("records"),
+                     "jobs": jobs.to_dict("records")},
+                    indent=2, default=float,
+                )
+            )
+    finally:
+        if args.scratch or args.keep:
+            print(f"scratch copy: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

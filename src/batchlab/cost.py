@@ -1,0 +1,382 @@
+"""What a config costs before it runs: each study's optimizer steps and an estimated time on this machine.
+
+A training step of a model of kind k at batch size B is taken to cost
+    t(B) = step_s[k] + mac_s[k] x (B x W + P),
+with W the multiply-accumulates of one sample's forward pass and P the parameters (the update touches
+each once), both counted from the config alone. step_s and mac_s come from a short calibration (a
+small reference model of the kind trained a few dozen steps at batch sizes 1 and 64 on this machine's
+device, one thread as a job has), run once and cached under the user's cache folder keyed by
+machine, device setting and torch version; or from a rates file (`batchlab validate --rates`, or the
+BATCHLAB_RATES environment variable). Evaluation, sharpness and gradient-noise passes are counted from
+the same rates; the SVMs and the jobs' start-up are not. The estimate is one job at a time: jobs
+running side by side divide it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from batchlab.config import (
+    CNNClassifier, Config, ContrastiveEncoder, ConvAE, DenseAE, MLPClassifier, Study, split_sizes,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+RATES_ENV = "BATCHLAB_RATES"
+CALIBRATION_BATCH = 64
+CALIBRATION_BLOCKS, CALIBRATION_STEPS = 4, 5  # timed blocks of steps per batch size
+
+# A small model of each kind and its sample shape: what the calibration trains.
+REFERENCE = {
+    "dense_ae": (DenseAE(kind="dense_ae", hidden=[256, 64], latent=32), (512,)),
+    "conv_ae": (ConvAE(kind="conv_ae", channels=[8, 16], latent=16), (1, 32, 32)),
+    "mlp": (MLPClassifier(kind="mlp", hidden=[256], latent=32), (64,)),
+    "cnn": (CNNClassifier(kind="cnn", channels=[8, 16], latent=32), (1, 32, 32)),
+    "contrastive": (ContrastiveEncoder(kind="contrastive", channels=[8, 16], latent=16, projection=8), (1, 40)),
+}
+
+
+# ---------------------------------------------------------------- the work of a model, from its config
+
+
+def sample_shape(data) -> tuple[int, ...] | None:
+    """A sample's shape (no batch axis), known from the data block before the data are made; None if not."""
+    shapes = {
+        "synthetic_ehr": lambda d: (d.n_features,),
+        "phantom_mri": lambda d: (1, d.size, d.size),
+        "digits": lambda d: (1, 8, 8) if d.as_images else (64,),
+        "mnist1d": lambda d: (1, 40),
+        "file": lambda d: (len(d.features),) if d.features and d.path.suffix.lower() != ".npz" else None,
+    }
+    return shapes[data.name](data) if data.name in shapes else None
+
+
+def n_classes(data) -> int:
+    """Classes of the target as far as the config tells (the head is a negligible part of the work)."""
+    if data.target_task() == "regression":
+        return 1
+    return 10 if data.name in ("digits", "mnist1d") else 2
+
+
+def _linear(a: int, b: int) -> tuple[int, int]:
+    return a * b, a * b + b
+
+
+def _conv(a: int, b: int, kernel: int, dims: int, positions: int) -> tuple[int, int]:
+    """A convolution (or its transpose) whose kernel is applied at `positions` places."""
+    weights = a * b * kernel**dims
+    return weights * positions, weights + b
+
+
+def model_work(spec, shape: tuple[int, ...], classes: int) -> tuple[int, int]:
+    """(multiply-accumulates of one sample's forward pass, parameters) of the model batchlab.models builds."""
+    layers: list[tuple[int, int]] = []
+    if isinstance(spec, (DenseAE, MLPClassifier)):
+        widths = [math.prod(shape), *spec.hidden]
+        if isinstance(spec, MLPClassifier):
+            widths.append(spec.latent)
+        layers += [_linear(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        if isinstance(spec, DenseAE):
+            layers.append(_linear(widths[-1], spec.latent))
+            mirrored = [*widths, spec.latent][::-1]  # the decoder: latent back to the input
+            layers += [_linear(a, b) for a, b in zip(mirrored[:-1], mirrored[1:])]
+        else:
+            layers.append(_linear(spec.latent, classes))
+    elif isinstance(spec, ConvAE):
+        dims, factor = len(shape) - 1, 2 ** len(spec.channels)
+        size = [math.ceil(s / factor) * factor for s in shape[1:]]
+        widths, positions = [shape[0], *spec.channels], []
+        for a, b in zip(widths[:-1], widths[1:]):
+            size = [s // 2 for s in size]
+            positions.append(math.prod(size))
+            layers.append(_conv(a, b, 4, dims, positions[-1]))
+        flat = spec.channels[-1] * math.prod(size)
+        layers += [_linear(flat, spec.latent), _linear(spec.latent, flat)]
+        # the transposed convolutions mirror the encoder's, each kernel applied at its input's positions
+        for (a, b), at in zip(list(zip(widths[:-1], widths[1:]))[::-1], positions[::-1]):
+            layers.append(_conv(b, a, 4, dims, at))
+    elif isinstance(spec, (CNNClassifier, ContrastiveEncoder)):
+        dims, size = len(shape) - 1, list(shape[1:])
+        widths = [shape[0], *spec.channels]
+        for a, b in zip(widths[:-1], widths[1:]):
+            size = [(s + 1) // 2 for s in size]  # kernel 3, stride 2, padding 1
+            layers.append(_conv(a, b, 3, dims, math.prod(size)))
+        layers.append(_linear(spec.channels[-1] * math.prod(size), spec.latent))
+        if isinstance(spec, CNNClassifier):
+            layers.append(_linear(spec.latent, classes))
+        else:
+            layers += [_linear(spec.latent, spec.latent), _linear(spec.latent, spec.projection)]
+    else:
+        raise TypeError(f"unknown model spec {type(spec).__name__}")
+    macs, params = (sum(col) for col in zip(*layers))
+    if isinstance(spec, ContrastiveEncoder):
+        macs *= 2  # two augmented views of every sample
+    return macs, params
+
+
+# ---------------------------------------------------------------- rates
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Seconds per training step of one model kind: a fixed part and a part per multiply-accumulate."""
+
+    step_s: float
+    mac_s: float
+
+    def step(self, batch_size: int, macs: int, params: int) -> float:
+        return self.step_s + self.mac_s * (batch_size * macs + params)
+
+
+@dataclass
+class Rates:
+    """The rates of every calibrated model kind on one device, and where they come from."""
+
+    device: str
+    kinds: dict[str, Rate]
+    source: str
+
+    def for_kind(self, kind: str) -> Rate:
+        if kind not in self.kinds:
+            raise ValueError(f"{self.source}: no rate for model kind {kind!r} (has {sorted(self.kinds)})")
+        return self.kinds[kind]
+
+
+def read_rates(path: str | Path) -> Rates:
+    """A rates file: {"device": "...", "kinds": {"dense_ae": {"step_s": ..., "mac_s": ...}, ...}}."""
+    try:
+        raw = json.loads(Path(path).read_text())
+        kinds = {k: Rate(float(v["step_s"]), float(v["mac_s"])) for k, v in raw["kinds"].items()}
+        return Rates(str(raw["device"]), kinds, f"rates file {path}")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such rates file") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path}: not a rates file ({type(err).__name__}: {err}); expected "
+                         '{"device": ..., "kinds": {kind: {"step_s": ..., "mac_s": ...}}}') from None
+
+
+def machine_key(device_setting: str) -> str:
+    """What cached rates must match, known without importing torch: machine, device setting, torch, GPUs."""
+    parts = [f"device={device_setting}", f"host={platform.node()}", f"cpu={platform.processor() or platform.machine()}"]
+    try:
+        parts.append(f"torch={metadata.version('torch')}")
+    except metadata.PackageNotFoundError:
+        parts.append("torch=none")
+    if device_setting != "cpu":
+        driver = Path("/proc/driver/nvidia/version")
+        parts.append(f"nvidia={driver.read_text().splitlines()[0] if driver.is_file() else 'none'}")
+        parts.append(f"visible={os.environ.get('CUDA_VISIBLE_DEVICES', 'all')}")
+    return "|".join(parts)
+
+
+def cache_file() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("batchlab")) / "rates.json"
+
+
+def calibrate(kind: str, device: torch.device) -> Rate:
+    """Time a few dozen training steps of the kind's reference model at batch sizes 1 and 64 (one thread)."""
+    import torch
+
+    from batchlab.models import build_model
+    from batchlab.objectives import sample_loss_for
+
+    spec, shape = REFERENCE[kind]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = build_model(spec, shape, 10).to(device)
+            loss_fn = sample_loss_for(spec, 0)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+            def seconds_per_step(batch: int) -> float:
+                """The fastest of a few blocks of steps: other work on the machine only ever adds time."""
+                x = torch.rand((batch, *shape), device=device)
+                y = torch.randint(0, 10, (batch,), device=device)
+                blocks = []
+                for block in range(1 + CALIBRATION_BLOCKS):  # the first block warms up
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    start = time.perf_counter()
+                    for _ in range(CALIBRATION_STEPS):
+                        optimizer.zero_grad(set_to_none=True)
+                        loss_fn(model, x, y).mean().backward()
+                        optimizer.step()
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    blocks.append((time.perf_counter() - start) / CALIBRATION_STEPS)
+                return min(blocks[1:])
+
+            one, many = seconds_per_step(1), seconds_per_step(CALIBRATION_BATCH)
+    finally:
+        torch.set_num_threads(threads)
+    macs, params = model_work(spec, shape, 10)
+    mac_s = max(many - one, 0.0) / ((CALIBRATION_BATCH - 1) * macs)
+    return Rate(step_s=max(one - mac_s * (macs + params), 0.0), mac_s=mac_s)
+
+
+def machine_rates(device_setting: str, kinds: set[str], device: torch.device | None = None) -> Rates:
+    """This machine's rates for the kinds: from the cache, calibrating (and caching) the kinds it lacks."""
+    path, key = cache_file(), machine_key(device_setting)
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    entry = cache.get(key, {})
+    have = {k: Rate(**v) for k, v in entry.get("kinds", {}).items()}
+    missing = sorted(kinds - set(have))
+    if missing:
+        if device is None:
+            from batchlab.train import resolve_device
+
+            device = resolve_device(device_setting)
+        started = time.perf_counter()
+        have.update({kind: calibrate(kind, device) for kind in missing})
+        print(f"calibrated {', '.join(missing)} on {device.type} in {time.perf_counter() - started:.1f} s "
+              f"(cached in {path})", file=sys.stderr)
+        entry = {"device": device_name(device), "measured": dt.date.today().isoformat(),
+                 "kinds": {k: vars(r) for k, r in have.items()}}
+        cache[key] = entry
+        from batchlab import io
+
+        io.write_json(cache, path)
+    return Rates(entry["device"], have, f"calibrated {entry['measured']}, cached in {path}")
+
+
+def device_name(device: torch.device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, 1 thread)"
+
+
+# ---------------------------------------------------------------- the estimate
+
+
+@dataclass(frozen=True)
+class CellCost:
+    """One (study, batch size) cell: its runs, steps per run and estimated seconds (None: not estimable)."""
+
+    study: str
+    batch_size: int
+    runs: int
+    steps: int
+    seconds: float | None
+
+
+def cell_costs(name: str, study: Study, rates: Rates | None) -> list[CellCost]:
+    """Every cell of one runnable study (a plain study, or one cell of a scaling grid)."""
+    data = study.data
+    n_train = data.n_train()
+    runs = len(study.seeds) * len(study.optim.candidate_lrs())
+    shape = sample_shape(data)
+    work = model_work(study.model, shape, n_classes(data)) if shape else None
+    rate = rates.for_kind(study.model.kind) if rates is not None and work else None
+    cells = []
+    for b in study.batch_sizes:
+        steps = study.budget.steps(b, n_train)
+        seconds = None if rate is None else runs * steps * rate.step(b, *work) + _measurement_s(study, b, steps, rate, work)
+        cells.append(CellCost(name, b, runs, steps, seconds))
+    return cells
+
+
+def _measurement_s(study: Study, batch_size: int, steps: int, rate: Rate, work: tuple[int, int]) -> float:
+    """Evaluation, sharpness and gradient-noise passes of a cell, from the same rate.
+
+    A forward pass costs about a third of a trained sample (forward, then backward twice the work); a
+    Hessian-vector product about two trained samples; a per-example gradient about two (vmap's overhead).
+    """
+    macs, params = work
+    n = study.data.n_samples_total()
+    n_train, n_val, _ = split_sizes(n, study.data.split)
+    runs = len(study.seeds) * len(study.optim.candidate_lrs())
+    forward = rate.mac_s * macs / 3
+    evaluation = forward * (min(study.curve_points, steps) * n_val + 2 * n)
+    sharpness = 2 * rate.mac_s * macs * study.sharpness.iters * min(study.sharpness.samples, n_train)
+    g = study.gradients
+    n_eval = g.eval_size(study.data.n_train())
+    sizes = g.spread_sizes(study.data.n_train())
+    per_checkpoint = (
+        2 * rate.mac_s * macs * n_eval
+        + g.spread_draws * sum(rate.step(s, macs, params) for s in sizes)
+    )
+    gradients = min(g.seeds, len(study.seeds)) * len(g.checkpoints) * per_checkpoint
+    return runs * (evaluation + sharpness) + gradients
+
+
+def estimate(cfg: Config, rates: Rates | None) -> dict[str, list[CellCost]]:
+    """Every cell's cost, by the config's study names (a scaling grid's cells under its own name)."""
+    return {
+        name: [c for cell_name, cell in study.variants(name).items() for c in cell_costs(cell_name, cell, rates)]
+        for name, study in cfg.studies.items()
+    }
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    hours = seconds / 3600
+    return f"{hours:,.1f} h" if hours < 1e6 else f"{hours:.2g} h"
+
+
+def _count(n: float) -> str:
+    return f"{n:,.0f}" if n < 1e12 else f"{n:.3g}"
+
+
+def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None, source: str) -> tuple[list[str], str | None]:
+    """The lines to print (per study and in all) and the warning, if the estimate exceeds warn_above_hours."""
+    where = "no rates" if rates is None else f"{rates.device}; {rates.source}"
+    lines = [f"estimated cost ({where}):"]
+    total, cells = 0.0, []
+    for name, study_cells in costs.items():
+        steps = sum(c.runs * c.steps for c in study_cells)
+        known = [c.seconds for c in study_cells if c.seconds is not None]
+        time_text = f"≈ {_duration(sum(known))}" if len(known) == len(study_cells) else "time not estimated (sample shape unknown before the data are made)"
+        lines.append(f"  {name}: {_count(steps)} optimizer steps over {len(study_cells)} cells, {time_text}")
+        total += sum(known)
+        cells += [c for c in study_cells if c.seconds is not None]
+    lines.append(
+        f"  all: ≈ {_duration(total)} of training and measurement, one job at a time "
+        "(not counted: the SVMs and each job's start-up; jobs side by side divide it)"
+    )
+    warning = None
+    if total > cfg.warn_above_hours * 3600:
+        top = sorted(cells, key=lambda c: c.seconds, reverse=True)[:3]
+        named = "; ".join(f"{c.study} batch size {c.batch_size} ({c.runs} runs x {_count(c.steps)} steps, "
+                          f"{_duration(c.seconds)})" for c in top)
+        warning = (
+            f"warning: {source} is estimated at {_duration(total)}, above warn_above_hours "
+            f"({cfg.warn_above_hours:g} h). The costliest cells: {named}"
+        )
+    return lines, warning
+
+
+def print_estimate(
+    cfg: Config, device: torch.device | None = None, rates_file: str | None = None, source: str = "the config",
+    stream=None,
+) -> None:
+    """Print each study's optimizer steps and estimated time; warn (stderr) above cfg.warn_above_hours."""
+    rates_file = rates_file or os.environ.get(RATES_ENV)
+    kinds = {study.model.kind for study in cfg.studies.values()}
+    rates = read_rates(rates_file) if rates_file else machine_rates(cfg.device, kinds, device)
+    lines, warning = describe(cfg, estimate(cfg, rates), rates, source)
+    print("\n".join(lines), file=stream or sys.stdout, flush=True)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)

@@ -1,0 +1,151 @@
+"""The cost shown before a run: work counted from the config, rates from a file or a cached calibration, the warning."""
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
+
+from batchlab import cost
+from batchlab.cli import main
+from batchlab.config import ConvAE, DenseAE, MLPClassifier, CNNClassifier, ContrastiveEncoder, validate_config
+from batchlab.models import build_model, count_parameters
+from conftest import ROOT
+
+RATES = ROOT / "tests/config/rates.json"
+TINY = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
+
+MODELS = [
+    (DenseAE(kind="dense_ae", hidden=[32, 8], latent=4), (60,), 2),
+    (DenseAE(kind="dense_ae", hidden=[16], latent=3), (1, 5, 6), 2),
+    (ConvAE(kind="conv_ae", channels=[4, 8], latent=8), (1, 40), 2),
+    (ConvAE(kind="conv_ae", channels=[16, 32], latent=32), (1, 30, 30), 2),  # padded to 32 x 32
+    (MLPClassifier(kind="mlp", hidden=[32, 16], latent=8), (1, 40), 10),
+    (CNNClassifier(kind="cnn", channels=[8, 16], latent=16), (1, 8, 8), 10),
+    (CNNClassifier(kind="cnn", channels=[4], latent=8), (2, 41), 3),
+    (ContrastiveEncoder(kind="contrastive", channels=[8, 16], latent=16, projection=8), (1, 40), 2),
+]
+
+
+@pytest.mark.parametrize("spec, shape, classes", MODELS, ids=lambda v: getattr(v, "kind", str(v)))
+def test_work_counted_from_the_config_matches_the_built_model(spec, shape, classes):
+    """Against torch's own count of the forward pass's flops (2 per multiply-accumulate) and parameters."""
+    model = build_model(spec, shape, classes)
+    with FlopCounterMode(display=False) as counter:
+        model(torch.zeros((1, *shape)))
+    views = 2 if spec.kind == "contrastive" else 1
+    assert cost.model_work(spec, shape, classes) == (views * counter.get_total_flops() // 2, count_parameters(model))
+
+
+def test_sample_shapes_match_the_data_sets():
+    """The shape each data block promises is the one its data set has (checked on the small ones)."""
+    from batchlab.config import DigitsData, Mnist1dData, PhantomMRIData, SyntheticEHRData
+    from batchlab.data import make_dataset
+
+    for spec in [
+        SyntheticEHRData(name="synthetic_ehr", n_samples=60, n_features=30),
+        PhantomMRIData(name="phantom_mri", n_samples=60, size=16),
+        DigitsData(name="digits"),
+        DigitsData(name="digits", as_images=True),
+        Mnist1dData(name="mnist1d", n_samples=100),
+    ]:
+        assert cost.sample_shape(spec) == make_dataset(spec).x.shape[1:], spec.name
+
+
+def test_steps_and_time_of_a_cell_by_hand():
+    """One cell worked out by hand from the documented model: t(B) = step_s + mac_s (B W + P), plus its passes."""
+    raw = {
+        "studies": {
+            "s": {
+                "data": {"name": "synthetic_ehr", "n_samples": 100, "n_features": 20, "split": {"val_fraction": 0.1, "test_fraction": 0.1}},
+                "model": {"kind": "dense_ae", "hidden": [4], "latent": 2},
+                "budget": {"unit": "epochs", "amount": 2},
+                "batch_sizes": [4],
+                "seeds": [0, 1],
+                "curve_points": 5,
+                "sharpness": {"samples": 0},
+                "gradients": {"checkpoints": [1.0], "eval_samples": 8, "spread_batch_sizes": [1, 2], "spread_draws": 2},
+            }
+        }
+    }
+    rate = cost.Rate(step_s=0.01, mac_s=1e-6)
+    rates = cost.Rates("test", {"dense_ae": rate}, "test")
+    (cell,) = cost.cell_costs("s", validate_config(raw).studies["s"], rates)
+    macs = 2 * (20 * 4 + 4 * 2)  # encoder 20-4-2, mirrored decoder
+    params = (20 * 4 + 4) + (4 * 2 + 2) + (2 * 4 + 4) + (4 * 20 + 20)
+    steps = 2 * 80 // 4  # 80 training samples, 2 epochs, batch size 4
+    train = 2 * steps * (0.01 + 1e-6 * (4 * macs + params))
+    evaluation = 2 * (1e-6 * macs / 3) * (5 * 10 + 2 * 100)  # 5 curve points on 10 validation samples, 2 passes over all
+    gradients = 1 * 1 * (2 * 1e-6 * macs * 8 + 2 * ((0.01 + 1e-6 * (macs + params)) + (0.01 + 1e-6 * (2 * macs + params))))
+    assert (cell.runs, cell.steps) == (2, steps)
+    assert cell.seconds == pytest.approx(train + evaluation + gradients, rel=1e-12)
+
+
+def test_validate_prints_steps_and_time(capsys, tmp_path: Path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    assert main(["validate", str(path), "--rates", str(RATES)]) == 0
+    out, err = capsys.readouterr()
+    cfg = validate_config(TINY)
+    steps = sum(
+        len(s.seeds) * len(s.optim.candidate_lrs()) * s.budget.steps(b, s.data.n_train())
+        for name, study in cfg.studies.items() for s in study.variants(name).values() for b in s.batch_sizes
+    )
+    assert "estimated cost (test rates" in out
+    assert "tiny_ehr: " in out and "optimizer steps over 3 cells" in out
+    assert "tiny_scaling: " in out and "over 16 cells" in out  # 4 grid cells x 4 batch sizes
+    lines = [ln for ln in out.splitlines() if "optimizer steps" in ln]
+    assert sum(int(ln.split(": ")[1].split(" optimizer")[0].replace(",", "")) for ln in lines) == steps
+    assert "warning" not in err
+
+
+def test_a_huge_budget_warns_naming_the_costliest_cells(capsys, tmp_path: Path):
+    raw = copy.deepcopy(TINY)
+    raw["studies"]["tiny_ehr"]["budget"] = {"unit": "epochs", "amount": 1e9}
+    path = tmp_path / "huge.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(path), "--rates", str(RATES)]) == 0  # a warning, not an error
+    err = capsys.readouterr().err
+    assert f"warning: {path} is estimated at" in err and "above warn_above_hours (2 h)" in err
+    assert "The costliest cells: tiny_ehr batch size 1 (2 runs x 192,000,000,000 steps" in err
+
+
+def test_the_threshold_is_a_setting(capsys, tmp_path: Path):
+    raw = copy.deepcopy(TINY)
+    raw["warn_above_hours"] = 1e-6
+    path = tmp_path / "strict.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(path), "--rates", str(RATES)]) == 0
+    assert "above warn_above_hours (1e-06 h)" in capsys.readouterr().err
+    raw["warn_above_hours"] = 0
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["validate", str(path), "--rates", str(RATES)]) == 2
+    assert "field 'warn_above_hours'" in capsys.readouterr().err
+
+
+def test_a_bad_rates_file_is_a_clear_error(capsys, tmp_path: Path):
+    bad = tmp_path / "rates.json"
+    bad.write_text(json.dumps({"device": "x", "kinds": {"dense_ae": {"step_s": 0.1, "mac_s": 1e-9}}}))
+    assert main(["validate", str(ROOT / "tests/config/tiny.yaml"), "--rates", str(bad)]) == 2
+    assert f"{bad}: no rate for model kind" in capsys.readouterr().err
+    bad.write_text("{}")
+    assert main(["validate", str(ROOT / "tests/config/tiny.yaml"), "--rates", str(bad)]) == 2
+    assert f"{bad}: not a rates file" in capsys.readouterr().err
+
+
+def test_calibration_runs_once_and_is_cached(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(cost, "CALIBRATION_BLOCKS", 2)
+    first = cost.machine_rates("cpu", {"mlp"})
+    rate = first.kinds["mlp"]
+    assert rate.step_s >= 0 and rate.mac_s >= 0 and rate.step(1, *cost.model_work(*cost.REFERENCE["mlp"], 10)) > 0
+    assert json.loads((tmp_path / "batchlab/rates.json").read_text())
+    monkeypatch.setattr(cost, "calibrate", lambda kind, device: pytest.fail("calibrated again"))
+    assert cost.machine_rates("cpu", {"mlp"}).kinds["mlp"] == rate
+    monkeypatch.setattr(cost, "machine_key", lambda setting: "another machine")
+    with pytest.raises(pytest.fail.Exception):
+        cost.machine_rates("cpu", {"mlp"})
