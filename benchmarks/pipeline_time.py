@@ -41,17 +41,24 @@ EXIT_LINE = re.compile(
 )
 
 
+# Outside a git checkout (an unpacked release, a copied tree): what the copy leaves out.
+NOT_COPIED = (".git", ".venv", ".snakemake", "data", "results", "logs", "reports", "__pycache__", "*.egg-info", ".*")
+
+
 def scratch_copy(source: Path, dest: Path, config: Path) -> None:
-    """The repository's files (as git sees them, ignored ones left out) under dest, with `config` as its config."""
+    """The repository's files (as git sees them, ignored ones left out; outside git, all but NOT_COPIED)
+    under dest, with `config` as its config."""
     listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=source, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
-    for rel in filter(None, listed):
-        src = source / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=source, capture_output=True,
+    )
+    if listed.returncode != 0:
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns(*NOT_COPIED), dirs_exist_ok=True)
+    else:
+        for rel in filter(None, listed.stdout.decode().split("\0")):
+            src = source / rel
+            if src.is_file():
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest / rel)
     shutil.copy2(config, dest / "config/config.yaml")
 
 
