@@ -23,7 +23,7 @@ USES = {
     "downstream": {"sklearn", "scipy", "pandas"},
     "baselines": {"sklearn", "scipy", "pandas"},
     "gradients": {"torch", "pandas"},
-    "critical": {"pandas", "scipy"},
+    "critical": {"pandas", "scipy", "torch"},  # torch: a baseline_fraction target's constant-prediction loss
     "aggregate": {"pandas"},
     "report": {"pandas", "scipy", "matplotlib", "seaborn"},
     "scaling": {"pandas", "scipy", "matplotlib", "seaborn"},
@@ -35,6 +35,8 @@ DATA_SOURCES = {
     "digits": {"sklearn", "scipy", "pandas"},  # sklearn.datasets imports pandas itself
     "mnist1d_data": {"scipy", "matplotlib"},  # the mnist1d package imports both itself
     "files": {"pandas"},
+    "brats": {"torch", "scipy"},  # the slices are resampled with torch's interpolate
+    "ehr_codes": {"pandas"},
 }
 
 

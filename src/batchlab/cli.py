@@ -145,7 +145,7 @@ def cmd_critical(args: argparse.Namespace) -> None:
     spec = StepsToTarget.model_validate_json(args.target_json)
     model = TypeAdapter(ModelSpec).validate_json(args.model_json)
     baseline = math.nan
-    if model.kind != "contrastive":  # the data define a baseline: the best constant prediction
+    if spec.kind == "baseline_fraction":  # the data define a baseline: the best constant prediction
         baseline = constant_prediction_loss(load_dataset(args.data), model, SPLITS[spec.metric])
     try:
         steps, table = analyse(pd.read_parquet(args.curves), read_all(args.noise), spec, baseline)
