@@ -125,11 +125,14 @@ def rule_table(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 def training_loops(work: Path) -> float:
-    """Seconds spent in the training loops: wall_time_s of every run of every cell."""
+    """Seconds spent in the training loops: wall_time_s of every run of every cell, where runs trained
+    together by the batched engine (each recording the loop they shared) count once."""
     total = 0.0
     for runs in (work / "results").glob("*/bs*/runs.parquet"):
         every = runs.with_name("lr_search.parquet")
-        total += float(pd.read_parquet(every if every.is_file() else runs)["wall_time_s"].sum())
+        table = pd.read_parquet(every if every.is_file() else runs)
+        together = table["runs_together"] if "runs_together" in table else 1
+        total += float((table["wall_time_s"] / together).sum())
     return total
 
 
@@ -193,7 +196,7 @@ def report(run: dict, table: pd.DataFrame, loops: float, config: str) -> str:
             f"date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
             f"wall time: {run['wall_s']:.1f} s ({run['wall_s'] / 60:.1f} min); "
             f"CPU-seconds of Snakemake and every job: {run['cpu_s']:,.1f}",
-            f"training loops (wall_time_s of every run): {loops:,.1f} s = {100 * loops / train_s:.0f}% of the train "
+            f"training loops (wall_time_s of every run, shared loops once): {loops:,.1f} s = {100 * loops / train_s:.0f}% of the train "
             f"jobs' {train_s:,.1f} job-s, {100 * loops / all_s:.0f}% of all {all_s:,.1f} job-s",
             "",
             markdown(table),
