@@ -399,8 +399,14 @@ def critical_vs_scale(cells: pd.DataFrame, path: str | Path, title: str) -> None
         (axes[1], "n_params", "train_samples", "{:g} training samples"),
     ):
         for key, sub in fitted.sort_values(x).groupby(group):
-            err = np.vstack([sub["b_crit"] - sub["b_crit_low"], sub["b_crit_high"] - sub["b_crit"]]).clip(min=0)
+            # intervals stop at the batch sizes that reached the target; a grey caret marks one that goes on
+            low = np.maximum(sub["b_crit_low"], sub.get("reached_min", sub["b_crit_low"]))
+            high = np.minimum(sub["b_crit_high"], sub.get("reached_max", sub["b_crit_high"]))
+            err = np.vstack([sub["b_crit"] - low, high - sub["b_crit"]]).clip(min=0)
             ax.errorbar(sub[x], sub["b_crit"], yerr=err, marker="o", capsize=3, label=label.format(key))
+            beyond_high, beyond_low = sub["b_crit_high"] > high, sub["b_crit_low"] < low
+            ax.scatter(sub.loc[beyond_high, x], high[beyond_high], marker="^", color="0.55", s=30, zorder=4)
+            ax.scatter(sub.loc[beyond_low, x], low[beyond_low], marker="v", color="0.55", s=30, zorder=4)
         for _, cell in flagged.iterrows():  # at the edge of the cell's data, pointing to where the fit put it
             lo, hi = cell.get("reached_min", np.nan), cell.get("reached_max", np.nan)
             shown, marker = (lo, "v") if cell["b_crit"] < lo else (hi, "^") if cell["b_crit"] > hi else (cell["b_crit"], "x")
