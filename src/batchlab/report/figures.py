@@ -88,22 +88,50 @@ def loss_curves(
 
 
 def _curves_panel(ax: plt.Axes, curves: pd.DataFrame, x: str, critical: pd.DataFrame | None) -> None:
-    """Seed-range loss curves per batch size, with the target and the data's baseline as horizontal lines."""
+    """Seed-range loss curves per batch size, with the target and the data's baseline as horizontal lines.
+
+    When the lines sit in the bottom tenth of the curves' range (a target near the end of training), an
+    inset zooms on them, so one sees which curves cross the target and when.
+    """
     data = curves.copy()
     data["batch size"] = data["batch_size"]
     sizes = sorted(data["batch size"].unique())
     palette = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
     sns.lineplot(data, x=x, y="val_loss", hue="batch size", palette=palette, errorbar=SEED_RANGE, ax=ax)
+    lines = []
     if critical is not None and not critical.empty:
         first = critical.iloc[0]
         baseline = float(first.get("baseline", np.nan))
         if np.isfinite(baseline):
-            ax.axhline(baseline, color="0.35", ls="-.", lw=1, label=f"data baseline (constant prediction) {baseline:.3g}")
+            lines.append((baseline, dict(color="0.35", ls="-.", lw=1), f"data baseline (constant prediction) {baseline:.3g}"))
         if first["metric"] == "val_loss":
-            ax.axhline(first["target"], color="tab:red", ls="--", lw=1.2, label=f"target {first['target']:.3g}")
+            lines.append((float(first["target"]), dict(color="tab:red", ls="--", lw=1.2), f"target {first['target']:.3g}"))
+    for value, style, label in lines:
+        ax.axhline(value, label=label, **style)
     ax.set_xscale("log")
     ax.set_xlabel({"samples_seen": "training samples seen (log axis)", "step": "optimizer steps (log axis)"}[x])
     ax.legend(title="batch size", ncols=2, fontsize="x-small", title_fontsize="x-small")
+    finite = data["val_loss"][np.isfinite(data["val_loss"])]
+    if lines and len(finite):
+        low, high = float(finite.min()), float(finite.max())
+        top = max(v for v, _, _ in lines)
+        if top < low + 0.1 * (high - low):
+            _zoom_on_lines(ax, data, x, palette, lines, low, top)
+
+
+def _zoom_on_lines(ax: plt.Axes, data: pd.DataFrame, x: str, palette: dict, lines: list, low: float, top: float) -> None:
+    """An inset of the seed-mean curves around the target and baseline lines."""
+    inset = ax.inset_axes([0.08, 0.14, 0.42, 0.42])
+    for b, run in data.groupby("batch_size"):
+        mean = run.groupby(x)["val_loss"].mean()
+        inset.plot(mean.index, mean.values, color=palette[b], lw=1)
+    for value, style, _ in lines:
+        inset.axhline(value, **style)
+    span = max(top - low, 1e-12)
+    inset.set_ylim(low - 0.2 * span, top + 1.5 * span)
+    inset.set_xscale("log")
+    inset.tick_params(labelsize="xx-small")
+    inset.set_title("zoom on the target", fontsize="xx-small")
 
 
 def throughput_vs_batch(table: pd.DataFrame, path: str | Path, title: str) -> None:
@@ -371,8 +399,14 @@ def critical_vs_scale(cells: pd.DataFrame, path: str | Path, title: str) -> None
         (axes[1], "n_params", "train_samples", "{:g} training samples"),
     ):
         for key, sub in fitted.sort_values(x).groupby(group):
-            err = np.vstack([sub["b_crit"] - sub["b_crit_low"], sub["b_crit_high"] - sub["b_crit"]]).clip(min=0)
+            # intervals stop at the batch sizes that reached the target; a grey caret marks one that goes on
+            low = np.maximum(sub["b_crit_low"], sub.get("reached_min", sub["b_crit_low"]))
+            high = np.minimum(sub["b_crit_high"], sub.get("reached_max", sub["b_crit_high"]))
+            err = np.vstack([sub["b_crit"] - low, high - sub["b_crit"]]).clip(min=0)
             ax.errorbar(sub[x], sub["b_crit"], yerr=err, marker="o", capsize=3, label=label.format(key))
+            beyond_high, beyond_low = sub["b_crit_high"] > high, sub["b_crit_low"] < low
+            ax.scatter(sub.loc[beyond_high, x], high[beyond_high], marker="^", color="0.55", s=30, zorder=4)
+            ax.scatter(sub.loc[beyond_low, x], low[beyond_low], marker="v", color="0.55", s=30, zorder=4)
         for _, cell in flagged.iterrows():  # at the edge of the cell's data, pointing to where the fit put it
             lo, hi = cell.get("reached_min", np.nan), cell.get("reached_max", np.nan)
             shown, marker = (lo, "v") if cell["b_crit"] < lo else (hi, "^") if cell["b_crit"] > hi else (cell["b_crit"], "x")

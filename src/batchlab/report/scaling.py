@@ -19,7 +19,7 @@ CAPTION = (
     "steps to target (each cell's own target: {target}); bars: {level:.0%} bootstrap interval over seeds. Left: "
     "against training-set size, one line per width; right: against model parameters, one line per training-set "
     "size. Grey markers: cells whose B_crit is flagged (not a measurement), drawn at the edge of the batch sizes "
-    "that reached the target. Zhang et al. (2025) claim B_crit grows with the amount of data and hardly with model "
+    "that reached the target; a bar ends at that edge too, with a grey caret where its interval goes beyond it. Zhang et al. (2025) claim B_crit grows with the amount of data and hardly with model "
     "size; B_20 = B_crit/5 (their 20% rule) has the same slopes."
 )
 
