@@ -72,15 +72,19 @@ def test_steps_and_time_of_a_cell_by_hand():
             }
         }
     }
-    rate = cost.Rate(step_s=0.01, mac_s=1e-6)
+    rate = cost.Rate(step_s=0.01, param_s=1e-7, mac_s=1e-6)
     rates = cost.Rates("test", {"dense_ae": rate}, "test")
     (cell,) = cost.cell_costs("s", validate_config(raw).studies["s"], rates)
     macs = 2 * (20 * 4 + 4 * 2)  # encoder 20-4-2, mirrored decoder
     params = (20 * 4 + 4) + (4 * 2 + 2) + (2 * 4 + 4) + (4 * 20 + 20)
     steps = 2 * 80 // 4  # 80 training samples, 2 epochs, batch size 4
-    train = 2 * steps * (0.01 + 1e-6 * (4 * macs + params))
+
+    def step(b):
+        return 0.01 + 1e-7 * params + 1e-6 * b * macs
+
+    train = 2 * steps * step(4)
     evaluation = 2 * (1e-6 * macs / 3) * (5 * 10 + 2 * 100)  # 5 curve points on 10 validation samples, 2 passes over all
-    gradients = 1 * 1 * (2 * 1e-6 * macs * 8 + 2 * ((0.01 + 1e-6 * (macs + params)) + (0.01 + 1e-6 * (2 * macs + params))))
+    gradients = 1 * 1 * (8 * (2 * 1e-6 * macs + 1e-7 * params) + 2 * (step(1) + step(2)))  # 1 seed, 1 checkpoint
     assert (cell.runs, cell.steps) == (2, steps)
     assert cell.seconds == pytest.approx(train + evaluation + gradients, rel=1e-12)
 
@@ -129,7 +133,7 @@ def test_the_threshold_is_a_setting(capsys, tmp_path: Path):
 
 def test_a_bad_rates_file_is_a_clear_error(capsys, tmp_path: Path):
     bad = tmp_path / "rates.json"
-    bad.write_text(json.dumps({"device": "x", "kinds": {"dense_ae": {"step_s": 0.1, "mac_s": 1e-9}}}))
+    bad.write_text(json.dumps({"device": "x", "kinds": {"dense_ae": {"step_s": 0.1, "param_s": 1e-9, "mac_s": 1e-9}}}))
     assert main(["validate", str(ROOT / "tests/config/tiny.yaml"), "--rates", str(bad)]) == 2
     assert f"{bad}: no rate for model kind" in capsys.readouterr().err
     bad.write_text("{}")
@@ -142,7 +146,8 @@ def test_calibration_runs_once_and_is_cached(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(cost, "CALIBRATION_BLOCKS", 2)
     first = cost.machine_rates("cpu", {"mlp"})
     rate = first.kinds["mlp"]
-    assert rate.step_s >= 0 and rate.mac_s >= 0 and rate.step(1, *cost.model_work(*cost.REFERENCE["mlp"], 10)) > 0
+    assert min(rate.step_s, rate.param_s, rate.mac_s) >= 0
+    assert rate.step(1, *cost.model_work(*cost.REFERENCE["mlp"][1], 10)) > 0
     assert json.loads((tmp_path / "batchlab/rates.json").read_text())
     monkeypatch.setattr(cost, "calibrate", lambda kind, device: pytest.fail("calibrated again"))
     assert cost.machine_rates("cpu", {"mlp"}).kinds["mlp"] == rate

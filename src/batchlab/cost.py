@@ -1,14 +1,16 @@
 """What a config costs before it runs: each study's optimizer steps and an estimated time on this machine.
 
 A training step of a model of kind k at batch size B is taken to cost
-    t(B) = step_s[k] + mac_s[k] x (B x W + P),
-with W the multiply-accumulates of one sample's forward pass and P the parameters (the update touches
-each once), both counted from the config alone. step_s and mac_s come from a short calibration (a
-small reference model of the kind trained a few dozen steps at batch sizes 1 and 64 on this machine's
-device, one thread as a job has), run once and cached under the user's cache folder keyed by
-machine, device setting and torch version; or from a rates file (`batchlab validate --rates`, or the
-BATCHLAB_RATES environment variable). Evaluation, sharpness and gradient-noise passes are counted from
-the same rates; the SVMs and the jobs' start-up are not. The estimate is one job at a time: jobs
+    t(B) = step_s[k] + param_s[k] x P + mac_s[k] x B x W,
+with W the multiply-accumulates of one sample's forward pass and P the parameters, both counted from
+the config alone: a fixed part (Python, kernel launches), a part per parameter (at small batch sizes a
+step is bound by moving the weights, their gradients and the optimizer state) and a part per
+multiply-accumulate of the batch. The three rates come from a short calibration (a small and a large
+reference model of the kind, trained a few steps at batch size 1 and the large one also at 32, on this
+machine's device with one thread as a job has), run once and cached under the user's cache folder,
+keyed by machine, device setting and torch version; or from a rates file (`batchlab validate --rates`,
+or the BATCHLAB_RATES environment variable). Evaluation, sharpness and gradient-noise passes are counted
+from the same rates; the SVMs and the jobs' start-up are not. The estimate is one job at a time: jobs
 running side by side divide it.
 """
 
@@ -34,16 +36,32 @@ if TYPE_CHECKING:
     import torch
 
 RATES_ENV = "BATCHLAB_RATES"
-CALIBRATION_BATCH = 64
-CALIBRATION_BLOCKS, CALIBRATION_STEPS = 4, 5  # timed blocks of steps per batch size
+CALIBRATION_BATCH = 32
+CALIBRATION_BLOCKS, CALIBRATION_STEPS = 3, 4  # timed blocks of steps per measurement
 
-# A small model of each kind and its sample shape: what the calibration trains.
+# A small and a large model of each kind, with their sample shapes: what the calibration trains. The
+# large one is about the size of the default studies' models, so that its weights leave the cache.
 REFERENCE = {
-    "dense_ae": (DenseAE(kind="dense_ae", hidden=[256, 64], latent=32), (512,)),
-    "conv_ae": (ConvAE(kind="conv_ae", channels=[8, 16], latent=16), (1, 32, 32)),
-    "mlp": (MLPClassifier(kind="mlp", hidden=[256], latent=32), (64,)),
-    "cnn": (CNNClassifier(kind="cnn", channels=[8, 16], latent=32), (1, 32, 32)),
-    "contrastive": (ContrastiveEncoder(kind="contrastive", channels=[8, 16], latent=16, projection=8), (1, 40)),
+    "dense_ae": (
+        (DenseAE(kind="dense_ae", hidden=[64, 16], latent=8), (256,)),
+        (DenseAE(kind="dense_ae", hidden=[256, 64], latent=32), (2048,)),
+    ),
+    "conv_ae": (
+        (ConvAE(kind="conv_ae", channels=[4, 8], latent=8), (1, 16, 16)),
+        (ConvAE(kind="conv_ae", channels=[16, 32], latent=32), (1, 32, 32)),
+    ),
+    "mlp": (
+        (MLPClassifier(kind="mlp", hidden=[32], latent=16), (40,)),
+        (MLPClassifier(kind="mlp", hidden=[1024], latent=64), (512,)),
+    ),
+    "cnn": (
+        (CNNClassifier(kind="cnn", channels=[4, 8], latent=16), (1, 16, 16)),
+        (CNNClassifier(kind="cnn", channels=[16, 32], latent=64), (1, 32, 32)),
+    ),
+    "contrastive": (
+        (ContrastiveEncoder(kind="contrastive", channels=[4, 8], latent=8, projection=4), (1, 40)),
+        (ContrastiveEncoder(kind="contrastive", channels=[32, 64], latent=64, projection=32), (1, 40)),
+    ),
 }
 
 
@@ -130,13 +148,14 @@ def model_work(spec, shape: tuple[int, ...], classes: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Rate:
-    """Seconds per training step of one model kind: a fixed part and a part per multiply-accumulate."""
+    """Seconds per training step of one model kind: fixed, per parameter, per multiply-accumulate of the batch."""
 
     step_s: float
+    param_s: float
     mac_s: float
 
     def step(self, batch_size: int, macs: int, params: int) -> float:
-        return self.step_s + self.mac_s * (batch_size * macs + params)
+        return self.step_s + self.param_s * params + self.mac_s * batch_size * macs
 
 
 @dataclass
@@ -154,16 +173,16 @@ class Rates:
 
 
 def read_rates(path: str | Path) -> Rates:
-    """A rates file: {"device": "...", "kinds": {"dense_ae": {"step_s": ..., "mac_s": ...}, ...}}."""
+    """A rates file: {"device": "...", "kinds": {"dense_ae": {"step_s": ..., "param_s": ..., "mac_s": ...}, ...}}."""
     try:
         raw = json.loads(Path(path).read_text())
-        kinds = {k: Rate(float(v["step_s"]), float(v["mac_s"])) for k, v in raw["kinds"].items()}
+        kinds = {k: Rate(float(v["step_s"]), float(v["param_s"]), float(v["mac_s"])) for k, v in raw["kinds"].items()}
         return Rates(str(raw["device"]), kinds, f"rates file {path}")
     except FileNotFoundError:
         raise ValueError(f"{path}: no such rates file") from None
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: not a rates file ({type(err).__name__}: {err}); expected "
-                         '{"device": ..., "kinds": {kind: {"step_s": ..., "mac_s": ...}}}') from None
+                         '{"device": ..., "kinds": {kind: {"step_s": ..., "param_s": ..., "mac_s": ...}}}') from None
 
 
 def machine_key(device_setting: str) -> str:
@@ -187,46 +206,56 @@ def cache_file() -> Path:
 
 
 def calibrate(kind: str, device: torch.device) -> Rate:
-    """Time a few dozen training steps of the kind's reference model at batch sizes 1 and 64 (one thread)."""
+    """Time training steps of the kind's reference models (one thread) and solve for the three rates.
+
+    Small model at batch size 1, large model at 1 and at CALIBRATION_BATCH: the large model's two batch
+    sizes give mac_s, the two models at batch size 1 param_s, and the rest is step_s.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        (small, small_shape), (large, large_shape) = REFERENCE[kind]
+        t_small = _seconds_per_step(small, small_shape, 1, device)
+        t_large = _seconds_per_step(large, large_shape, 1, device)
+        t_batch = _seconds_per_step(large, large_shape, CALIBRATION_BATCH, device)
+    finally:
+        torch.set_num_threads(threads)
+    w_small, p_small = model_work(small, small_shape, 10)
+    w_large, p_large = model_work(large, large_shape, 10)
+    mac_s = max(t_batch - t_large, 0.0) / ((CALIBRATION_BATCH - 1) * w_large)
+    param_s = max(t_large - t_small - mac_s * (w_large - w_small), 0.0) / (p_large - p_small)
+    return Rate(step_s=max(t_small - param_s * p_small - mac_s * w_small, 0.0), param_s=param_s, mac_s=mac_s)
+
+
+def _seconds_per_step(spec, shape: tuple[int, ...], batch: int, device: torch.device) -> float:
+    """Adam steps of a fresh model on random data: the fastest of a few blocks (other work only adds time)."""
     import torch
 
     from batchlab.models import build_model
     from batchlab.objectives import sample_loss_for
 
-    spec, shape = REFERENCE[kind]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = build_model(spec, shape, 10).to(device)
-            loss_fn = sample_loss_for(spec, 0)
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-            def seconds_per_step(batch: int) -> float:
-                """The fastest of a few blocks of steps: other work on the machine only ever adds time."""
-                x = torch.rand((batch, *shape), device=device)
-                y = torch.randint(0, 10, (batch,), device=device)
-                blocks = []
-                for block in range(1 + CALIBRATION_BLOCKS):  # the first block warms up
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    start = time.perf_counter()
-                    for _ in range(CALIBRATION_STEPS):
-                        optimizer.zero_grad(set_to_none=True)
-                        loss_fn(model, x, y).mean().backward()
-                        optimizer.step()
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    blocks.append((time.perf_counter() - start) / CALIBRATION_STEPS)
-                return min(blocks[1:])
-
-            one, many = seconds_per_step(1), seconds_per_step(CALIBRATION_BATCH)
-    finally:
-        torch.set_num_threads(threads)
-    macs, params = model_work(spec, shape, 10)
-    mac_s = max(many - one, 0.0) / ((CALIBRATION_BATCH - 1) * macs)
-    return Rate(step_s=max(one - mac_s * (macs + params), 0.0), mac_s=mac_s)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(spec, shape, 10).to(device)
+        loss_fn = sample_loss_for(spec, 0)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        x = torch.rand((batch, *shape), device=device)
+        y = torch.randint(0, 10, (batch,), device=device)
+        blocks = []
+        for _ in range(1 + CALIBRATION_BLOCKS):  # the first block warms up
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            for _ in range(CALIBRATION_STEPS):
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(model, x, y).mean().backward()
+                optimizer.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            blocks.append((time.perf_counter() - start) / CALIBRATION_STEPS)
+    return min(blocks[1:])
 
 
 def machine_rates(device_setting: str, kinds: set[str], device: torch.device | None = None) -> Rates:
@@ -298,22 +327,21 @@ def cell_costs(name: str, study: Study, rates: Rates | None) -> list[CellCost]:
 def _measurement_s(study: Study, batch_size: int, steps: int, rate: Rate, work: tuple[int, int]) -> float:
     """Evaluation, sharpness and gradient-noise passes of a cell, from the same rate.
 
-    A forward pass costs about a third of a trained sample (forward, then backward twice the work); a
-    Hessian-vector product about two trained samples; a per-example gradient about two (vmap's overhead).
+    A forward pass over a sample costs about a third of a trained sample (the backward pass does twice
+    the work); a Hessian-vector product on the sharpness subset about two training steps on it; a
+    per-example gradient about two trained samples plus writing a gradient as large as the model.
     """
     macs, params = work
     n = study.data.n_samples_total()
     n_train, n_val, _ = split_sizes(n, study.data.split)
     runs = len(study.seeds) * len(study.optim.candidate_lrs())
-    forward = rate.mac_s * macs / 3
-    evaluation = forward * (min(study.curve_points, steps) * n_val + 2 * n)
-    sharpness = 2 * rate.mac_s * macs * study.sharpness.iters * min(study.sharpness.samples, n_train)
+    evaluation = rate.mac_s * macs / 3 * (min(study.curve_points, steps) * n_val + 2 * n)
+    subset = min(study.sharpness.samples, n_train)
+    sharpness = 2 * study.sharpness.iters * rate.step(subset, macs, params) if subset else 0.0
     g = study.gradients
     n_eval = g.eval_size(study.data.n_train())
-    sizes = g.spread_sizes(study.data.n_train())
-    per_checkpoint = (
-        2 * rate.mac_s * macs * n_eval
-        + g.spread_draws * sum(rate.step(s, macs, params) for s in sizes)
+    per_checkpoint = n_eval * (2 * rate.mac_s * macs + rate.param_s * params) + g.spread_draws * sum(
+        rate.step(size, macs, params) for size in g.spread_sizes(study.data.n_train())
     )
     gradients = min(g.seeds, len(study.seeds)) * len(g.checkpoints) * per_checkpoint
     return runs * (evaluation + sharpness) + gradients
@@ -371,12 +399,17 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
 def print_estimate(
     cfg: Config, device: torch.device | None = None, rates_file: str | None = None, source: str = "the config",
     stream=None,
-) -> None:
-    """Print each study's optimizer steps and estimated time; warn (stderr) above cfg.warn_above_hours."""
+) -> dict[str, list[CellCost]]:
+    """Print each study's optimizer steps and estimated time; warn (stderr) above cfg.warn_above_hours.
+
+    Returns every cell's cost, by config study name.
+    """
     rates_file = rates_file or os.environ.get(RATES_ENV)
     kinds = {study.model.kind for study in cfg.studies.values()}
     rates = read_rates(rates_file) if rates_file else machine_rates(cfg.device, kinds, device)
-    lines, warning = describe(cfg, estimate(cfg, rates), rates, source)
+    costs = estimate(cfg, rates)
+    lines, warning = describe(cfg, costs, rates, source)
     print("\n".join(lines), file=stream or sys.stdout, flush=True)
     if warning:
         print(warning, file=sys.stderr, flush=True)
+    return costs

@@ -33,6 +33,7 @@ def _one_of(names):
 DEVICE = resolve_device(CFG.device)
 TRAIN_GPUS = 1 if DEVICE.type == "cuda" else 0
 
+
 # GPU sharing on one machine: the profile's `gpu` resource is the number of GPU slots in all (slots
 # per GPU x GPUs), `gpu_devices` optionally the number of GPUs to use. Checked here, before any job
 # starts; each GPU job then takes a free slot itself (batchlab.gpu_slots): Snakemake's local executor
@@ -54,8 +55,16 @@ except GpuSlotError as err:
     raise WorkflowError(str(err))
 GPU_SLOTS = GPU_PLAN.cli_args() if GPU_PLAN and TRAIN_GPUS else ""
 
+# The cost of every cell, printed before the run and used to start the longest training cells first.
+CELL_SECONDS = {}
 if workflow.is_main_process:
-    print_estimate(CFG, device=DEVICE, source=_config_source(), stream=sys.stderr)
+    CELL_SECONDS = {
+        (cell.study, cell.batch_size): cell.seconds or 0.0
+        for cells in print_estimate(
+            CFG, device=DEVICE, source=_config_source(), stream=sys.stderr
+        ).values()
+        for cell in cells
+    }
 
 
 wildcard_constraints:
@@ -166,6 +175,14 @@ class Untracked:
 
 def cuda_graphs(wildcards):
     return Untracked(STUDIES[wildcards.study].training.cuda_graphs)
+
+
+def train_priority(wildcards):
+    """Longest cells first (their estimated seconds), so that the longest does not start last.
+
+    Only the order of jobs changes, never a result; a priority is no rerun trigger.
+    """
+    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs)), 0.0)
 
 
 def target_json(wildcards):

@@ -11,6 +11,7 @@ rule train:
         "logs/{study}/train_bs{bs}.log",
     benchmark:
         "logs/{study}/train_bs{bs}.benchmark.tsv"
+    priority: train_priority
     threads: 1
     resources:
         mem_mb=4000,
