@@ -150,13 +150,14 @@ def study_threads(wildcards):
     """Workers of a study-wide job: one per cell, up to half the cores, so that other jobs fit beside it.
 
     On two cores that is one: two study-wide jobs side by side keep both cores busy, where one job of
-    two workers would leave a core idle whenever a one-thread job held the other.
+    two workers would leave a core idle whenever a one-thread job held the other. On a cluster (no
+    --cores) one, which every node can give; `--set-threads downstream=N gradients=N` asks for more.
     """
     cells = len(STUDIES[wildcards.study].batch_sizes)
     try:
         return max(1, min(cells, workflow.cores // 2))
-    except WorkflowError:  # no --cores: a cluster executor gives each job its own CPUs
-        return cells
+    except WorkflowError:
+        return 1
 
 
 def gradient_threads(wildcards):
