@@ -6,7 +6,7 @@ PROFILE ?= workstation
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: setup run test lint schema report clean
+.PHONY: setup run test lint schema report time clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ schema: setup
 
 report: setup
 	$(BIN)/snakemake --report reports/snakemake-report.zip
+
+# Wall time, and per rule jobs, job-seconds, CPU-seconds and start-up share, of a config run in a scratch copy.
+time: setup
+	$(BIN)/python benchmarks/pipeline_time.py --config $(or $(CONFIG),config/config.yaml) --profile $(PROFILE) --cores $(CORES)
 
 clean:
 	rm -rf data results logs .snakemake reports/*/ reports/index.html

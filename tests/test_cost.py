@@ -154,3 +154,15 @@ def test_calibration_runs_once_and_is_cached(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(cost, "machine_key", lambda setting: "another machine")
     with pytest.raises(pytest.fail.Exception):
         cost.machine_rates("cpu", {"mlp"})
+
+
+def test_a_cached_rate_of_an_older_format_is_calibrated_again(tmp_path: Path, monkeypatch):
+    """A cache written by an earlier version (other fields) must not stop every run with a TypeError."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    stale = {"device": "cpu", "measured": "2026-01-01", "kinds": {"mlp": {"mac_s": 1e-10, "step_s": 1e-4}}}
+    (tmp_path / "batchlab").mkdir()
+    (tmp_path / "batchlab/rates.json").write_text(json.dumps({cost.machine_key("cpu"): stale}))
+    fresh = cost.Rate(step_s=1.0, param_s=2.0, mac_s=3.0)
+    monkeypatch.setattr(cost, "calibrate", lambda kind, device: fresh)
+    assert cost.machine_rates("cpu", {"mlp"}).kinds["mlp"] == fresh
+    assert json.loads((tmp_path / "batchlab/rates.json").read_text())[cost.machine_key("cpu")]["kinds"]["mlp"] == vars(fresh)

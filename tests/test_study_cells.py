@@ -115,3 +115,22 @@ def test_a_cell_missing_one_table_is_computed_again(tmp_path: Path):
     assert cache.has("k")
     cache.paths("k")[1].unlink()
     assert not cache.has("k")
+
+
+def test_changed_code_is_not_answered_from_the_cache(tmp_path: Path, monkeypatch):
+    """A cell's key covers the batchlab modules loaded: edit one and every key changes."""
+    import sys
+    import types
+
+    from batchlab.cell_cache import code_digest
+
+    source = tmp_path / "measure.py"
+    source.write_text("VERSION = 1\n")
+    module = types.ModuleType("batchlab._measure_for_test")
+    module.__file__ = str(source)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    inputs = tmp_path / "in.txt"
+    inputs.write_text("x")
+    before = cell_key("step", {"b": 1}, [inputs]), code_digest()
+    source.write_text("VERSION = 2\n")
+    assert cell_key("step", {"b": 1}, [inputs]) != before[0] and code_digest() != before[1]

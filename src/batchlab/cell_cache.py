@@ -2,8 +2,8 @@
 
 A study-wide job (the downstream SVMs, the gradient noise) covers every cell of a study in one
 process. Each cell's result is kept under the study's cache folder, named by a hash of the content of
-its input files and of the settings it was computed with, so a rerun (a batch size added, a cell
-retrained) computes only the cells whose inputs changed. Cells not in the cache are computed in
+its input files, of the settings it was computed with and of the code, so a rerun (a batch size
+added, a cell retrained) computes only the cells whose inputs changed. Cells not in the cache are computed in
 separate processes, one cell per process at a time: parallel across cells, never inside a
 computation, so the numbers do not depend on the number of workers.
 """
@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -33,9 +35,31 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def code_digest() -> str:
+    """SHA-256 of the batchlab modules this process has imported and the versions of the libraries that compute.
+
+    A changed measurement (or a new scikit-learn or torch) must not be answered from the cache, even
+    when Snakemake is told to rerun a job whose inputs have not changed.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(n for n in sys.modules if n == "batchlab" or n.startswith("batchlab.")):
+        source = getattr(sys.modules[name], "__file__", None)
+        if source:
+            digest.update(name.encode() + b"\0" + Path(source).read_bytes())
+    for package in ("numpy", "scipy", "scikit-learn", "torch"):
+        try:
+            digest.update(f"{package}={metadata.version(package)}".encode())
+        except metadata.PackageNotFoundError:
+            pass
+    return digest.hexdigest()
+
+
 def cell_key(step: str, settings: dict, files: list[str | Path]) -> str:
-    """The name of one cell's result: its step, its settings (JSON-able) and the content of its input files."""
-    text = json.dumps({"step": step, "settings": settings, "files": [file_digest(f) for f in files]}, sort_keys=True)
+    """The name of one cell's result: its step, its settings (JSON-able), its input files' content and the code."""
+    text = json.dumps(
+        {"step": step, "settings": settings, "files": [file_digest(f) for f in files], "code": code_digest()},
+        sort_keys=True,
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 

@@ -23,7 +23,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -266,7 +266,7 @@ def machine_rates(device_setting: str, kinds: set[str], device: torch.device | N
     except (OSError, ValueError):
         cache = {}
     entry = cache.get(key, {})
-    have = {k: Rate(**v) for k, v in entry.get("kinds", {}).items()}
+    have = {k: Rate(**v) for k, v in entry.get("kinds", {}).items() if _is_rate(v)}
     missing = sorted(kinds - set(have))
     if missing:
         if device is None:
@@ -284,6 +284,13 @@ def machine_rates(device_setting: str, kinds: set[str], device: torch.device | N
 
         io.write_json(cache, path)
     return Rates(entry["device"], have, f"calibrated {entry['measured']}, cached in {path}")
+
+
+def _is_rate(entry: object) -> bool:
+    """Whether a cached entry has exactly a Rate's fields (one from an older model of the cost is calibrated again)."""
+    return isinstance(entry, dict) and set(entry) == {f.name for f in fields(Rate)} and all(
+        isinstance(v, (int, float)) for v in entry.values()
+    )
 
 
 def device_name(device: torch.device) -> str:

@@ -151,14 +151,23 @@ def batch_sizes(wildcards):
     return " ".join(str(b) for b in STUDIES[wildcards.study].batch_sizes)
 
 
-def cell_count(wildcards):
-    """Threads of a study-wide job: one worker per cell, as many as the cores allow (Snakemake caps it)."""
-    return len(STUDIES[wildcards.study].batch_sizes)
+def study_threads(wildcards):
+    """Workers of a study-wide job: one per cell, up to half the cores, so that other jobs fit beside it.
+
+    On two cores that is one: two study-wide jobs side by side keep both cores busy, where one job of
+    two workers would leave a core idle whenever a one-thread job held the other. On a cluster (no
+    --cores) one, which every node can give; `--set-threads downstream=N gradients=N` asks for more.
+    """
+    cells = len(STUDIES[wildcards.study].batch_sizes)
+    try:
+        return max(1, min(cells, workflow.cores // 2))
+    except WorkflowError:
+        return 1
 
 
 def gradient_threads(wildcards):
     """On a GPU the cells are measured one after another in one process (one GPU slot)."""
-    return 1 if TRAIN_GPUS else cell_count(wildcards)
+    return 1 if TRAIN_GPUS else study_threads(wildcards)
 
 
 class Untracked:
@@ -183,6 +192,11 @@ def train_priority(wildcards):
     Only the order of jobs changes, never a result; a priority is no rerun trigger.
     """
     return CELL_SECONDS.get((wildcards.study, int(wildcards.bs)), 0.0)
+
+
+def baselines_priority(wildcards):
+    """Before any training cell: a baseline needs only the data, and the raw-input SVM can take a minute."""
+    return max(CELL_SECONDS.values(), default=0.0) + 1.0
 
 
 def target_json(wildcards):

@@ -11,7 +11,7 @@ rule downstream:
         "logs/{study}/downstream.log",
     benchmark:
         "logs/{study}/downstream.benchmark.tsv"
-    threads: cell_count
+    threads: study_threads
     resources:
         mem_mb=4000,
         runtime=60,
@@ -33,6 +33,7 @@ rule baselines:
         "logs/{study}/baselines.log",
     benchmark:
         "logs/{study}/baselines.benchmark.tsv"
+    priority: baselines_priority
     threads: 1
     resources:
         mem_mb=4000,
