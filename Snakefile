@@ -14,6 +14,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/downstream.smk"
 include: "workflow/rules/gradients.smk"
+include: "workflow/rules/to_target.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -95,13 +95,15 @@ def test_validate_prints_steps_and_time(capsys, tmp_path: Path):
     assert main(["validate", str(path), "--rates", str(RATES)]) == 0
     out, err = capsys.readouterr()
     cfg = validate_config(TINY)
+    sweeps = [s for name, study in cfg.studies.items() for s in study.variants(name).values()]
+    sweeps += [s.to_target_view() for s in sweeps if s.to_target is not None]  # at their cap
     steps = sum(
-        len(s.seeds) * len(s.optim.candidate_lrs()) * s.budget.steps(b, s.data.n_train())
-        for name, study in cfg.studies.items() for s in study.variants(name).values() for b in s.batch_sizes
+        len(s.seeds) * len(s.optim.candidate_lrs()) * s.budget.steps(b, s.data.n_train()) for s in sweeps for b in s.batch_sizes
     )
     assert "estimated cost (test rates" in out
     assert "tiny_ehr: " in out and "optimizer steps over 3 cells" in out
     assert "tiny_scaling: " in out and "over 16 cells" in out  # 4 grid cells x 4 batch sizes
+    assert "tiny_signal: " in out and "over 5 cells, " in out and "(3 train-to-target cells counted at their cap" in out
     lines = [ln for ln in out.splitlines() if "optimizer steps" in ln]
     assert sum(int(ln.split(": ")[1].split(" optimizer")[0].replace(",", "")) for ln in lines) == steps
     assert "warning" not in err

@@ -25,6 +25,7 @@ USES = {
     "gradients": {"torch", "pandas"},
     "critical": {"pandas", "scipy", "torch"},  # torch: a baseline_fraction target's constant-prediction loss
     "aggregate": {"pandas"},
+    "collect": {"pandas"},
     "report": {"pandas", "scipy", "matplotlib", "seaborn"},
     "scaling": {"pandas", "scipy", "matplotlib", "seaborn"},
     "index": set(),

@@ -13,7 +13,7 @@ from batchlab import engine, io
 from batchlab.config import Study
 from batchlab.data import load_dataset
 from batchlab.resume import ResumePoint, StopFlag, run_identity
-from batchlab.run import RunResult
+from batchlab.run import RunResult, StopAt
 from batchlab.train import Progress, resolve_device, train_run
 from batchlab.tuning import rank_learning_rates
 
@@ -28,6 +28,7 @@ def train_cell(
     checkpoint_every_s: float = 300.0,
     stop: StopFlag | None = None,
     cuda_graphs: str | None = None,
+    stop_at: StopAt | None = None,
 ) -> pd.DataFrame:
     """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt.
 
@@ -41,7 +42,8 @@ def train_cell(
     runs (the progress every `checkpoint_every_s` seconds; with the reference trainer also each finished
     run whole), so a killed job started again continues where it stopped; the folder is removed once
     the outputs are written. `cuda_graphs`, when given, replaces the study's training.cuda_graphs (it
-    reaches the job apart from the study, since it changes speed and not numbers).
+    reaches the job apart from the study, since it changes speed and not numbers). With `stop_at` every run trains to that validation loss or to the budget,
+    whichever comes first (a train-to-target cell: the study is its to_target_view).
     """
     out_dir = Path(out_dir)
     if cuda_graphs is not None:
@@ -58,8 +60,12 @@ def train_cell(
     }
     runs = [(lr, seed) for lr in study.optim.candidate_lrs() for seed in study.seeds]
     every_s, stop = checkpoint_every_s, stop or StopFlag()
+    if stop_at is not None:
+        cell_json += f"|stop_at={stop_at.value!r}"
     if engine.use_batched(study, dev):
-        results = _train_batched(study, study_name, batch_size, data, dev, runs, fractions, cell_json, resume_dir, every_s, stop)
+        results = _train_batched(
+            study, study_name, batch_size, data, dev, runs, fractions, cell_json, resume_dir, every_s, stop, stop_at
+        )
     else:
         results = {}
         for lr, seed in runs:
@@ -71,7 +77,8 @@ def train_cell(
                 label = f"{study_name} bs={batch_size} lr={lr:g} seed={seed}"
                 progress = ResumePoint(resume_dir / f"{tag}.pt", identity, every_s, stop)
                 result = train_run(
-                    study, data, batch_size, seed, dev, fractions[seed], Progress(label, steps, batch_size), progress, lr
+                    study, data, batch_size, seed, dev, fractions[seed], Progress(label, steps, batch_size), progress, lr,
+                    stop_at,
                 )
                 finished.save(_as_tensors(result))
                 progress.clear()
@@ -101,6 +108,10 @@ def train_cell(
         f"seed{seed}": {f"{f:g}": state for f, state in result.checkpoints.items()}
         for seed, result in zip(study.seeds, chosen)
     }
+    checkpoints["steps"] = {
+        f"seed{seed}": {f"{f:g}": step for f, step in result.checkpoint_steps.items()}
+        for seed, result in zip(study.seeds, chosen)
+    }
     io.write_torch(checkpoints, out_dir / "checkpoints.pt")
     io.write_parquet(pd.DataFrame(curves), out_dir / "curves.parquet")
     io.write_parquet(lr_search, out_dir / "lr_search.parquet")
@@ -110,7 +121,7 @@ def train_cell(
 
 
 def _train_batched(
-    study, study_name, batch_size, data, dev, runs, fractions, cell_json, resume_dir, every_s, stop
+    study, study_name, batch_size, data, dev, runs, fractions, cell_json, resume_dir, every_s, stop, stop_at
 ) -> dict[tuple[float, int], RunResult]:
     """Every run of the cell in one call of the batched engine, resumable from one state file.
 
@@ -123,7 +134,7 @@ def _train_batched(
     steps = study.budget.steps(batch_size, len(data.indices("train")))
     label = f"{study_name} bs={batch_size} {len(runs)} runs"
     results = engine.train_runs(
-        study, data, batch_size, runs, dev, fractions, Progress(label, steps, batch_size * len(runs)), point
+        study, data, batch_size, runs, dev, fractions, Progress(label, steps, batch_size * len(runs)), point, stop_at
     )
     point.clear()
     return dict(zip(runs, results))
@@ -136,6 +147,7 @@ def _as_tensors(result: RunResult) -> dict:
         "curve": result.curve,
         "embeddings": torch.from_numpy(result.embeddings),
         "checkpoints": result.checkpoints,
+        "checkpoint_steps": result.checkpoint_steps,
     }
 
 
@@ -143,4 +155,6 @@ def _finished_run(point: ResumePoint) -> RunResult | None:
     state = point.load()
     if state is None:
         return None
-    return RunResult(state["record"], state["curve"], state["embeddings"].numpy(), state["checkpoints"])
+    return RunResult(
+        state["record"], state["curve"], state["embeddings"].numpy(), state["checkpoints"], state["checkpoint_steps"]
+    )

@@ -62,13 +62,15 @@ def cmd_train(args: argparse.Namespace) -> None:
             f"study {args.study!r}: batch size {args.batch_size} is larger than the training split of {args.data} "
             f"({n_train} samples, after the data set's exclusions); remove it from batch_sizes"
         )
+    study = _study(args)
+    stop_at = _stop_at(args, study) if args.to_target_json else None
     _take_gpu_slot(args)
     stop = StopFlag()
     stop.install()  # SIGTERM (SLURM's time limit or preemption) saves the state before exiting
     try:
         train_cell(
-            _study(args), args.study, args.batch_size, args.data, args.out_dir, device=args.device,
-            checkpoint_every_s=args.checkpoint_every_s, stop=stop, cuda_graphs=args.cuda_graphs,
+            study, args.study, args.batch_size, args.data, args.out_dir, device=args.device,
+            checkpoint_every_s=args.checkpoint_every_s, stop=stop, cuda_graphs=args.cuda_graphs, stop_at=stop_at,
         )
     except (torch.OutOfMemoryError, MemoryError) as err:
         raise MemoryError(
@@ -77,6 +79,34 @@ def cmd_train(args: argparse.Namespace) -> None:
             "accumulation, the same effective batch), lower the batch size, use a device with more memory, "
             f"or set device: cpu. ({str(err).splitlines()[0]})"
         ) from None
+
+
+def _stop_at(args: argparse.Namespace, study):
+    """The validation loss a train-to-target cell trains to, from the config's to_target block, the data and the pilot."""
+    import pandas as pd
+
+    from batchlab.config import ToTarget
+    from batchlab.data import load_dataset
+    from batchlab.run import StopAt
+    from batchlab.targets import constant_prediction_loss, pilot_loss, stop_target
+
+    spec = ToTarget.model_validate_json(args.to_target_json)
+    baseline = math.nan if spec.kind == "value" else constant_prediction_loss(load_dataset(args.data), study.model, "val")
+    pilot = pilot_loss(pd.read_parquet(args.pilot)) if args.pilot else math.nan
+    try:
+        value = stop_target(spec.kind, spec.value, baseline, pilot)
+    except ValueError as err:
+        raise ValueError(f"study {args.study!r}, field 'to_target': {err}") from None
+    print(f"batchlab train: to target: validation loss {value:.6g} ({spec.describe()}; baseline {baseline:.6g}, "
+          f"pilot {pilot:.6g})", file=sys.stderr, flush=True)
+    return StopAt(value)
+
+
+def cmd_collect(args: argparse.Namespace) -> None:
+    from batchlab.aggregate import read_all
+
+    io.write_parquet(read_all(args.runs), args.runs_out)
+    io.write_parquet(read_all(args.curves), args.curves_out)
 
 
 def cmd_downstream(args: argparse.Namespace) -> None:
@@ -112,7 +142,7 @@ def cmd_gradients(args: argparse.Namespace) -> None:
     _same_length(args, "checkpoints")
     stats, spread = gradient_cells(
         args.study, _study(args), GradientNoise.model_validate_json(args.gradients_json), args.data,
-        list(zip(args.batch_sizes, args.checkpoints)), args.device, args.cache, args.workers,
+        list(zip(args.batch_sizes, args.checkpoints)), args.device, args.cache, args.workers, spread=not args.no_spread,
     )
     io.write_parquet(spread, args.spread)
     io.write_parquet(stats, args.out)
@@ -146,7 +176,14 @@ def cmd_critical(args: argparse.Namespace) -> None:
     spec = StepsToTarget.model_validate_json(args.target_json)
     model = TypeAdapter(ModelSpec).validate_json(args.model_json)
     baseline = math.nan
-    if spec.kind == "baseline_fraction":  # the data define a baseline: the best constant prediction
+    if args.target_runs:  # a train-to-target analysis: the target its runs trained to
+        targets = read_all(args.target_runs)["target"].unique()
+        if len(targets) != 1:
+            raise ValueError(f"study {args.study!r}: the train-to-target runs trained to {len(targets)} targets: {targets}")
+        spec = spec.model_copy(update={"kind": "value", "value": float(targets[0]), "metric": "val_loss"})
+        if model.kind != "contrastive":
+            baseline = constant_prediction_loss(load_dataset(args.data), model, "val")
+    elif spec.kind == "baseline_fraction":  # the data define a baseline: the best constant prediction
         baseline = constant_prediction_loss(load_dataset(args.data), model, SPLITS[spec.metric])
     try:
         steps, table = analyse(pd.read_parquet(args.curves), read_all(args.noise), spec, baseline)
@@ -182,6 +219,10 @@ def cmd_report(args: argparse.Namespace) -> None:
         "target": data.target,
     }
     section = describe_data(data, args.out_dir)
+    to_target = None
+    if args.to_target:
+        runs, curves, noise = args.to_target
+        to_target = {"runs": pd.read_parquet(runs), "curves": pd.read_parquet(curves), "noise": read_all([noise])}
     build_study_report(
         args.study,
         _study(args),
@@ -196,6 +237,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         pd.read_parquet(args.lr_search),
         args.out_dir,
         data_section=section,
+        to_target=to_target,
     )
 
 
@@ -270,6 +312,8 @@ def parser() -> argparse.ArgumentParser:
         "--cuda-graphs", choices=["auto", "require", "off"], default=None,
         help="the study's training.cuda_graphs (passed apart from --study-json: it changes speed, not numbers)",
     )
+    sp.add_argument("--to-target-json", help="train to a target: the study's to_target block, as JSON")
+    sp.add_argument("--pilot", help="with a pilot_fraction target: the pilot cell's runs.parquet")
     gpu_slots(sp)
     sp = add(
         "downstream", cmd_downstream, "SVM in k-fold CV on the embeddings of every cell of a study",
@@ -300,6 +344,7 @@ def parser() -> argparse.ArgumentParser:
     gpu_slots(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--spread", required=True)
+    sp.add_argument("--no-spread", action="store_true", help="the noise statistics only (the spread table is empty)")
     sp = add(
         "critical", cmd_critical, "steps-to-target, the S(B) fit and the critical batch size",
         ("batchlab.aggregate", "batchlab.critical", "batchlab.data", "batchlab.targets"), study=False,
@@ -310,8 +355,14 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", required=True, help="the study's data set (for the baseline loss)")
     sp.add_argument("--curves", required=True)
     sp.add_argument("--noise", nargs="+", required=True)
+    sp.add_argument("--target-runs", nargs="+", help="train-to-target runs: the analysis uses the target they trained to")
     sp.add_argument("--steps", required=True)
     sp.add_argument("--out", required=True)
+    sp = add("collect", cmd_collect, "concatenate a study's train-to-target cells", ("batchlab.aggregate",), study=False)
+    sp.add_argument("--runs", nargs="+", required=True)
+    sp.add_argument("--curves", nargs="+", required=True)
+    sp.add_argument("--runs-out", required=True)
+    sp.add_argument("--curves-out", required=True)
     sp = add("aggregate", cmd_aggregate, "join a study's cells into one tidy table", ("batchlab.aggregate",), study=False)
     sp.add_argument("--runs", nargs="+", required=True)
     sp.add_argument("--downstream", nargs="+", required=True)
@@ -332,6 +383,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", required=True)
     sp.add_argument("--critical", required=True)
     sp.add_argument("--lr-search", required=True)
+    sp.add_argument("--to-target", nargs=3, metavar=("RUNS", "CURVES", "NOISE"),
+                    help="the train-to-target analysis's runs, curves and gradient noise (its steps and critical "
+                    "tables are --steps and --critical)")
     sp.add_argument("--out-dir", required=True)
     sp = add(
         "scaling", cmd_scaling, "critical batch size across a scaling grid's cells, and its report",

@@ -699,6 +699,70 @@ class StepsToTarget(Strict):
         }[self.kind]
 
 
+TO_TARGET_KINDS = ("value", "baseline_ratio", "pilot_fraction")
+
+
+class ToTarget(Strict):
+    """A train-to-target analysis of the critical batch size beside the fixed-budget sweep (McCandlish et al. 2018).
+
+    Every batch size trains until its validation loss reaches a target known before training, or until the
+    cap; the study's critical-batch estimates then come from these runs' steps to the target.
+    """
+
+    kind: Literal[TO_TARGET_KINDS] = Field(
+        "pilot_fraction",
+        description="value: reach this validation loss; baseline_ratio: reach value x the data's baseline (the loss "
+        "of the best constant prediction); pilot_fraction: reach baseline - value x (baseline - pilot), the pilot being "
+        "the mean final validation loss of the fixed-budget sweep's smallest batch size (value 1: the pilot's own loss).",
+    )
+    value: PositiveFloat = Field(0.5, description="The loss, the ratio to the baseline, or the share of the pilot's improvement.")
+    cap: Budget = Field(description="Most training a run gets if it does not reach the target (epochs or samples).")
+    batch_sizes: list[PositiveInt] | None = Field(None, min_length=1, description="Batch sizes (default: the study's).")
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=2, description="Seeds, at least 2 for the intervals (default: the study's first two)."
+    )
+    checks: int = Field(
+        100, ge=4, le=2000, description="Log-spaced steps over the cap at which the target is checked and the curve logged."
+    )
+    gradient_seeds: PositiveInt = Field(
+        2, description="Seeds whose gradient noise is measured where their runs stopped: at the target, when they reached it."
+    )
+
+    @field_validator("cap")
+    @classmethod
+    def _cap_in_samples(cls, cap: Budget) -> Budget:
+        if cap.unit == "steps":
+            raise ValueError("the cap must be in epochs or samples, the same data for every batch size")
+        return cap
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _sorted_unique(cls, sizes: list[int] | None) -> list[int] | None:
+        return None if sizes is None else sorted(_no_repeats(sizes, "to_target.batch_sizes"))
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        return None if seeds is None else _no_repeats(seeds, "to_target.seeds")
+
+    @model_validator(mode="after")
+    def _share_in_range(self) -> "ToTarget":
+        if self.kind == "pilot_fraction" and self.value > 1:
+            raise ValueError(f"a pilot_fraction target must be in (0, 1], got {self.value}")
+        if self.gradient_seeds > len(self.seeds or [0, 1]):
+            raise ValueError(f"gradient_seeds ({self.gradient_seeds}) exceeds the number of seeds")
+        return self
+
+    def describe(self) -> str:
+        """The target in words, for captions and pages."""
+        return {
+            "value": f"validation loss {self.value:g}",
+            "baseline_ratio": f"{self.value:g} x the data's baseline (the best constant prediction)",
+            "pilot_fraction": f"{self.value:g} of the pilot's improvement below the data's baseline (the pilot: "
+            "the fixed-budget sweep's smallest batch size)",
+        }[self.kind]
+
+
 CLAIM_METRICS = (
     "train_loss", "val_loss", "test_loss",
     "svm_roc_auc_mean", "svm_accuracy_mean", "svm_r2_mean", "svm_mae_mean",
@@ -842,6 +906,11 @@ class Study(Strict):
     scaling: Scaling | None = Field(
         None, description="Run the study over a grid of training-set sizes and model widths (Zhang et al. 2025)."
     )
+    to_target: ToTarget | None = Field(
+        None,
+        description="Also train every batch size to a target known before training; the critical batch size is then "
+        "measured from those runs (config/README.md: to_target).",
+    )
 
     @field_validator("batch_sizes", mode="before")
     @classmethod
@@ -908,7 +977,33 @@ class Study(Strict):
                 "steps_to_target": StepsToTarget(),
                 "claims": [],
                 "scaling": None,
+                "to_target": None,
                 "training": self.training.model_copy(update={"cuda_graphs": "auto"}),
+            }
+        )
+
+    def to_target_view(self) -> "Study":
+        """The study the train-to-target runs are: the cap as the budget, its batch sizes and seeds, the target
+        checked at `checks` log-spaced steps, weights kept where a run stops; no sharpness, SVMs or claims."""
+        t = self.to_target
+        if t is None:
+            raise ValueError("the study has no to_target block")
+        seeds = t.seeds or self.seeds[:2]
+        g = self.gradients
+        return self.model_copy(
+            update={
+                "budget": t.cap,
+                "batch_sizes": t.batch_sizes or self.batch_sizes,
+                "seeds": seeds,
+                "curve_points": t.checks,
+                "gradients": g.model_copy(update={"checkpoints": [1.0], "seeds": t.gradient_seeds}),
+                "sharpness": Sharpness(samples=0),
+                "steps_to_target": StepsToTarget(metric="val_loss", kind="value", value=1.0,
+                                                 interpolate=self.steps_to_target.interpolate,
+                                                 bootstrap=self.steps_to_target.bootstrap),
+                "claims": [],
+                "scaling": None,
+                "to_target": None,
             }
         )
 
@@ -966,6 +1061,25 @@ class Study(Strict):
                 raise ValueError("a claim about data size needs at least two scaling.train_samples")
             if "flat_with_model_size" in wanted and len(self.scaling.width_factors) < 2:
                 raise ValueError("a claim about model size needs at least two scaling.width_factors")
+        if self.to_target is not None:
+            t = self.to_target
+            unused = sorted(self.steps_to_target.model_fields_set & {"metric", "kind", "value"})
+            if unused:
+                raise ValueError(
+                    f"steps_to_target.{', steps_to_target.'.join(unused)} would not be used: with to_target the critical "
+                    "batch size is measured at to_target's target; remove them (interpolate and bootstrap still apply)"
+                )
+            if t.kind != "value" and self.model.kind == "contrastive":
+                raise ValueError(
+                    f"to_target.kind {t.kind!r} needs the data's baseline (a constant prediction), which a contrastive "
+                    "loss has not; use kind: value"
+                )
+            if t.seeds is None and len(self.seeds) < 2:
+                raise ValueError("to_target needs at least 2 seeds: set to_target.seeds or add study seeds")
+            limit = self.data.n_train() if self.scaling is None else min(self.scaling.train_samples)
+            too_big = [b for b in (t.batch_sizes or []) if b > limit]
+            if too_big:
+                raise ValueError(f"to_target.batch_sizes {too_big} exceed the training set ({limit} samples)")
         if self.gradients.seeds > len(self.seeds):
             raise ValueError(f"gradients.seeds ({self.gradients.seeds}) exceeds the number of seeds ({len(self.seeds)})")
         gradient_claims = [c.id for c in self.claims if c.metric in GRADIENT_METRICS]
@@ -975,6 +1089,8 @@ class Study(Strict):
             )
         if gradient_claims and max(self.gradients.checkpoints) == 0:
             raise ValueError(f"claims {gradient_claims} need a gradients.checkpoints fraction above 0 (a trained model)")
+        if gradient_claims and self.to_target is not None and self.to_target.gradient_seeds < 2:
+            raise ValueError(f"claims {gradient_claims} resample the seeds measured at the target: set to_target.gradient_seeds to at least 2")
         noise_claims = [c.id for c in self.claims if c.metric == "gradient_noise_scale"]
         if noise_claims and self.model.kind == "contrastive":
             raise ValueError(f"claims {noise_claims}: the gradient noise scale is not defined for an in-batch (contrastive) loss")

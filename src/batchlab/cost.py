@@ -23,7 +23,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -313,10 +313,18 @@ class CellCost:
     runs: int
     steps: int
     seconds: float | None
+    to_target: bool = False  # a train-to-target cell, costed at its cap: an upper bound
 
 
 def cell_costs(name: str, study: Study, rates: Rates | None) -> list[CellCost]:
-    """Every cell of one runnable study (a plain study, or one cell of a scaling grid)."""
+    """Every cell of one runnable study (a plain study, or one cell of a scaling grid), its to-target cells last."""
+    cells = _sweep_costs(name, study, rates)
+    if study.to_target is not None:
+        cells += [replace(c, to_target=True) for c in _sweep_costs(name, study.to_target_view(), rates)]
+    return cells
+
+
+def _sweep_costs(name: str, study: Study, rates: Rates | None) -> list[CellCost]:
     data = study.data
     n_train = data.n_train()
     runs = len(study.seeds) * len(study.optim.candidate_lrs())
@@ -384,7 +392,9 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
         steps = sum(c.runs * c.steps for c in study_cells)
         known = [c.seconds for c in study_cells if c.seconds is not None]
         time_text = f"≈ {_duration(sum(known))}" if len(known) == len(study_cells) else "time not estimated (sample shape unknown before the data are made)"
-        lines.append(f"  {name}: {_count(steps)} optimizer steps over {len(study_cells)} cells, {time_text}")
+        capped = sum(c.to_target for c in study_cells)
+        capped_text = f" ({capped} train-to-target cells counted at their cap: an upper bound)" if capped else ""
+        lines.append(f"  {name}: {_count(steps)} optimizer steps over {len(study_cells)} cells, {time_text}{capped_text}")
         total += sum(known)
         cells += [c for c in study_cells if c.seconds is not None]
     lines.append(
@@ -394,7 +404,7 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
     warning = None
     if total > cfg.warn_above_hours * 3600:
         top = sorted(cells, key=lambda c: c.seconds, reverse=True)[:3]
-        named = "; ".join(f"{c.study} batch size {c.batch_size} ({c.runs} runs x {_count(c.steps)} steps, "
+        named = "; ".join(f"{c.study}{' to target' if c.to_target else ''} batch size {c.batch_size} ({c.runs} runs x {_count(c.steps)} steps, "
                           f"{_duration(c.seconds)})" for c in top)
         warning = (
             f"warning: {source} is estimated at {_duration(total)}, above warn_above_hours "

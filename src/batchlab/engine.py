@@ -39,7 +39,7 @@ from batchlab.data import Dataset
 from batchlab.objectives import sample_loss_for
 from batchlab.resume import ResumePoint
 from batchlab.run import (
-    RunFacts, RunResult, autocast, init_model, log_spaced_steps, mean_loss, measure_run, micro_batch_columns,
+    RunFacts, RunResult, StopAt, autocast, init_model, log_spaced_steps, mean_loss_on_device, measure_run, micro_batch_columns,
     micro_batches, sample_stream,
 )
 from batchlab.schedule import lr_at, scaled_lr, warmup_steps
@@ -69,15 +69,19 @@ def train_runs(
     checkpoint_fractions: dict[int, tuple[float, ...]],
     progress: Callable[[int], None] | None = None,
     resume: ResumePoint | None = None,
+    stop_at: StopAt | None = None,
 ) -> list[RunResult]:
     """Train the runs (base_lr, seed) together; returns what train.train_run returns for each, in order.
+
+    With `stop_at`, each run stops (is frozen, as a diverged run is) at the first logged step where its
+    validation loss reaches the target; the comparison is made on the device, read with the curve.
 
     With `resume`, the stacked state is saved every `resume.every_s` seconds and on a stop request
     (then TrainingInterrupted is raised), and a call with the same runs continues from it.
     """
     if not supports(study):
         raise ValueError(f"the batched engine does not train {study.model.kind} models: use the reference trainer")
-    return _Training(study, data, batch_size, runs, device, checkpoint_fractions).run(progress, resume)
+    return _Training(study, data, batch_size, runs, device, checkpoint_fractions, stop_at).run(progress, resume)
 
 
 class _Bound:
@@ -93,14 +97,16 @@ class _Bound:
 class _Training:
     """The fixed inputs of the K runs, their stacked state, and the loop that trains them."""
 
-    def __init__(self, study, data, batch_size, runs, device, checkpoint_fractions):
-        self.study, self.batch_size, self.runs, self.device = study, batch_size, runs, device
+    def __init__(self, study, data, batch_size, runs, device, checkpoint_fractions, stop_at=None):
+        self.study, self.batch_size, self.runs, self.device, self.stop_at = study, batch_size, runs, device, stop_at
+        self.fractions = [checkpoint_fractions.get(seed, ()) for _, seed in runs]
         self.splits = tuple(data.indices(p) for p in ("train", "val", "test"))
         self.x_all = torch.as_tensor(data.x, device=device)
         y_all = torch.as_tensor(data.labels[data.target], device=device)
         self.y_all = y_all.long() if study.is_classifier else y_all
         tr = self.splits[0]
         self.x_train, self.y_train = self.x_all[tr], self.y_all[tr]
+        self.x_va, self.y_va = self.x_all[self.splits[1]], self.y_all[self.splits[1]]
         self.steps = steps = study.budget.steps(batch_size, len(tr))
         self.n_warmup = warmup_steps(study.optim, steps)
         self.peaks = [scaled_lr(study.optim, batch_size, lr) for lr, _ in runs]
@@ -131,71 +137,101 @@ class _Training:
         return {n: v.detach().cpu().clone() for n, v in self.load_run(k).state_dict().items()}
 
     def run(self, progress, resume: ResumePoint | None) -> list[RunResult]:
-        s, study, device = self.step_fn, self.study, self.device
+        s, device = self.step_fn, self.device
         curves: list[list[dict]] = [[] for _ in self.runs]
         checkpoints: list[dict] = [{} for _ in self.runs]
+        checkpoint_steps: list[dict] = [{} for _ in self.runs]
         for k, at in enumerate(self.ckpt_at):
             if 0 in at:
-                checkpoints[k][at[0]] = self.state_dict_of(k)
+                checkpoints[k][at[0]], checkpoint_steps[k][at[0]] = self.state_dict_of(k), 0
         diverged: list[int | None] = [None] * self.k
+        reached: list[int | None] = [None] * self.k
         since, first_step, wall_before = 0, 1, 0.0
         saved = resume.load() if resume is not None else None
         if saved is not None:
             s.load(saved)
             since, curves, checkpoints = saved["since"], saved["curves"], saved["checkpoints"]
+            checkpoint_steps = saved["checkpoint_steps"]
             diverged = [None if d < 0 else d for d in saved["diverged"]]
+            reached = [None if d < 0 else d for d in saved["reached"]]
             first_step, wall_before = saved["step"] + 1, saved["wall_time_s"]
-            s.set_active(diverged)
+            s.set_active(self._stopped(diverged, reached))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        x_va, y_va = self.x_all[self.splits[1]], self.y_all[self.splits[1]]
-        masked = any(d is not None for d in diverged)
+        masked = any(d is not None for d in self._stopped(diverged, reached))
         start = time.perf_counter()
         for step in range(first_step, self.steps + 1):
             s.step(step, self.x_train, self.y_train, self.stream, masked)
             since += 1
             if step in self.log_at:
-                train_losses = [v / since for v in s.running.tolist()]  # the one host sync, at log steps only
-                s.running.zero_()
+                self._log(step, since, curves, diverged, reached, checkpoints, checkpoint_steps)
                 since = 0
-                for k in self._active(diverged):
-                    val = mean_loss(self.load_run(k), self.loss_fn, x_va, y_va, study.eval_batch_size)
-                    curves[k].append({"step": step, "samples_seen": step * self.batch_size,
-                                      "train_loss": train_losses[k], "val_loss": val})
-                    if not math.isfinite(train_losses[k]):
-                        diverged[k] = step
-                s.set_active(diverged)
-                masked = any(d is not None for d in diverged)
-                if all(d is not None for d in diverged):
+                stopped = self._stopped(diverged, reached)
+                s.set_active(stopped)
+                masked = any(d is not None for d in stopped)
+                if all(d is not None for d in stopped):
                     break
-            for k in self._active(diverged):
+            for k in self._active(self._stopped(diverged, reached)):
                 if step in self.ckpt_at[k]:
-                    checkpoints[k][self.ckpt_at[k][step]] = self.state_dict_of(k)
+                    checkpoints[k][self.ckpt_at[k][step]], checkpoint_steps[k][self.ckpt_at[k][step]] = self.state_dict_of(k), step
             if resume is not None and step < self.steps and resume.due():
                 elapsed = wall_before + time.perf_counter() - start
                 state = {"step": step, "since": since, "curves": curves, "checkpoints": checkpoints,
-                         "diverged": [-1 if d is None else d for d in diverged], "wall_time_s": elapsed, **s.state()}
+                         "checkpoint_steps": checkpoint_steps, "diverged": [-1 if d is None else d for d in diverged],
+                         "reached": [-1 if d is None else d for d in reached], "wall_time_s": elapsed, **s.state()}
                 resume.save_or_stop(state, step, self.steps)
             if progress is not None:
                 progress(step)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = wall_before + time.perf_counter() - start
-        return [self._measure(k, diverged[k], first_step - 1, wall, curves[k], checkpoints[k]) for k in range(self.k)]
+        return [
+            self._measure(k, diverged[k], reached[k], first_step - 1, wall, curves[k], checkpoints[k], checkpoint_steps[k])
+            for k in range(self.k)
+        ]
+
+    def _log(self, step, since, curves, diverged, reached, checkpoints, checkpoint_steps) -> None:
+        """A logged step: every running run's training and validation loss to its curve, divergence, and the target.
+
+        The validation losses and the target comparison are computed on the device and read back together
+        with the summed training losses: the host syncs here, at logged steps, and nowhere else."""
+        s, x_va, y_va = self.step_fn, self.x_va, self.y_va
+        active = self._active(self._stopped(diverged, reached))
+        vals = torch.stack([mean_loss_on_device(self.load_run(k), self.loss_fn, x_va, y_va, self.study.eval_batch_size)
+                            for k in active])
+        hit = vals <= self.stop_at.value if self.stop_at is not None else torch.zeros_like(vals, dtype=torch.bool)
+        running = s.running[active].to(torch.float64)
+        train_sums, val_losses, hits = torch.stack([running, vals, hit.to(torch.float64)]).tolist()
+        s.running.zero_()
+        for k, train_sum, val, at_target in zip(active, train_sums, val_losses, hits):
+            train_loss = train_sum / since
+            curves[k].append({"step": step, "samples_seen": step * self.batch_size, "train_loss": train_loss, "val_loss": val})
+            if not math.isfinite(train_loss):
+                diverged[k] = step
+            elif at_target:
+                reached[k] = step
+                if 1.0 in self.fractions[k]:
+                    checkpoints[k][1.0], checkpoint_steps[k][1.0] = self.state_dict_of(k), step
+
+    @staticmethod
+    def _stopped(diverged: list[int | None], reached: list[int | None]) -> list[int | None]:
+        return [d if d is not None else r for d, r in zip(diverged, reached)]
 
     @staticmethod
     def _active(diverged: list[int | None]) -> list[int]:
         return [k for k, d in enumerate(diverged) if d is None]
 
-    def _measure(self, k, diverged_step, resumed_at, wall, curve, checkpoints) -> RunResult:
+    def _measure(self, k, diverged_step, reached_step, resumed_at, wall, curve, checkpoints, checkpoint_steps) -> RunResult:
         """Run k's record, embeddings and checkpoints, by the reference trainer's own measurements."""
         (base_lr, seed), loss_fn = self.runs[k], self.loss_fn
-        facts = RunFacts(self.batch_size, seed, base_lr, self.peaks[k], self.steps, diverged_step, resumed_at, wall)
+        target = None if self.stop_at is None else self.stop_at.value
+        facts = RunFacts(self.batch_size, seed, base_lr, self.peaks[k], self.steps, diverged_step, resumed_at, wall,
+                         target, reached_step)
         tags = {"engine": "batched", "runs_together": self.k, **self.step_fn.graph_columns(),
                 **micro_batch_columns(self.batch_size, self.step_fn.parts)}
         return measure_run(
             self.study, self.load_run(k), lambda: loss_fn, self.x_all, self.y_all, self.splits, self.initial[k],
-            facts, self.device, tags, curve, checkpoints,
+            facts, self.device, tags, curve, checkpoints, checkpoint_steps,
         )
 
 

@@ -37,10 +37,12 @@ def measure_cell(
     checkpoints: dict[str, dict[str, dict[str, torch.Tensor]]],
     device: torch.device,
     measure_init: bool = True,
+    spread: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Noise statistics (one row per seed and checkpoint) and gradient spread (one row per probe).
+    """Noise statistics (one row per seed and checkpoint) and gradient spread (one row per probe; none without `spread`).
 
-    The weights at initialisation (fraction 0) depend on the seed alone, the same for every batch size,
+    A checkpoint's step is the one the trainer recorded (checkpoints["steps"]; a train-to-target run's last
+    checkpoint is where it stopped), else its fraction of the budget's steps. The weights at initialisation (fraction 0) depend on the seed alone, the same for every batch size,
     so the workflow measures them in one cell per study (measure_init) and skips them elsewhere.
     """
     n_train = len(data.indices("train"))
@@ -51,6 +53,7 @@ def measure_cell(
     steps = study.budget.steps(batch_size, n_train)
     stats_rows, spread_rows = [], []
     for seed in study.seeds[: spec.seeds]:
+        recorded = checkpoints.get("steps", {}).get(f"seed{seed}", {})
         for fraction, state in sorted(checkpoints[f"seed{seed}"].items(), key=lambda kv: float(kv[0])):
             f = float(fraction)
             if f == 0.0 and not measure_init:
@@ -58,7 +61,7 @@ def measure_cell(
             model = build_model(study.model, tuple(data.x.shape[1:]), data.n_classes()).to(device)
             model.load_state_dict(state)
             model.eval()
-            key = {"batch_size": batch_size, "seed": seed, "fraction": f, "step": int(round(f * steps))}
+            key = {"batch_size": batch_size, "seed": seed, "fraction": f, "step": int(recorded.get(fraction, round(f * steps)))}
             loss_fn = sample_loss_for(study.model, derive_seed(seed, batch_size, f, "gradient-noise-augment"))
             with torch.no_grad():
                 eval_loss = loss_fn(model, x, y).mean().item()
@@ -78,6 +81,8 @@ def measure_cell(
                 param_var = None
             method = "not defined (in-batch loss)" if contrastive else spec.method
             stats_rows.append({**key, "method": method, "eval_samples": len(x), "eval_loss": eval_loss, **noise})
+            if not spread:
+                continue
             sweep = gradient_spread(
                 model, loss_fn, x, y, spec.spread_sizes(n_train), spec.spread_draws, gen, replace=False, param_var=param_var
             ).assign(probe="sweep", pool=f"evaluation subset ({len(x)}), without replacement")

@@ -32,6 +32,17 @@ class RunResult:
     curve: list[dict]
     embeddings: np.ndarray
     checkpoints: dict[float, dict[str, Tensor]] = field(default_factory=dict)
+    checkpoint_steps: dict[float, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StopAt:
+    """Train to a target: a run stops at the first logged step where its validation loss is at most `value`.
+
+    The check happens where the curve is logged (the steps of log_spaced_steps), never between them, so it
+    adds no host synchronisation to the steps; the run's weights where it stopped are its last checkpoint."""
+
+    value: float
 
 
 def log_spaced_steps(total: int, points: int) -> list[int]:
@@ -58,13 +69,19 @@ def mean_loss(model: nn.Module, loss_fn: SampleLoss, x: Tensor, y: Tensor, batch
     """Mean per-sample loss over a whole split, in eval mode and in chunks."""
     if len(x) == 0:
         return math.nan
+    return mean_loss_on_device(model, loss_fn, x, y, batch).item()
+
+
+@torch.no_grad()
+def mean_loss_on_device(model: nn.Module, loss_fn: SampleLoss, x: Tensor, y: Tensor, batch: int) -> Tensor:
+    """mean_loss as a 0-dim float64 tensor on the split's device, read by nobody yet (no host sync)."""
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     for i in range(0, len(x), batch):
         total += loss_fn(model, x[i : i + batch], y[i : i + batch]).sum(dtype=torch.float64)
     model.train(was_training)
-    return total.item() / len(x)
+    return total / len(x)
 
 
 @torch.no_grad()
@@ -130,6 +147,13 @@ class RunFacts:
     diverged_step: int | None
     resumed_at_step: int
     wall_time_s: float
+    target: float | None = None  # train-to-target: the validation loss it trained to
+    reached_step: int | None = None  # the logged step where it reached the target
+
+    @property
+    def done(self) -> int:
+        """Steps the run took: to divergence, to the target, or the whole budget."""
+        return self.diverged_step or self.reached_step or self.steps
 
 
 def micro_batches(batch_size: int, micro_batch_size: int | None) -> list[tuple[int, int]]:
@@ -150,12 +174,12 @@ def autocast(device: torch.device, precision: str):
 def measure_run(
     study: Study, model: nn.Module, eval_loss_fn: Callable[[], SampleLoss], x_all: Tensor, y_all: Tensor,
     splits: tuple, initial: dict[str, Tensor], run: RunFacts, device: torch.device, tags: dict,
-    curve: list[dict], checkpoints: dict,
+    curve: list[dict], checkpoints: dict, checkpoint_steps: dict[float, int],
 ) -> RunResult:
     """The end-of-run measurements and the record of a trained model (shared by every engine)."""
     tr, va, te = splits
     batch_size, n_train = run.batch_size, len(tr)
-    done = run.diverged_step or run.steps
+    done = run.done
     peak_mb, peak_kind = peak_memory_mb(device)
     diverged = run.diverged_step is not None
     losses = {
@@ -202,6 +226,7 @@ def measure_run(
         "precision": study.training.precision,
         "cuda_graph": tags["cuda_graph"],
         "cuda_graph_fallback": tags["cuda_graph_fallback"],
+        **({} if run.target is None else {"target": run.target, "reached_target": run.reached_step is not None}),
     }
     embeddings = embed(model, x_all, study.eval_batch_size)
-    return RunResult(record=record, curve=curve, embeddings=embeddings, checkpoints=checkpoints)
+    return RunResult(record, curve, embeddings, checkpoints, checkpoint_steps)

@@ -97,3 +97,38 @@ def constant_prediction_loss(data, model_spec, split: str) -> float:
 
     with torch.no_grad():
         return float(sample_loss_for(model_spec)(constant, x, y).mean())
+
+
+def stop_target(kind: str, value: float, baseline: float = math.nan, pilot: float = math.nan) -> float:
+    """The validation loss a train-to-target run stops at, known before it trains (config: `to_target`).
+
+    value: the loss itself; baseline_ratio: value x the data's baseline; pilot_fraction: baseline - value x
+    (baseline - pilot), the share `value` of the pilot's improvement below the baseline (1: the pilot's loss).
+    """
+    if kind == "value":
+        return float(value)
+    if not math.isfinite(baseline):
+        raise ValueError(f"a {kind} target needs the data's baseline loss")
+    if kind == "baseline_ratio":
+        return float(value * baseline)
+    if kind != "pilot_fraction":
+        raise ValueError(f"to_target.kind must be value, baseline_ratio or pilot_fraction, got {kind!r}")
+    if not math.isfinite(pilot):
+        raise ValueError("a pilot_fraction target needs the pilot's final validation loss, and it is not finite")
+    if pilot >= baseline:
+        raise ValueError(
+            f"the pilot's final validation loss ({pilot:.4g}) is not below the data's baseline ({baseline:.4g}): "
+            "the fixed-budget sweep's smallest batch size learned nothing a constant does not, so a pilot_fraction "
+            "target is undefined; use kind value or baseline_ratio, or a longer budget"
+        )
+    return float(baseline - value * (baseline - pilot))
+
+
+def pilot_loss(runs: pd.DataFrame) -> float:
+    """The pilot: the mean final validation loss over the seeds of the smallest batch size of a runs table.
+
+    Diverged runs (NaN loss) are left out; NaN when none is left."""
+    smallest = runs[runs["batch_size"] == runs["batch_size"].min()]
+    losses = smallest["val_loss"].astype(float)
+    losses = losses[np.isfinite(losses)]
+    return float(losses.mean()) if len(losses) else math.nan

@@ -23,7 +23,7 @@ from batchlab.data import Dataset
 from batchlab.objectives import SampleLoss, sample_loss_for
 from batchlab.resume import ResumePoint
 from batchlab.run import (
-    RunFacts, RunResult, autocast, init_model, log_spaced_steps, mean_loss, measure_run, micro_batch_columns,
+    RunFacts, RunResult, StopAt, autocast, init_model, log_spaced_steps, mean_loss, measure_run, micro_batch_columns,
     micro_batches, sample_stream,
 )
 from batchlab.schedule import lr_at, scaled_lr, warmup_steps
@@ -78,10 +78,12 @@ def train_run(
     progress: Callable[[int], None] | None = None,
     resume: ResumePoint | None = None,
     base_lr: float | None = None,
+    stop_at: StopAt | None = None,
 ) -> RunResult:
     """Train one autoencoder run and measure it (see the module docstring for the design).
 
-    With `resume`, the run's state is saved every `resume.every_s` seconds and when a stop is asked
+    With `stop_at`, the run stops at the first logged step where its validation loss reaches the target,
+    and its weights there are kept as the checkpoint at fraction 1. With `resume`, the run's state is saved every `resume.every_s` seconds and when a stop is asked
     for (then TrainingInterrupted is raised), and a run started again continues from the saved state.
     """
     tr, va, te = (data.indices(p) for p in ("train", "val", "test"))
@@ -110,20 +112,28 @@ def train_run(
     log_at = set(log_spaced_steps(steps, study.curve_points))
     ckpt_at = {max(0, int(round(f * steps))): f for f in checkpoint_fractions}
     checkpoints: dict[float, dict[str, Tensor]] = {}
+    checkpoint_steps: dict[float, int] = {}
+
+    def keep_checkpoint(fraction: float, step: int) -> None:
+        checkpoints[fraction] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        checkpoint_steps[fraction] = step
+
     if 0 in ckpt_at:
-        checkpoints[ckpt_at[0]] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        keep_checkpoint(ckpt_at[0], 0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     curve: list[dict] = []
     running = torch.zeros((), dtype=torch.float64, device=device)
-    since, diverged_step, first_step, wall_before = 0, None, 1, 0.0
+    since, diverged_step, reached_step, first_step, wall_before = 0, None, None, 1, 0.0
     saved = resume.load() if resume is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         running.copy_(saved["running"])
-        since, curve, checkpoints = saved["since"], saved["curve"], saved["checkpoints"]
+        since, curve = saved["since"], saved["curve"]
+        checkpoints.update(saved["checkpoints"])
+        checkpoint_steps.update(saved["checkpoint_steps"])
         first_step, wall_before = saved["step"] + 1, saved["wall_time_s"]
         if isinstance(loss_fn, InfoNCELoss):
             loss_fn.generator.set_state(saved["augment_rng"])
@@ -149,8 +159,13 @@ def train_run(
             if not math.isfinite(train_loss):
                 diverged_step = step
                 break
+            if stop_at is not None and val_loss <= stop_at.value:
+                reached_step = step
+                if 1.0 in checkpoint_fractions:
+                    keep_checkpoint(1.0, step)
+                break
         if step in ckpt_at:
-            checkpoints[ckpt_at[step]] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            keep_checkpoint(ckpt_at[step], step)
         if resume is not None and step < steps and resume.due():
             resume.save_or_stop(
                 {
@@ -161,6 +176,7 @@ def train_run(
                     "since": since,
                     "curve": curve,
                     "checkpoints": checkpoints,
+                    "checkpoint_steps": checkpoint_steps,
                     "wall_time_s": wall_before + time.perf_counter() - start,
                     **({"augment_rng": loss_fn.generator.get_state()} if isinstance(loss_fn, InfoNCELoss) else {}),
                 },
@@ -173,10 +189,12 @@ def train_run(
         torch.cuda.synchronize(device)
     wall = wall_before + time.perf_counter() - start
     lr = study.optim.lr if base_lr is None else base_lr
-    run = RunFacts(batch_size, seed, lr, peak_lr, steps, diverged_step, first_step - 1, wall)
+    target = None if stop_at is None else stop_at.value
+    run = RunFacts(batch_size, seed, lr, peak_lr, steps, diverged_step, first_step - 1, wall, target, reached_step)
     tags = {"engine": "reference", "runs_together": 1, "cuda_graph": None, "cuda_graph_fallback": "",
             **micro_batch_columns(batch_size, parts)}
-    return measure_run(study, model, eval_loss_fn, x_all, y_all, (tr, va, te), initial, run, device, tags, curve, checkpoints)
+    return measure_run(study, model, eval_loss_fn, x_all, y_all, (tr, va, te), initial, run, device, tags, curve, checkpoints,
+                       checkpoint_steps)
 
 
 def backward_in_parts(

@@ -59,7 +59,7 @@ GPU_SLOTS = GPU_PLAN.cli_args() if GPU_PLAN and TRAIN_GPUS else ""
 CELL_SECONDS = {}
 if workflow.is_main_process:
     CELL_SECONDS = {
-        (cell.study, cell.batch_size): cell.seconds or 0.0
+        (cell.study, cell.batch_size, cell.to_target): cell.seconds or 0.0
         for cells in print_estimate(
             CFG, device=DEVICE, source=_config_source(), stream=sys.stderr
         ).values()
@@ -171,7 +171,7 @@ def gradient_threads(wildcards):
 
 
 class Untracked:
-    """A rule parameter that Snakemake leaves out of its rerun triggers: it records parameters of
+    """A rule parameter that Snakemake leaves out of its rerun triggers, as it records parameters of
     builtin types only, and this is not one. For settings that change how a job runs, not its numbers
     (tests/test_workflow.py checks that editing one reruns nothing)."""
 
@@ -191,7 +191,7 @@ def train_priority(wildcards):
 
     Only the order of jobs changes, never a result; a priority is no rerun trigger.
     """
-    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs)), 0.0)
+    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), False), 0.0)
 
 
 def baselines_priority(wildcards):
@@ -205,3 +205,100 @@ def target_json(wildcards):
 
 def model_json(wildcards):
     return STUDIES[wildcards.study].model.model_dump_json()
+
+
+# ---- train-to-target analyses (workflow/rules/to_target.smk)
+TO_TARGET = {
+    name: study for name, study in STUDIES.items() if study.to_target is not None
+}
+
+
+def to_target_cell_json(wildcards):
+    """The to-target study as one of its training cells sees it."""
+    view = STUDIES[wildcards.study].to_target_view()
+    return view.cell_view(int(wildcards.bs)).model_dump_json()
+
+
+def to_target_json(wildcards):
+    return STUDIES[wildcards.study].to_target.model_dump_json()
+
+
+def pilot_runs(wildcards):
+    """A pilot_fraction target's pilot: the fixed-budget sweep's smallest batch size (none for other kinds)."""
+    study = STUDIES[wildcards.study]
+    if study.to_target.kind != "pilot_fraction":
+        return []
+    return [f"results/{wildcards.study}/bs{min(study.batch_sizes)}/runs.parquet"]
+
+
+def pilot_arg(wildcards, input):
+    return f"--pilot {input.pilot}" if input.pilot else ""
+
+
+def to_target_priority(wildcards):
+    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), True), 0.0)
+
+
+def to_target_files(filename):
+    """Input function: one file per batch size of the study's train-to-target analysis."""
+
+    def files(wildcards):
+        sizes = STUDIES[wildcards.study].to_target_view().batch_sizes
+        return [f"results/{wildcards.study}/to_target/bs{b}/{filename}" for b in sizes]
+
+    return files
+
+
+def to_target_cells_json(wildcards):
+    view = STUDIES[wildcards.study].to_target_view()
+    cell = view.cell_view(min(view.batch_sizes))
+    return cell.model_copy(update={"batch_sizes": view.batch_sizes}).model_dump_json()
+
+
+def to_target_gradients_json(wildcards):
+    return STUDIES[wildcards.study].to_target_view().gradients.model_dump_json()
+
+
+def to_target_batch_sizes(wildcards):
+    return " ".join(
+        str(b) for b in STUDIES[wildcards.study].to_target_view().batch_sizes
+    )
+
+
+def to_target_threads(wildcards):
+    """On a GPU the cells are measured one after another in one process (one GPU slot)."""
+    return 1 if TRAIN_GPUS else study_threads(wildcards)
+
+
+def critical_inputs(wildcards):
+    """The critical-batch analysis's curves and gradient noise: the train-to-target runs' when the study has them."""
+    if wildcards.study in TO_TARGET:
+        base = f"results/{wildcards.study}/to_target"
+        return {
+            "curves": f"{base}/curves.parquet",
+            "noise": f"{base}/gradients.parquet",
+            "target_runs": f"{base}/runs.parquet",
+        }
+    return {
+        "curves": f"results/{wildcards.study}/curves.parquet",
+        "noise": f"results/{wildcards.study}/gradients.parquet",
+    }
+
+
+def target_runs_arg(wildcards, input):
+    return f"--target-runs {input.target_runs}" if "target_runs" in input.keys() else ""
+
+
+def report_to_target(wildcards):
+    if wildcards.study not in TO_TARGET:
+        return []
+    base = f"results/{wildcards.study}/to_target"
+    return [
+        f"{base}/runs.parquet",
+        f"{base}/curves.parquet",
+        f"{base}/gradients.parquet",
+    ]
+
+
+def to_target_arg(wildcards, input):
+    return f"--to-target {input.to_target}" if input.to_target else ""

@@ -30,9 +30,8 @@ rule gradients:
 
 rule critical_batch:
     input:
+        unpack(critical_inputs),
         data="data/{study}.npz",
-        curves="results/{study}/curves.parquet",
-        noise="results/{study}/gradients.parquet",
     output:
         steps="results/{study}/steps_to_target.parquet",
         table="results/{study}/critical_batch.parquet",
@@ -47,8 +46,9 @@ rule critical_batch:
     params:
         target=target_json,
         model=model_json,
+        target_runs=target_runs_arg,
     shell:
         "{BATCHLAB} critical --study {wildcards.study} --target-json {params.target:q} "
-        "--model-json {params.model:q} "
+        "--model-json {params.model:q} {params.target_runs} "
         "--data {input.data} --curves {input.curves} "
         "--noise {input.noise} --steps {output.steps} --out {output.table} > {log} 2>&1"

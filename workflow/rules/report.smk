@@ -34,6 +34,7 @@ rule report_study:
         steps="results/{study}/steps_to_target.parquet",
         critical="results/{study}/critical_batch.parquet",
         lr_search="results/{study}/lr_search.parquet",
+        to_target=report_to_target,
     output:
         html="reports/{study}/index.html",
         summary="reports/{study}/summary.json",
@@ -150,11 +151,12 @@ rule report_study:
         runtime=10,
     params:
         study=study_json,
+        to_target=to_target_arg,
     shell:
         "{BATCHLAB} report --study {wildcards.study} --study-json {params.study:q} "
         "--data {input.data} --table {input.table} --curves {input.curves} "
         "--baselines {input.baselines} --noise {input.noise} --spread {input.spread} "
-        "--steps {input.steps} --critical {input.critical} --lr-search {input.lr_search} "
+        "--steps {input.steps} --critical {input.critical} --lr-search {input.lr_search} {params.to_target} "
         "--out-dir $(dirname {output.html}) > {log} 2>&1"
 
 

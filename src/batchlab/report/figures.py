@@ -196,12 +196,13 @@ def _own_spread_panel(ax: plt.Axes, spread: pd.DataFrame) -> None:
 
 def b_simple_over_training(
     noise: pd.DataFrame, path: str | Path, title: str, loss_label: str = LOSS_LABEL,
-    steps: pd.DataFrame | None = None, critical: pd.DataFrame | None = None,
+    steps: pd.DataFrame | None = None, critical: pd.DataFrame | None = None, at_target: pd.DataFrame | None = None,
 ) -> None:
     """B_simple against the evaluation loss at each checkpoint, one line per training batch size.
 
     With steps and the critical-batch table: the checkpoints closest to each run's crossing of the target
-    are ringed, and a measured B_crit is drawn across with its interval (a flagged one is only named).
+    are ringed (from `at_target`, the train-to-target runs' noise, when the steps are theirs), and a
+    measured B_crit is drawn across with its interval (a flagged one is only named).
     """
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     data = noise.dropna(subset=["b_simple"])
@@ -214,7 +215,7 @@ def b_simple_over_training(
         sns.lineplot(data, x="eval_loss", y="b_simple", hue="batch size", palette=palette, marker="o",
                      units="seed", estimator=None, sort=False, ax=ax)
     if steps is not None and critical is not None and not data.empty:
-        _mark_noise_at_target(ax, noise, steps, critical)
+        _mark_noise_at_target(ax, noise if at_target is None else at_target, steps, critical)
     if not data.empty:
         ax.legend(title="training batch size", ncols=2, fontsize="x-small", title_fontsize="x-small")
     ax.invert_xaxis()

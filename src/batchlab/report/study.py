@@ -30,9 +30,33 @@ FIGURES = {
 }
 
 
-def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) -> dict[str, str]:
+def _to_target_summary(study: Study, runs: pd.DataFrame) -> dict:
+    """What the page says about a train-to-target analysis: its target, cap, runs and how many reached it."""
+    t = study.to_target
+    return {
+        "target": float(runs["target"].iloc[0]),
+        "describe": t.describe(),
+        "cap": f"{t.cap.amount:g} {t.cap.unit}",
+        "batch_sizes": sorted(int(b) for b in runs["batch_size"].unique()),
+        "seeds": sorted(int(s) for s in runs["seed"].unique()),
+        "runs": int(len(runs)),
+        "reached": int(runs["reached_target"].astype(bool).sum()),
+        "checks": t.checks,
+        "optimizer_steps": int(runs["steps"].sum()),
+        "wall_time_s": float(runs.drop_duplicates("batch_size")["wall_time_s"].sum()),
+    }
+
+
+def _captions(
+    study: Study, task: str, metric: str, n_seeds: int, n_train: int, to_target: dict | None = None
+) -> dict[str, str]:
     g, t = study.gradients, study.steps_to_target
-    target_text = t.describe()
+    target_text = t.describe() if to_target is None else f"{study.to_target.describe()}, known before training"
+    trained_to = (
+        "" if to_target is None else f" These are the train-to-target runs: each batch size trained until its "
+        f"validation loss reached the target, checked at {study.to_target.checks} log-spaced steps, or until "
+        f"{study.to_target.cap.amount:g} {study.to_target.cap.unit}."
+    )
     budget = f"{study.budget.amount:g} {study.budget.unit}"
     seeds = f"Lines: mean over {n_seeds} seeds; band: min to max over seeds."
     return {
@@ -94,7 +118,7 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         "target; dashed: B_crit (McCandlish) and B_20 = B_crit/5 (Zhang's 20% rule) with their intervals. A flagged "
         "estimate (outside the batch sizes that reached the target, fewer than 4 of them, or a fit missing by more "
         "than 0.15 in log) is grey, and one outside the data is a hatched band at the edge it lies beyond. Bears on "
-        "the perfect-scaling / diminishing-returns claims (Shallue et al. 2019; McCandlish et al. 2018).",
+        "the perfect-scaling / diminishing-returns claims (Shallue et al. 2019; McCandlish et al. 2018)." + trained_to,
         "tradeoff": "Samples processed E = B·S against steps S to the target, per batch size (mean over seeds), "
         "with McCandlish's tradeoff curve from the fit; the cross marks B = B_crit (grey and no cross when B_crit is "
         "flagged).",
@@ -140,11 +164,16 @@ def build_study_report(
     lr_search: pd.DataFrame,
     out_dir: str | Path,
     data_section: dict | None = None,
+    to_target: dict[str, pd.DataFrame] | None = None,
 ) -> dict:
     """Write reports/<study>/: figures, runs.csv, summary.csv, baselines.csv, provenance, index.html.
 
     data_section (from batchlab.report.data.describe_data) adds where the samples came from and what was left out.
+    to_target (runs, curves, noise of the train-to-target analysis): `steps` and `critical` are then that
+    analysis's, and the steps-to-target figure and the claims on B_crit read its curves and noise.
     """
+    target_curves = curves if to_target is None else to_target["curves"]
+    target_noise = noise if to_target is None else to_target["noise"]
     out = Path(out_dir)
     task = dataset_meta["tasks"][dataset_meta["target"]]
     metric = figures.primary_metric(task)
@@ -160,8 +189,8 @@ def build_study_report(
     figures.geometry_vs_batch(table, out / "geometry_vs_batch.png", title)
     figures.lr_search(lr_search, out / "lr_search.png", title)
     figures.gradient_spread(spread, out / "gradient_spread.png", title)
-    figures.b_simple_over_training(noise, out / "b_simple.png", title, loss_label, steps, critical)
-    figures.steps_to_target(steps, critical, out / "steps_to_target.png", title, curves)
+    figures.b_simple_over_training(noise, out / "b_simple.png", title, loss_label, steps, critical, target_noise)
+    figures.steps_to_target(steps, critical, out / "steps_to_target.png", title, target_curves)
     figures.tradeoff(steps, critical, out / "tradeoff.png", title)
 
     summary_cols = ["train_loss", "val_loss", "test_loss", f"svm_{metric}_mean", "svm_accuracy_mean", "svm_mae_mean"]
@@ -178,7 +207,7 @@ def build_study_report(
     io.write_csv(steps, out / "steps_to_target.csv")
     io.write_csv(critical, out / "critical_batch.csv")
     io.write_csv(lr_search, out / "lr_search.csv")
-    scorecard = evaluate_claims(study.claims, table, spread, curves=curves, steps=steps, noise=noise)
+    scorecard = evaluate_claims(study.claims, table, spread, curves=curves, steps=steps, noise=target_noise)
     scorecard = scorecard.assign(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]
     )
@@ -216,12 +245,13 @@ def build_study_report(
         study=study,
         figures=[
             {"file": f"{key}.png", "title": FIGURES[key], "caption": cap}
-            for key, cap in _captions(study, task, metric, len(study.seeds), meta["n_train"]).items()
+            for key, cap in _captions(study, task, metric, len(study.seeds), meta["n_train"], to_target).items()
         ],
         summary=summary,
         baselines=baselines,
         critical=critical,
         steps=steps,
+        to_target=None if to_target is None else _to_target_summary(study, to_target["runs"]),
         reached_sizes=sorted(int(b) for b in steps.loc[steps["reached"].astype(bool), "batch_size"].unique()),
         scorecard=meta["scorecard"],
         statistics=meta["statistics"],
