@@ -27,12 +27,44 @@ def seed_bootstrap(statistic, n_units: int, n_boot: int) -> tuple[object, list]:
     return point, draws
 
 
-def percentile_interval(draws, level: float) -> tuple[float, float]:
-    """The (1 - level)/2 and (1 + level)/2 quantiles of the finite draws (NaN, NaN if none)."""
-    values = np.asarray(draws, dtype=float)
-    values = values[np.isfinite(values)]
-    if not len(values):
+def tail(level: float) -> float:
+    """The share of the draws a percentile interval at `level` leaves out on each side: (1 - level) / 2."""
+    return (1 - level) / 2
+
+
+def enough_draws(share: float, level: float) -> bool:
+    """Whether a share of draws with a value leaves room for an interval at `level` (at most a tail without one)."""
+    return 1 - share <= tail(level) + 1e-12
+
+
+def _split(draws, unknown) -> tuple[np.ndarray, int, int]:
+    """The finite draws, how many draws have an unknown value, and how many an undefined one (left out)."""
+    values = np.asarray(draws, dtype=float).ravel()
+    finite = np.isfinite(values)
+    unknown = ~finite if unknown is None else np.asarray(unknown, dtype=bool).ravel() & ~finite
+    return values[finite], int(unknown.sum()), int((~finite).sum() - unknown.sum())
+
+
+def percentile_interval(draws, level: float, unknown=None) -> tuple[float, float]:
+    """The (1 - level)/2 and (1 + level)/2 quantiles of the draws, wherever the draws of unknown value would lie.
+
+    A draw without a finite value whose statistic exists but is not known (B_crit flagged in it: outside
+    the batch sizes, where the fit only extrapolates) still was a draw: leaving it out would truncate the
+    distribution on the side where it lay, and with few seeds the interval then ended at the estimate.
+    With a share m of such draws, the ends are the quantiles (a - m)/(1 - m) and 1 - (a - m)/(1 - m) of
+    the others, a = (1 - level)/2: they hold even if all the unknown draws lay on one side. With m above a
+    no end holds and the interval is (NaN, NaN), as it is without any finite draw.
+
+    unknown: a mask of the draws whose missing value is unknown rather than undefined (a resample with no
+    measured seed has no B_simple at all); non-finite draws outside it are left out. None: all of them.
+    """
+    finite, n_unknown, _ = _split(draws, unknown)
+    if not len(finite):
         return math.nan, math.nan
-    alpha = (1 - level) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
+    alpha = tail(level)
+    missing = n_unknown / (len(finite) + n_unknown)
+    if missing > alpha + 1e-12:
+        return math.nan, math.nan
+    inner = (alpha - missing) / (1 - missing)
+    low, high = np.quantile(finite, [inner, 1 - inner])
     return float(low), float(high)
