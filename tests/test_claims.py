@@ -330,4 +330,13 @@ def test_two_seeds_with_b_crit_flagged_in_one_seeds_resample_give_no_interval():
     assert result["estimate"] == pytest.approx(1.0)  # B_crit 60: only 64 lies above it, 100% worse than at 1
     assert math.isnan(result["low"]) and math.isnan(result["high"])
     assert result["verdict"] == "inconclusive"
-    assert "B_crit 60 (no interval)" in result["detail"]
+    assert "B_crit 60 (no interval)" in result["detail"] and "no 95% interval" in result["detail"]
+    assert "2 seeds give 3 distinct resamples" in result["detail"] and result["note"].startswith("no 95% interval")
+
+
+def test_a_trend_from_two_seeds_says_its_interval_ends_are_single_seeds():
+    """Two seeds: 3 distinct resamples, {a, a} and {b, b} a quarter of the draws each, so the ends of a 95%
+    interval are the rank correlations of one seed alone; the detail says so."""
+    result = trend_test(runs(slope=0.1, noise=0.2, seeds=2), "batch_size", "val_loss", "increases_with_batch_size")
+    assert "2 seeds give 3 distinct resamples" in result["detail"]
+    assert "a resample of one seed alone is 25% of the draws, more than the 2.5% in a tail" in result["detail"]

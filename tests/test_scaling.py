@@ -150,3 +150,4 @@ def test_two_seeds_with_a_cell_flagged_in_one_seeds_resample_give_no_slope_inter
     assert 0.15 < np.isnan(draws).mean() < 0.35 and len(np.unique(draws[np.isfinite(draws)])) == 2
     assert card["low"].isna().all() and card["high"].isna().all()
     assert set(card["verdict"]) == {"inconclusive"}
+    assert all("2 seeds give 3 distinct resamples" in d and "no 95% interval" in d for d in card["detail"])

@@ -20,7 +20,8 @@ replacement, the same seeds at every batch size, since runs of one seed are pair
 A claim that rests on B_crit is inconclusive when the rule of batchlab.measured flags B_crit (the
 reason is written in its detail), or when B_crit is not measured in more than (1 - L)/2 of the draws:
 those draws are no less real for having no value, and they could all lie in one tail, so no interval
-at level L holds (batchlab.resampling.percentile_interval).
+at level L holds (batchlab.resampling.percentile_interval). Every detail says how many distinct resamples
+the seeds allow (3 for 2 seeds) and when an end of the interval is one seed's own value or the estimate.
 Inconclusive also covers too little data to say (fewer than 3 batch sizes or 2 seeds with finite
 values). Runs whose metric is not finite (diverged, not evaluated) are left out and counted.
 """
@@ -37,7 +38,7 @@ from batchlab.cbs import seed_mean_steps, steps_matrix
 from batchlab.critical import geometric_mean, noise_at_crossing
 from batchlab.measured import flag as measured_flag
 from batchlab.measured import measured_b_crit
-from batchlab.resampling import enough_draws, percentile_interval, seed_bootstrap
+from batchlab.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, seed_bootstrap
 
 STATISTICS = {
     "spearman_rho": {
@@ -154,6 +155,7 @@ def trend_test(
         "n_excluded_runs": int(len(table) - len(finite)),
         "at_smallest": float(first),
         "at_largest": float(last),
+        "detail": describe_interval(draws, rho, low, high, n_units, level, unit),
         "verdict": verdict,
     }
 
@@ -233,7 +235,8 @@ def samples_predict_test(curves: pd.DataFrame, metric: str, n_boot: int = 2000, 
         "at_largest": float(by_size.last().iloc[-1]) if n_sizes else math.nan,
         "detail": f"|ρ| vs samples {point['samples_seen']:.3f}, vs steps {point['step']:.3f}, vs batch size "
         f"{point['batch_size']:.3f}; lead over steps {point['over_steps']:+.3f} [{o_s[0]:+.3f}, {o_s[1]:+.3f}], "
-        f"over batch size {point['over_batch']:+.3f} [{o_b[0]:+.3f}, {o_b[1]:+.3f}]",
+        f"over batch size {point['over_batch']:+.3f} [{o_b[0]:+.3f}, {o_b[1]:+.3f}]"
+        + _clause(describe_interval([d[weaker] for d in draws], point[weaker], *intervals[weaker], n_units, level)),
         "verdict": verdict,
     }
 
@@ -261,6 +264,11 @@ def _given_b_crit(value: float):
 def _interval(low: float, high: float, spec: str) -> str:
     """'[low, high]' in a detail, or '(no interval)' where the draws give none."""
     return f"[{low:{spec}}, {high:{spec}}]" if math.isfinite(low) and math.isfinite(high) else "(no interval)"
+
+
+def _clause(text: str) -> str:
+    """A further clause of a detail ('' stays '')."""
+    return f"; {text}" if text else ""
 
 
 def _measured_share(values) -> float:
@@ -320,6 +328,7 @@ def degradation_test(
             f"B_crit {b_crit_point:.3g} {_interval(c_low, c_high, '.3g')}, measured in {share:.0%} of the resamples; "
             f"change at or below it {below_est:+.3f} {_interval(b_low, b_high, '+.3f')} ({int(below.sum())} batch sizes), "
             f"above it {above_est:+.3f} ({int(above.sum())})"
+            + _clause(describe_interval([d[1] for d in draws], above_est, a_low, a_high, n_units, level))
         )
     return {
         "statistic": "degradation_above_b_crit",
@@ -332,7 +341,7 @@ def degradation_test(
         "at_smallest": float(np.nanmean(values[0])) if len(values) else math.nan,
         "at_largest": float(np.nanmean(values[-1])) if len(values) else math.nan,
         "detail": f"{detail}; tolerance {tolerance:g}",
-        "note": "B_crit not measured" if reason else "",
+        "note": "B_crit not measured" if reason else no_interval_note(above_est, a_low, a_high, 1 - share, level),
         "verdict": verdict,
     }
 
@@ -384,13 +393,15 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
         "high": high,
         "n_x": int(at["batch_size"].nunique()),
         "n_units": len(measured_seeds),
-        "note": "B_crit not measured" if reason else "fewer than 2 seeds measured" if len(measured_seeds) < 2 else "",
+        "note": "B_crit not measured" if reason else "fewer than 2 seeds measured" if len(measured_seeds) < 2
+        else no_interval_note(estimate, low, high, 1 - share, level),
         "n_excluded_runs": int(at["b_simple"].isna().sum()),
         "at_smallest": math.nan,
         "at_largest": math.nan,
         "detail": f"B_simple at the target {b_simple:.3g} {_interval(s_low, s_high, '.3g')} over {len(at)} runs of "
         f"{len(measured_seeds)} seeds (checkpoints used, by fraction of training: {used or 'none'}; on average "
-        f"{factor_off:.2g}x from the crossing in steps); {b_crit_text}; factor {factor:g}",
+        f"{factor_off:.2g}x from the crossing in steps); {b_crit_text}; factor {factor:g}"
+        + _clause(describe_interval(ratios, estimate, low, high, len(seeds), level, unknown=unknown)),
         "verdict": verdict,
     }
 
@@ -437,7 +448,8 @@ def spread_slope_test(spread: pd.DataFrame, tolerance: float, n_boot: int = 2000
         "at_smallest": float(np.exp(means[0])) if len(sizes) else math.nan,
         "at_largest": float(np.exp(means[-1])) if len(sizes) else math.nan,
         "detail": f"spread at the largest batch size {ratio:.3g}x the B^-1/2 line through the smallest; "
-        f"the claim needs the slope above {threshold:g} (−1/2 + τ, τ = {tolerance:g})",
+        f"the claim needs the slope above {threshold:g} (−1/2 + τ, τ = {tolerance:g})"
+        + _clause(describe_interval(draws, point, low, high, n_units, level)),
         "verdict": verdict,
     }
 

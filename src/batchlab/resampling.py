@@ -2,6 +2,8 @@
 
 Seeds are the replicates. Runs of one seed share their initial weights and data order at every batch
 size (and in every cell of a scaling grid), so a draw resamples whole seeds and keeps them paired.
+k seeds allow only C(2k - 1, k) distinct resamples (3 for 2 seeds: {a, a}, {a, b}, {b, b}, drawn a quarter,
+half and quarter of the time), so intervals from few seeds are coarse; describe_interval says so in words.
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ def enough_draws(share: float, level: float) -> bool:
     return 1 - share <= tail(level) + 1e-12
 
 
+def no_interval_note(estimate: float, low: float, high: float, flagged: float, level: float, what: str = "B_crit") -> str:
+    """The scorecard's short note for an estimate without an interval because `what` is flagged in too many draws."""
+    if estimate is None or not math.isfinite(estimate) or (math.isfinite(low) and math.isfinite(high)) or not flagged:
+        return ""
+    return f"no {_pct(level)} interval: {what} flagged in {_pct(flagged)} of the resamples"
+
+
+def distinct_resamples(n_units: int) -> int:
+    """How many different resamples n_units units drawn with replacement can give: C(2n - 1, n), 3 for 2 seeds."""
+    return math.comb(2 * n_units - 1, n_units) if n_units > 0 else 0
+
+
 def _split(draws, unknown) -> tuple[np.ndarray, int, int]:
     """The finite draws, how many draws have an unknown value, and how many an undefined one (left out)."""
     values = np.asarray(draws, dtype=float).ravel()
@@ -68,3 +82,65 @@ def percentile_interval(draws, level: float, unknown=None) -> tuple[float, float
     inner = (alpha - missing) / (1 - missing)
     low, high = np.quantile(finite, [inner, 1 - inner])
     return float(low), float(high)
+
+
+def _pct(share: float) -> str:
+    """A share as a percentage with up to 3 significant figures: 25%, 3.7%, 2.5%."""
+    return f"{100 * share:.3g}%"
+
+
+def _same(a, b) -> bool:
+    """Equal up to rounding (the statistic of a resample and of its permutations may differ in the last bits)."""
+    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _distinct(values: np.ndarray) -> int:
+    """Distinct values, counting as one those equal up to rounding (resamples that are permutations of each other)."""
+    values = np.sort(values)
+    if not len(values):
+        return 0
+    gaps = np.diff(values) > 1e-9 * np.maximum(1.0, np.abs(values[1:]))
+    return int(gaps.sum()) + 1
+
+
+def describe_interval(
+    draws, estimate: float, low: float, high: float, n_units: int, level: float, unit: str = "seed", unknown=None
+) -> str:
+    """What a reader needs to weigh a percentile interval from few units, as a clause of a scorecard detail.
+
+    How many distinct resamples the units allow, how many draws have no value and what that did to the
+    interval, how many distinct values the draws took, whether a resample of one unit alone is more than a
+    tail of the draws (then an end can be that unit's own value), and whether an end is the estimate itself.
+    unknown as in percentile_interval. '' with fewer than 2 units (no draws).
+    """
+    values = np.asarray(draws, dtype=float).ravel()
+    if n_units < 2 or not len(values):
+        return ""
+    finite, n_unknown, n_undefined = _split(values, unknown)
+    alpha = tail(level)
+    parts = [f"{n_units} {unit}s give {distinct_resamples(n_units)} distinct resamples"]
+    if n_undefined:
+        parts.append(f"{n_undefined} of the {len(values)} draws, in which the statistic is not defined, are left out")
+    if n_unknown:
+        parts.append(f"{n_unknown} of the {len(finite) + n_unknown} draws have no value")
+        if len(finite) and not (math.isfinite(low) and math.isfinite(high)):
+            parts.append(f"no {_pct(level)} interval: they are more than the {_pct(alpha)} of the draws in one tail and "
+                         "could lie on either side")
+        elif len(finite):
+            parts.append("the interval is widened to hold wherever they would lie")
+    if len(finite):
+        n_values = _distinct(finite)
+        among = "the others" if n_unknown else f"the {len(finite)} draws"
+        parts.append(f"{n_values} distinct value{'s' if n_values != 1 else ''} among {among}")
+    single = float(n_units) ** -n_units
+    if single > alpha:
+        parts.append(f"a resample of one {unit} alone is {_pct(single)} of the draws, more than the {_pct(alpha)} in a "
+                     f"tail, so an end of the interval can be one {unit}'s own value")
+    at_estimate = [name for name, end in (("lower", low), ("upper", high)) if _same(end, estimate)]
+    if at_estimate:
+        share = float(np.mean([_same(v, estimate) for v in finite]))
+        which = "both ends are" if len(at_estimate) == 2 else f"the {at_estimate[0]} end is"
+        parts.append(f"{which} the estimate itself ({_pct(share)} of the draws with a value equal it)")
+    return "; ".join(parts)

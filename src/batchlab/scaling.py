@@ -11,7 +11,8 @@ target, too few of them, or a poor fit) keeps its fit and flag in the table, and
 then inconclusive with the cell's reason. A bootstrap draw in which the rule flags some cell gives no
 slope: it was drawn all the same, and its slope could lie on either side, so the intervals hold wherever
 such draws lie, and when they are more than (1 - level)/2 of the draws no interval holds and the claims
-are inconclusive too (batchlab.resampling.percentile_interval).
+are inconclusive too (batchlab.resampling.percentile_interval). With 2 seeds a draw is one of only 3
+distinct resamples; the claims' details say so.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pandas as pd
 from batchlab.cbs import seed_mean_steps, steps_matrix
 from batchlab.claims import interval_verdict, scorecard_row
 from batchlab.measured import measured_b_crit
-from batchlab.resampling import enough_draws, percentile_interval
+from batchlab.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval
 
 CELL_COLUMNS = ["study", "train_samples", "width_factor", "n_params"]
 
@@ -122,6 +123,7 @@ def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: fl
         band = None if key == "data" else (-claim.tolerance_or_default(), claim.tolerance_or_default())
         axis = "train_samples" if key == "data" else "width_factor"
         ends = fitted.groupby(axis)["b_crit"].mean().sort_index()
+        described = describe_interval(draws, slopes[key]["estimate"], low, high, slopes["n_seeds"], level, unknown=unknown)
         result = {
             "statistic": "log_slope_data" if key == "data" else "log_slope_width",
             "estimate": slopes[key]["estimate"],
@@ -141,8 +143,10 @@ def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: fl
                 f"; {c.study}: B_crit measured in {c.n_boot_measured / len(draws):.0%} of the resamples"
                 for c in table.itertuples()
                 if not c.flag and len(draws) and not enough_draws(c.n_boot_measured / len(draws), level)
-            ),
-            "note": f"B_crit not measured in {len(unmeasured)} cells" if unmeasured else "",
+            )
+            + (f"; {described}" if described else ""),
+            "note": f"B_crit not measured in {len(unmeasured)} cells" if unmeasured
+            else no_interval_note(slopes[key]["estimate"], low, high, 1 - share, level, "some cell's B_crit"),
             "verdict": interval_verdict(low, high, band)
             if slopes["n_seeds"] >= 2 and not unmeasured and enough_draws(share, level)
             else "inconclusive",
