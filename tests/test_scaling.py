@@ -151,3 +151,28 @@ def test_two_seeds_with_a_cell_flagged_in_one_seeds_resample_give_no_slope_inter
     assert card["low"].isna().all() and card["high"].isna().all()
     assert set(card["verdict"]) == {"inconclusive"}
     assert all("2 seeds give 3 distinct resamples" in d and "no 95% interval" in d for d in card["detail"])
+
+
+def test_the_scorecard_line_says_why_an_estimate_has_no_interval(tmp_path):
+    from batchlab.config import Study
+    from batchlab.report.scaling import build_scaling_report
+
+    study = Study.model_validate(
+        {
+            "data": {"name": "mnist1d", "n_samples": 20000},
+            "model": {"kind": "mlp", "hidden": [16]},
+            "budget": {"unit": "epochs", "amount": 1},
+            "batch_sizes": SIZES,
+            "seeds": [0, 1],
+            "steps_to_target": {"bootstrap": 100},
+            "scaling": {"train_samples": N, "width_factors": W},
+            "claims": [c.model_dump() for c in claims()],
+        }
+    )
+    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=2, noise=0.0)
+    last = steps[-1].copy()
+    last["steps"] = 200.0 * (1 + np.where(last["seed"] == 0, 400.0, 100.0) / last["batch_size"])
+    steps[-1] = last
+    build_scaling_report("g", study, cells, steps, {"name": "mnist1d", "synthetic": True}, tmp_path)
+    page = (tmp_path / "index.html").read_text()
+    assert re.search(r"slope on data = 0\.\d+ \[–, –\] \(no 95% interval: some cell&#39;s B_crit flagged in 2\d% of", page)
