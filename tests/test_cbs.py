@@ -149,3 +149,16 @@ def test_fit_needs_three_batch_sizes():
         fit_steps_model([1, 2, 4], [10.0, np.nan, 3.0])
     with pytest.raises(ValueError, match="at least 3 distinct batch sizes"):
         fit_steps_model([1, 1, 2, 2], [10.0, 11.0, 6.0, 5.0])
+
+
+def test_resamples_whose_fit_fails_count_against_the_interval():
+    """Seed 0 reached the target at 2 batch sizes only, seed 1 at all 5: the resample {0, 0}, a quarter of the
+    draws, cannot be fitted. Leaving it out made the interval of B_crit the values of {1, 1} and {0, 1}, the
+    estimate; a quarter of the draws without a value leaves no 95% interval, and n_boot_ok says how many had one."""
+    sizes = [1, 4, 16, 64, 256]
+    rows = [{"batch_size": b, "seed": s, "steps": 100.0 * (1 + (30.0 if s else 60.0) / b), "reached": s == 1 or b <= 4}
+            for b in sizes for s in (0, 1)]
+    out = bootstrap_fit(pd.DataFrame(rows), n_boot=400).set_index("quantity")
+    assert 0.6 * 400 < out.loc["b_crit", "n_boot_ok"] < 0.9 * 400
+    assert math.isnan(out.loc["b_crit", "low"]) and math.isnan(out.loc["b_crit", "high"])
+    assert math.isfinite(out.loc["b_crit", "estimate"])

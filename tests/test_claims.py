@@ -315,3 +315,28 @@ def test_noise_scale_claim_in_the_scorecard():
                            noise=noise_table(lambda b, s, f: 50.0 * (1 + 0.01 * s)))
     assert card.loc[0, "statistic"] == "noise_scale_ratio" and card.loc[0, "verdict"] == "replicated"
     assert "within a factor f of 1" in card.loc[0, "rule"]
+
+
+def test_two_seeds_with_b_crit_flagged_in_one_seeds_resample_give_no_interval():
+    """Seed 0's own B_crit (100) lies above the largest batch size (64), seed 1's (20) and their mean (60)
+    inside. The resample {seed 0, seed 0}, a quarter of the draws, has no B_crit: leaving it out gave
+    [value of {1, 1}, the estimate], an interval ending at the estimate. There is no 95% interval, the claim is
+    inconclusive, and the detail says how few resamples two seeds give."""
+    from batchlab.claims import b_crit_of_seeds, degradation_test
+
+    losses = {1: 0.30, 2: 0.30, 4: 0.30, 8: 0.30, 16: 0.30, 32: 0.45, 64: 0.60}
+    table = budget_table(lambda b: losses[b], seeds=2, noise=0.0)
+    result = degradation_test(table, "val_loss", b_crit_of_seeds(steps_of([100.0, 20.0])), 0.05, 400)
+    assert result["estimate"] == pytest.approx(1.0)  # B_crit 60: only 64 lies above it, 100% worse than at 1
+    assert math.isnan(result["low"]) and math.isnan(result["high"])
+    assert result["verdict"] == "inconclusive"
+    assert "B_crit 60 (no interval)" in result["detail"] and "no 95% interval" in result["detail"]
+    assert "2 seeds give 3 distinct resamples" in result["detail"] and result["note"].startswith("no 95% interval")
+
+
+def test_a_trend_from_two_seeds_says_its_interval_ends_are_single_seeds():
+    """Two seeds: 3 distinct resamples, {a, a} and {b, b} a quarter of the draws each, so the ends of a 95%
+    interval are the rank correlations of one seed alone; the detail says so."""
+    result = trend_test(runs(slope=0.1, noise=0.2, seeds=2), "batch_size", "val_loss", "increases_with_batch_size")
+    assert "2 seeds give 3 distinct resamples" in result["detail"]
+    assert "a resample of one seed alone is 25% of the draws, more than the 2.5% in a tail" in result["detail"]

@@ -132,3 +132,47 @@ def test_a_cell_measured_in_too_few_resamples_is_named():
     assert cell["flag"] == "" and cell["n_boot_measured"] < 0.95 * 200
     assert set(card["verdict"]) == {"inconclusive"}
     assert all("g-n16000-w2: B_crit measured in" in d for d in card["detail"])
+
+
+def test_two_seeds_with_a_cell_flagged_in_one_seeds_resample_give_no_slope_interval():
+    """Two seeds; in cell g-n16000-w2 seed 0's own B_crit (400) lies beyond 256 and seed 1's (100) inside, their
+    mean (250) inside too. The resample {seed 0, seed 0} (a quarter of the draws) has no slope, so the others
+    took only the values of {1, 1} and {0, 1}, the estimate: an interval that ended at the estimate. A quarter
+    of the draws without a value could lie on either side, so there is no 95% interval, and the detail says why."""
+    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=2, noise=0.0)
+    last = steps[-1].copy()
+    bc = np.where(last["seed"] == 0, 400.0, 100.0)
+    last["steps"] = 200.0 * (1 + bc / last["batch_size"])
+    steps[-1] = last
+    table, slopes = analyse_grid(cells, steps, n_boot=400)
+    card = evaluate_scaling_claims(claims(), table, slopes)
+    draws = slopes["data"]["draws"]
+    assert 0.15 < np.isnan(draws).mean() < 0.35 and len(np.unique(draws[np.isfinite(draws)])) == 2
+    assert card["low"].isna().all() and card["high"].isna().all()
+    assert set(card["verdict"]) == {"inconclusive"}
+    assert all("2 seeds give 3 distinct resamples" in d and "no 95% interval" in d for d in card["detail"])
+
+
+def test_the_scorecard_line_says_why_an_estimate_has_no_interval(tmp_path):
+    from batchlab.config import Study
+    from batchlab.report.scaling import build_scaling_report
+
+    study = Study.model_validate(
+        {
+            "data": {"name": "mnist1d", "n_samples": 20000},
+            "model": {"kind": "mlp", "hidden": [16]},
+            "budget": {"unit": "epochs", "amount": 1},
+            "batch_sizes": SIZES,
+            "seeds": [0, 1],
+            "steps_to_target": {"bootstrap": 100},
+            "scaling": {"train_samples": N, "width_factors": W},
+            "claims": [c.model_dump() for c in claims()],
+        }
+    )
+    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=2, noise=0.0)
+    last = steps[-1].copy()
+    last["steps"] = 200.0 * (1 + np.where(last["seed"] == 0, 400.0, 100.0) / last["batch_size"])
+    steps[-1] = last
+    build_scaling_report("g", study, cells, steps, {"name": "mnist1d", "synthetic": True}, tmp_path)
+    page = (tmp_path / "index.html").read_text()
+    assert re.search(r"slope on data = 0\.\d+ \[–, –\] \(no 95% interval: some cell&#39;s B_crit flagged in 2\d% of", page)

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
+from batchlab.resampling import percentile_interval
+
 QUANTITIES = ("s_min", "b_crit", "b_20", "b_20_empirical")
 
 
@@ -167,8 +169,11 @@ def bootstrap_fit(table: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, 
     Per batch size the MEAN steps of the runs that reached the target enter the fit; batch sizes where
     none did are left out (n_excluded counts them in the original table). Seeds are resampled with
     replacement and the same resampled seeds serve every batch size (runs of one seed are paired).
-    The interval is the (1-level)/2 and (1+level)/2 quantiles over the replicates whose value is
-    finite (n_boot_ok of n_boot). rng: a numpy Generator or a seed; None means default_rng(0).
+    The interval is the (1-level)/2 and (1+level)/2 quantiles of the replicates, n_boot_ok of n_boot
+    of which have a finite value; those without one (too few batch sizes reached the target in them)
+    count as draws of unknown value (batchlab.resampling.percentile_interval): the interval holds
+    wherever they lie, and there is none when they are more than (1-level)/2 of the draws.
+    rng: a numpy Generator or a seed; None means default_rng(0).
     """
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
@@ -187,11 +192,10 @@ def bootstrap_fit(table: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, 
         rmse_log = fit_steps_model(sizes, mean_steps(np.arange(len(seeds)))).rmse_log
     except ValueError:
         rmse_log = math.nan
-    alpha = (1 - level) / 2
     rows = []
     for k, name in enumerate(QUANTITIES):
         vals = draws[:, k][np.isfinite(draws[:, k])]
-        low, high = np.quantile(vals, [alpha, 1 - alpha]) if len(vals) else (math.nan, math.nan)
+        low, high = percentile_interval(draws[:, k], level)
         rows.append(
             {
                 "quantity": name,

@@ -18,7 +18,10 @@ replacement, the same seeds at every batch size, since runs of one seed are pair
   spread on log batch size over the trained runs, each measured at its own batch size, against -1/2;
 - claims across a scaling grid (Zhang et al. 2025) are tested in batchlab.scaling with the same rules.
 A claim that rests on B_crit is inconclusive when the rule of batchlab.measured flags B_crit (the
-reason is written in its detail), or when B_crit is not measured in more than 1 - L of the draws.
+reason is written in its detail), or when B_crit is not measured in more than (1 - L)/2 of the draws:
+those draws are no less real for having no value, and they could all lie in one tail, so no interval
+at level L holds (batchlab.resampling.percentile_interval). Every detail says how many distinct resamples
+the seeds allow (3 for 2 seeds) and when an end of the interval is one seed's own value or the estimate.
 Inconclusive also covers too little data to say (fewer than 3 batch sizes or 2 seeds with finite
 values). Runs whose metric is not finite (diverged, not evaluated) are left out and counted.
 """
@@ -35,7 +38,7 @@ from batchlab.cbs import seed_mean_steps, steps_matrix
 from batchlab.critical import geometric_mean, noise_at_crossing
 from batchlab.measured import flag as measured_flag
 from batchlab.measured import measured_b_crit
-from batchlab.resampling import percentile_interval, seed_bootstrap
+from batchlab.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, seed_bootstrap
 
 STATISTICS = {
     "spearman_rho": {
@@ -65,7 +68,7 @@ STATISTICS = {
         "not replicated": "the change at or below B_crit exceeds τ, or the change above B_crit stays within τ",
         "inconclusive": "otherwise, or no batch size lies between the smallest and B_crit, or none above it, "
         "or B_crit is not a measurement (flagged: outside the batch sizes that reached the target, fewer than 4 of "
-        "them, or a poor fit), or it is flagged in more than 1 − L of the draws",
+        "them, or a poor fit), or it is flagged in more than (1 − L)/2 of the draws (then no interval holds)",
     },
     "noise_scale_ratio": {
         "symbol": "B_simple / B_crit =",
@@ -75,8 +78,8 @@ STATISTICS = {
         "from the same resampled seeds in every draw",
         "replicated": "the interval of the ratio lies wholly within a factor f of 1 ([1/f, f])",
         "not replicated": "the interval lies wholly outside [1/f, f]",
-        "inconclusive": "the interval overlaps an edge of [1/f, f], or B_crit is flagged (or flagged in more than 1 − L "
-        "of the draws), or fewer than 2 seeds have gradient statistics at the target",
+        "inconclusive": "the interval overlaps an edge of [1/f, f], or B_crit is flagged (or flagged in more than "
+        "(1 − L)/2 of the draws: then no interval holds), or fewer than 2 seeds have gradient statistics at the target",
     },
     "spread_slope": {
         "symbol": "slope =",
@@ -95,7 +98,7 @@ STATISTICS = {
         "replicated": "the interval of the slope lies wholly above 0",
         "not replicated": "the interval lies wholly below 0",
         "inconclusive": "the interval contains 0, or some cell's B_crit is flagged (or some cell is flagged in more than "
-        "1 − L of the draws)",
+        "(1 − L)/2 of the draws: then no interval holds)",
     },
     "log_slope_width": {
         "symbol": "slope on width =",
@@ -104,7 +107,7 @@ STATISTICS = {
         "replicated": "the interval of the slope lies wholly within ±τ (a width doubled changes B_crit by at most 2^τ)",
         "not replicated": "the interval lies wholly outside ±τ",
         "inconclusive": "the interval overlaps ±τ's edge, or some cell's B_crit is flagged (or some cell is flagged "
-        "in more than 1 − L of the draws)",
+        "in more than (1 − L)/2 of the draws: then no interval holds)",
     },
 }
 HIGHER_IS_BETTER = ("accuracy", "auc", "r2")
@@ -152,6 +155,7 @@ def trend_test(
         "n_excluded_runs": int(len(table) - len(finite)),
         "at_smallest": float(first),
         "at_largest": float(last),
+        "detail": describe_interval(draws, rho, low, high, n_units, level, unit),
         "verdict": verdict,
     }
 
@@ -231,7 +235,8 @@ def samples_predict_test(curves: pd.DataFrame, metric: str, n_boot: int = 2000, 
         "at_largest": float(by_size.last().iloc[-1]) if n_sizes else math.nan,
         "detail": f"|ρ| vs samples {point['samples_seen']:.3f}, vs steps {point['step']:.3f}, vs batch size "
         f"{point['batch_size']:.3f}; lead over steps {point['over_steps']:+.3f} [{o_s[0]:+.3f}, {o_s[1]:+.3f}], "
-        f"over batch size {point['over_batch']:+.3f} [{o_b[0]:+.3f}, {o_b[1]:+.3f}]",
+        f"over batch size {point['over_batch']:+.3f} [{o_b[0]:+.3f}, {o_b[1]:+.3f}]"
+        + _clause(describe_interval([d[weaker] for d in draws], point[weaker], *intervals[weaker], n_units, level)),
         "verdict": verdict,
     }
 
@@ -254,6 +259,16 @@ def _given_b_crit(value: float):
     """A fixed B_crit as a function of seed labels (flagged only when it is not a number)."""
     reason = "" if math.isfinite(value) else measured_flag("b_crit", value, [], math.nan)
     return lambda labels: (value, reason)
+
+
+def _interval(low: float, high: float, spec: str) -> str:
+    """'[low, high]' in a detail, or '(no interval)' where the draws give none."""
+    return f"[{low:{spec}}, {high:{spec}}]" if math.isfinite(low) and math.isfinite(high) else "(no interval)"
+
+
+def _clause(text: str) -> str:
+    """A further clause of a detail ('' stays '')."""
+    return f"; {text}" if text else ""
 
 
 def _measured_share(values) -> float:
@@ -298,7 +313,7 @@ def degradation_test(
     a_low, a_high = percentile_interval([d[1] for d in draws], level)
     c_low, c_high = percentile_interval([d[2] for d in draws], level)
     share = _measured_share([d[2] for d in draws])
-    if reason or not (below.any() and above.any() and n_units >= 2) or share < level:
+    if reason or not (below.any() and above.any() and n_units >= 2) or not enough_draws(share, level):
         verdict = "inconclusive"
     elif b_high <= tolerance and a_low > tolerance:
         verdict = "replicated"
@@ -310,9 +325,10 @@ def degradation_test(
         detail = f"B_crit is not a measurement: {reason}"
     else:
         detail = (
-            f"B_crit {b_crit_point:.3g} [{c_low:.3g}, {c_high:.3g}], measured in {share:.0%} of the resamples; change "
-            f"at or below it {below_est:+.3f} [{b_low:+.3f}, {b_high:+.3f}] ({int(below.sum())} batch sizes), above it "
-            f"{above_est:+.3f} ({int(above.sum())})"
+            f"B_crit {b_crit_point:.3g} {_interval(c_low, c_high, '.3g')}, measured in {share:.0%} of the resamples; "
+            f"change at or below it {below_est:+.3f} {_interval(b_low, b_high, '+.3f')} ({int(below.sum())} batch sizes), "
+            f"above it {above_est:+.3f} ({int(above.sum())})"
+            + _clause(describe_interval([d[1] for d in draws], above_est, a_low, a_high, n_units, level))
         )
     return {
         "statistic": "degradation_above_b_crit",
@@ -325,7 +341,7 @@ def degradation_test(
         "at_smallest": float(np.nanmean(values[0])) if len(values) else math.nan,
         "at_largest": float(np.nanmean(values[-1])) if len(values) else math.nan,
         "detail": f"{detail}; tolerance {tolerance:g}",
-        "note": "B_crit not measured" if reason else "",
+        "note": "B_crit not measured" if reason else no_interval_note(above_est, a_low, a_high, 1 - share, level),
         "verdict": verdict,
     }
 
@@ -334,8 +350,8 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
     """B_simple at the target over B_crit, with a seed-bootstrap interval: does the noise scale predict B_crit?
 
     Both come from the same resampled seeds in every draw. Seeds without gradient statistics count for
-    B_crit only; a draw with none of the measured seeds has no ratio (left out, like a flagged B_crit,
-    whose share of the draws must stay within 1 - level).
+    B_crit only; a draw with none of the measured seeds has no ratio (left out). A draw with a flagged
+    B_crit has a ratio of unknown value, which counts against the interval's tails (at most (1 - level)/2).
     """
     at = noise_at_crossing(noise, steps)
     b_crit_of = b_crit_of_seeds(steps)
@@ -353,11 +369,14 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
     b_crit_point, reason = b_crit_of(seeds)
     point, draws = seed_bootstrap(ratio, len(seeds), n_boot)
     estimate, b_simple, _ = point or (math.nan, math.nan, math.nan)
-    low, high = percentile_interval([d[0] for d in draws], level)
-    s_low, s_high = percentile_interval([d[1] for d in draws], level)
+    ratios = [d[0] for d in draws]
+    # a draw with B_simple but a flagged B_crit has a ratio, unknown; one without a measured seed has none
+    unknown = [math.isfinite(d[1]) and not math.isfinite(d[2]) for d in draws]
+    low, high = percentile_interval(ratios, level, unknown)
+    s_low, s_high = percentile_interval([d[1] for d in draws], level, [False] * len(draws))
     c_low, c_high = percentile_interval([d[2] for d in draws], level)
     share = _measured_share([d[2] for d in draws])
-    if reason or len(measured_seeds) < 2 or share < level:
+    if reason or len(measured_seeds) < 2 or not enough_draws(share, level):
         verdict = "inconclusive"
     else:
         verdict = interval_verdict(low, high, (1 / factor, factor))
@@ -365,7 +384,7 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
     used = ", ".join(f"{f:.0%}: {n}" for f, n in at["fraction"].value_counts().sort_index().items())
     b_crit_text = (
         f"B_crit is not a measurement: {reason}" if reason
-        else f"B_crit {b_crit_point:.3g} [{c_low:.3g}, {c_high:.3g}], measured in {share:.0%} of the resamples"
+        else f"B_crit {b_crit_point:.3g} {_interval(c_low, c_high, '.3g')}, measured in {share:.0%} of the resamples"
     )
     return {
         "statistic": "noise_scale_ratio",
@@ -374,13 +393,15 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
         "high": high,
         "n_x": int(at["batch_size"].nunique()),
         "n_units": len(measured_seeds),
-        "note": "B_crit not measured" if reason else "fewer than 2 seeds measured" if len(measured_seeds) < 2 else "",
+        "note": "B_crit not measured" if reason else "fewer than 2 seeds measured" if len(measured_seeds) < 2
+        else no_interval_note(estimate, low, high, 1 - share, level),
         "n_excluded_runs": int(at["b_simple"].isna().sum()),
         "at_smallest": math.nan,
         "at_largest": math.nan,
-        "detail": f"B_simple at the target {b_simple:.3g} [{s_low:.3g}, {s_high:.3g}] over {len(at)} runs of "
+        "detail": f"B_simple at the target {b_simple:.3g} {_interval(s_low, s_high, '.3g')} over {len(at)} runs of "
         f"{len(measured_seeds)} seeds (checkpoints used, by fraction of training: {used or 'none'}; on average "
-        f"{factor_off:.2g}x from the crossing in steps); {b_crit_text}; factor {factor:g}",
+        f"{factor_off:.2g}x from the crossing in steps); {b_crit_text}; factor {factor:g}"
+        + _clause(describe_interval(ratios, estimate, low, high, len(seeds), level, unknown=unknown)),
         "verdict": verdict,
     }
 
@@ -427,7 +448,8 @@ def spread_slope_test(spread: pd.DataFrame, tolerance: float, n_boot: int = 2000
         "at_smallest": float(np.exp(means[0])) if len(sizes) else math.nan,
         "at_largest": float(np.exp(means[-1])) if len(sizes) else math.nan,
         "detail": f"spread at the largest batch size {ratio:.3g}x the B^-1/2 line through the smallest; "
-        f"the claim needs the slope above {threshold:g} (−1/2 + τ, τ = {tolerance:g})",
+        f"the claim needs the slope above {threshold:g} (−1/2 + τ, τ = {tolerance:g})"
+        + _clause(describe_interval(draws, point, low, high, n_units, level)),
         "verdict": verdict,
     }
 

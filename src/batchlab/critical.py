@@ -112,7 +112,8 @@ def _b_simple_at_target(at_crossing: pd.DataFrame, n_boot: int, level: float = 0
         return geometric_mean(np.concatenate([by_seed[c] for c in columns])) if len(columns) else math.nan
 
     point, draws = seed_bootstrap(pooled, len(seeds), n_boot)
-    low, high = percentile_interval(draws, level)
+    # a resample of seeds none of whose runs has a B_simple at the target has no value to miss: left out
+    low, high = percentile_interval(draws, level, [False] * len(draws))
     factor = geometric_mean(at_crossing["step_factor"])
     return pd.DataFrame([{
         "quantity": "b_simple_at_target",

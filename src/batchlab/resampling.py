@@ -2,6 +2,8 @@
 
 Seeds are the replicates. Runs of one seed share their initial weights and data order at every batch
 size (and in every cell of a scaling grid), so a draw resamples whole seeds and keeps them paired.
+k seeds allow only C(2k - 1, k) distinct resamples (3 for 2 seeds: {a, a}, {a, b}, {b, b}, drawn a quarter,
+half and quarter of the time), so intervals from few seeds are coarse; describe_interval says so in words.
 """
 
 from __future__ import annotations
@@ -27,12 +29,118 @@ def seed_bootstrap(statistic, n_units: int, n_boot: int) -> tuple[object, list]:
     return point, draws
 
 
-def percentile_interval(draws, level: float) -> tuple[float, float]:
-    """The (1 - level)/2 and (1 + level)/2 quantiles of the finite draws (NaN, NaN if none)."""
-    values = np.asarray(draws, dtype=float)
-    values = values[np.isfinite(values)]
-    if not len(values):
+def tail(level: float) -> float:
+    """The share of the draws a percentile interval at `level` leaves out on each side: (1 - level) / 2."""
+    return (1 - level) / 2
+
+
+def enough_draws(share: float, level: float) -> bool:
+    """Whether a share of draws with a value leaves room for an interval at `level` (at most a tail without one)."""
+    return 1 - share <= tail(level) + 1e-12
+
+
+def no_interval_note(estimate: float, low: float, high: float, flagged: float, level: float, what: str = "B_crit") -> str:
+    """The scorecard's short note for an estimate without an interval because `what` is flagged in too many draws."""
+    if estimate is None or not math.isfinite(estimate) or (math.isfinite(low) and math.isfinite(high)) or not flagged:
+        return ""
+    return f"no {_pct(level)} interval: {what} flagged in {_pct(flagged)} of the resamples"
+
+
+def distinct_resamples(n_units: int) -> int:
+    """How many different resamples n_units units drawn with replacement can give: C(2n - 1, n), 3 for 2 seeds."""
+    return math.comb(2 * n_units - 1, n_units) if n_units > 0 else 0
+
+
+def _split(draws, unknown) -> tuple[np.ndarray, int, int]:
+    """The finite draws, how many draws have an unknown value, and how many an undefined one (left out)."""
+    values = np.asarray(draws, dtype=float).ravel()
+    finite = np.isfinite(values)
+    unknown = ~finite if unknown is None else np.asarray(unknown, dtype=bool).ravel() & ~finite
+    return values[finite], int(unknown.sum()), int((~finite).sum() - unknown.sum())
+
+
+def percentile_interval(draws, level: float, unknown=None) -> tuple[float, float]:
+    """The (1 - level)/2 and (1 + level)/2 quantiles of the draws, wherever the draws of unknown value would lie.
+
+    A draw without a finite value whose statistic exists but is not known (B_crit flagged in it: outside
+    the batch sizes, where the fit only extrapolates) still was a draw: leaving it out would truncate the
+    distribution on the side where it lay, and with few seeds the interval then ended at the estimate.
+    With a share m of such draws, the ends are the quantiles (a - m)/(1 - m) and 1 - (a - m)/(1 - m) of
+    the others, a = (1 - level)/2: they hold even if all the unknown draws lay on one side. With m above a
+    no end holds and the interval is (NaN, NaN), as it is without any finite draw.
+
+    unknown: a mask of the draws whose missing value is unknown rather than undefined (a resample with no
+    measured seed has no B_simple at all); non-finite draws outside it are left out. None: all of them.
+    """
+    finite, n_unknown, _ = _split(draws, unknown)
+    if not len(finite):
         return math.nan, math.nan
-    alpha = (1 - level) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
+    alpha = tail(level)
+    missing = n_unknown / (len(finite) + n_unknown)
+    if missing > alpha + 1e-12:
+        return math.nan, math.nan
+    inner = (alpha - missing) / (1 - missing)
+    low, high = np.quantile(finite, [inner, 1 - inner])
     return float(low), float(high)
+
+
+def _pct(share: float) -> str:
+    """A share as a percentage with up to 3 significant figures: 25%, 3.7%, 2.5%."""
+    return f"{100 * share:.3g}%"
+
+
+def _same(a, b) -> bool:
+    """Equal up to rounding (the statistic of a resample and of its permutations may differ in the last bits)."""
+    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _distinct(values: np.ndarray) -> int:
+    """Distinct values, counting as one those equal up to rounding (resamples that are permutations of each other)."""
+    values = np.sort(values)
+    if not len(values):
+        return 0
+    gaps = np.diff(values) > 1e-9 * np.maximum(1.0, np.abs(values[1:]))
+    return int(gaps.sum()) + 1
+
+
+def describe_interval(
+    draws, estimate: float, low: float, high: float, n_units: int, level: float, unit: str = "seed", unknown=None
+) -> str:
+    """What a reader needs to weigh a percentile interval from few units, as a clause of a scorecard detail.
+
+    How many distinct resamples the units allow, how many draws have no value and what that did to the
+    interval, how many distinct values the draws took, whether a resample of one unit alone is more than a
+    tail of the draws (then an end can be that unit's own value), and whether an end is the estimate itself.
+    unknown as in percentile_interval. '' with fewer than 2 units (no draws).
+    """
+    values = np.asarray(draws, dtype=float).ravel()
+    if n_units < 2 or not len(values):
+        return ""
+    finite, n_unknown, n_undefined = _split(values, unknown)
+    alpha = tail(level)
+    parts = [f"{n_units} {unit}s give {distinct_resamples(n_units)} distinct resamples"]
+    if n_undefined:
+        parts.append(f"{n_undefined} of the {len(values)} draws, in which the statistic is not defined, are left out")
+    if n_unknown:
+        parts.append(f"{n_unknown} of the {len(finite) + n_unknown} draws have no value")
+        if len(finite) and not (math.isfinite(low) and math.isfinite(high)):
+            parts.append(f"no {_pct(level)} interval: they are more than the {_pct(alpha)} of the draws in one tail and "
+                         "could lie on either side")
+        elif len(finite):
+            parts.append("the interval is widened to hold wherever they would lie")
+    if len(finite):
+        n_values = _distinct(finite)
+        among = "the others" if n_unknown else f"the {len(finite)} draws"
+        parts.append(f"{n_values} distinct value{'s' if n_values != 1 else ''} among {among}")
+    single = float(n_units) ** -n_units
+    if single > alpha:
+        parts.append(f"a resample of one {unit} alone is {_pct(single)} of the draws, more than the {_pct(alpha)} in a "
+                     f"tail, so an end of the interval can be one {unit}'s own value")
+    at_estimate = [name for name, end in (("lower", low), ("upper", high)) if _same(end, estimate)]
+    if at_estimate:
+        share = float(np.mean([_same(v, estimate) for v in finite]))
+        which = "both ends are" if len(at_estimate) == 2 else f"the {at_estimate[0]} end is"
+        parts.append(f"{which} the estimate itself ({_pct(share)} of the draws with a value equal it)")
+    return "; ".join(parts)

@@ -9,7 +9,10 @@ gives intervals for each cell's B_crit and for both slopes. B_20 = B_crit / 5 ha
 A cell whose B_crit the rule of batchlab.measured flags (outside the batch sizes that reached the
 target, too few of them, or a poor fit) keeps its fit and flag in the table, and the grid's claims are
 then inconclusive with the cell's reason. A bootstrap draw in which the rule flags some cell gives no
-slope; when fewer than `level` of the draws give one, the claims are inconclusive too.
+slope: it was drawn all the same, and its slope could lie on either side, so the intervals hold wherever
+such draws lie, and when they are more than (1 - level)/2 of the draws no interval holds and the claims
+are inconclusive too (batchlab.resampling.percentile_interval). With 2 seeds a draw is one of only 3
+distinct resamples; the claims' details say so.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pandas as pd
 from batchlab.cbs import seed_mean_steps, steps_matrix
 from batchlab.claims import interval_verdict, scorecard_row
 from batchlab.measured import measured_b_crit
-from batchlab.resampling import percentile_interval
+from batchlab.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval
 
 CELL_COLUMNS = ["study", "train_samples", "width_factor", "n_params"]
 
@@ -77,6 +80,7 @@ def analyse_grid(
     # a draw in which some cell is not measured is no replicate of the grid's analysis: its slopes are NaN
     slope_draws = np.array([log_slopes(n, w, d) if np.isfinite(d).all() else (math.nan, math.nan) for d in draws])
     slope_draws = slope_draws.reshape(n_boot, 2)
+    flagged = ~np.isfinite(draws).all(axis=1)  # the draws whose slopes exist but are not known
     table = cells.assign(
         b_crit=raw,
         flag=flags,
@@ -91,8 +95,8 @@ def analyse_grid(
     )
     slope_data, slope_width = log_slopes(n, w, estimate)
     slopes = {
-        "data": {"estimate": slope_data, "draws": slope_draws[:, 0]},
-        "width": {"estimate": slope_width, "draws": slope_draws[:, 1]},
+        "data": {"estimate": slope_data, "draws": slope_draws[:, 0], "unknown": flagged},
+        "width": {"estimate": slope_width, "draws": slope_draws[:, 1], "unknown": flagged},
         "n_seeds": len(seeds),
     }
     return table, slopes
@@ -112,12 +116,14 @@ def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: fl
             continue
         key = "data" if claim.expect == "increases_with_data_size" else "width"
         draws = np.asarray(slopes[key]["draws"], dtype=float)
-        low, high = percentile_interval(draws, level)
+        unknown = slopes[key].get("unknown")
+        low, high = percentile_interval(draws, level, unknown)
         unmeasured = [f"{c.study}: {c.flag}" for c in table[table["flag"] != ""].itertuples()]
         share = float(np.isfinite(draws).mean()) if len(draws) else 0.0
         band = None if key == "data" else (-claim.tolerance_or_default(), claim.tolerance_or_default())
         axis = "train_samples" if key == "data" else "width_factor"
         ends = fitted.groupby(axis)["b_crit"].mean().sort_index()
+        described = describe_interval(draws, slopes[key]["estimate"], low, high, slopes["n_seeds"], level, unknown=unknown)
         result = {
             "statistic": "log_slope_data" if key == "data" else "log_slope_width",
             "estimate": slopes[key]["estimate"],
@@ -135,11 +141,14 @@ def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: fl
             + "".join(f"; {u}" for u in unmeasured)
             + "".join(
                 f"; {c.study}: B_crit measured in {c.n_boot_measured / len(draws):.0%} of the resamples"
-                for c in table.itertuples() if not c.flag and len(draws) and c.n_boot_measured < level * len(draws)
-            ),
-            "note": f"B_crit not measured in {len(unmeasured)} cells" if unmeasured else "",
+                for c in table.itertuples()
+                if not c.flag and len(draws) and not enough_draws(c.n_boot_measured / len(draws), level)
+            )
+            + (f"; {described}" if described else ""),
+            "note": f"B_crit not measured in {len(unmeasured)} cells" if unmeasured
+            else no_interval_note(slopes[key]["estimate"], low, high, 1 - share, level, "some cell's B_crit"),
             "verdict": interval_verdict(low, high, band)
-            if slopes["n_seeds"] >= 2 and not unmeasured and share >= level
+            if slopes["n_seeds"] >= 2 and not unmeasured and enough_draws(share, level)
             else "inconclusive",
         }
         rows.append(scorecard_row(claim, result, level, len(slopes[key]["draws"])))
