@@ -204,3 +204,8 @@ def test_a_steps_to_target_that_to_target_would_override_is_an_error():
                              "to_target": {"cap": {"unit": "epochs", "amount": 3}}}}}
     with pytest.raises(ConfigError, match="steps_to_target.kind, steps_to_target.value would not be used"):
         validate_config(raw, source="c.yaml")
+
+
+def test_a_study_with_to_target_survives_the_json_the_jobs_receive():
+    study = _study()
+    assert Study.model_validate_json(study.model_dump_json()) == study

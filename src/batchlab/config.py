@@ -1063,7 +1063,8 @@ class Study(Strict):
                 raise ValueError("a claim about model size needs at least two scaling.width_factors")
         if self.to_target is not None:
             t = self.to_target
-            unused = sorted(self.steps_to_target.model_fields_set & {"metric", "kind", "value"})
+            default = StepsToTarget()  # compared with the defaults, not model_fields_set: JSON round trips set every field
+            unused = [k for k in ("kind", "metric", "value") if getattr(self.steps_to_target, k) != getattr(default, k)]
             if unused:
                 raise ValueError(
                     f"steps_to_target.{', steps_to_target.'.join(unused)} would not be used: with to_target the critical "

@@ -103,11 +103,16 @@ def per_example_stats(
     if n < 2:
         raise ValueError("per-example statistics need at least 2 examples")
     total = sq_total = None
+    wide = squares = None  # float64 buffers reused across chunks: the same sums, without fresh allocations
     for block in per_example_grads(model, sample_loss, x, y, chunk_size):
-        block = block.double()
-        s, s2 = block.sum(0), block.pow(2).sum(0)
-        total = s if total is None else total + s
-        sq_total = s2 if sq_total is None else sq_total + s2
+        if wide is None:
+            wide = torch.empty(block.shape, dtype=torch.float64, device=block.device)
+            squares = torch.empty_like(wide)
+        rows = len(block)
+        block = wide[:rows].copy_(block)
+        s, s2 = block.sum(0), torch.pow(block, 2, out=squares[:rows]).sum(0)
+        total = s if total is None else total.add_(s)
+        sq_total = s2 if sq_total is None else sq_total.add_(s2)
     mean = total / n
     param_var = (sq_total - n * mean.pow(2)) / (n - 1)
     trace_sigma = param_var.sum().item()
