@@ -1,7 +1,5 @@
-"""`python -m batchlab` runs the command line."""
+"""`python -m batchlab` runs the command line (batchlab.cli.run_job: no interpreter teardown after the job)."""
 
-import sys
+from batchlab.cli import run_job
 
-from batchlab.cli import main
-
-sys.exit(main())
+run_job()
