@@ -80,22 +80,28 @@ def test_cells_with_different_seeds_are_refused():
         analyse_grid(cells, steps, n_boot=10)
 
 
-def test_scaling_report_renders_cells_scorecard_and_figure(tmp_path):
+def _grid_study(seeds: list[int]):
+    """A scaling-grid study over the test's grid, carrying the grid claims."""
     from batchlab.config import Study
-    from batchlab.report.scaling import build_scaling_report
 
-    study = Study.model_validate(
+    return Study.model_validate(
         {
             "data": {"name": "mnist1d", "n_samples": 20000},
             "model": {"kind": "mlp", "hidden": [16]},
             "budget": {"unit": "epochs", "amount": 1},
             "batch_sizes": SIZES,
-            "seeds": [0, 1, 2, 3],
+            "seeds": seeds,
             "steps_to_target": {"bootstrap": 100},
             "scaling": {"train_samples": N, "width_factors": W},
             "claims": [c.model_dump() for c in claims()],
         }
     )
+
+
+def test_scaling_report_renders_cells_scorecard_and_figure(tmp_path):
+    from batchlab.report.scaling import build_scaling_report
+
+    study = _grid_study([0, 1, 2, 3])
     cells, steps = grid(lambda n, w: 0.3 * n**0.5)
     meta = build_scaling_report("g", study, cells, steps, {"name": "mnist1d", "synthetic": True}, tmp_path)
     assert [r["verdict"] for r in meta["scorecard"]] == ["replicated", "replicated"]
@@ -154,21 +160,9 @@ def test_two_seeds_with_a_cell_flagged_in_one_seeds_resample_give_no_slope_inter
 
 
 def test_the_scorecard_line_says_why_an_estimate_has_no_interval(tmp_path):
-    from batchlab.config import Study
     from batchlab.report.scaling import build_scaling_report
 
-    study = Study.model_validate(
-        {
-            "data": {"name": "mnist1d", "n_samples": 20000},
-            "model": {"kind": "mlp", "hidden": [16]},
-            "budget": {"unit": "epochs", "amount": 1},
-            "batch_sizes": SIZES,
-            "seeds": [0, 1],
-            "steps_to_target": {"bootstrap": 100},
-            "scaling": {"train_samples": N, "width_factors": W},
-            "claims": [c.model_dump() for c in claims()],
-        }
-    )
+    study = _grid_study([0, 1])
     cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=2, noise=0.0)
     last = steps[-1].copy()
     last["steps"] = 200.0 * (1 + np.where(last["seed"] == 0, 400.0, 100.0) / last["batch_size"])

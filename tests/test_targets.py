@@ -40,7 +40,7 @@ def test_target_kinds_on_known_curves():
 def test_a_baseline_target_needs_a_baseline_the_runs_beat():
     with pytest.raises(ValueError, match="needs the data's baseline"):
         resolve_target(CURVES, "val_loss", "baseline_fraction", 0.5)
-    with pytest.raises(ValueError, match="got below the data's baseline 0.15"):
+    with pytest.raises(ValueError, match="is not below the data.s baseline 0.15"):
         resolve_target(CURVES, "val_loss", "baseline_fraction", 0.5, baseline=0.15)
 
 

@@ -47,14 +47,20 @@ def resolve_target(
         return initial - value * (initial - best)
     if kind == "within_best":
         return best * (1 + value)
-    if not math.isfinite(baseline):
-        raise ValueError("a baseline_fraction target needs the data's baseline loss")
-    if best >= baseline:
-        raise ValueError(
-            f"no run's final {metric} ({best:.4g} at best) got below the data's baseline {baseline:.4g} "
-            "(the best constant prediction): a baseline_fraction target is undefined; choose another steps_to_target.kind"
-        )
+    _below_baseline(best, baseline, f"the best run's final {metric} ({best:.4g})", "a baseline_fraction target",
+                    "choose another steps_to_target.kind")
     return baseline - value * (baseline - best)
+
+
+def _below_baseline(loss: float, baseline: float, what: str, target: str, instead: str) -> None:
+    """A share of an improvement below the baseline needs a baseline, and a loss below it."""
+    if not math.isfinite(baseline):
+        raise ValueError(f"{target} needs the data's baseline loss")
+    if loss >= baseline:
+        raise ValueError(
+            f"{what} is not below the data's baseline {baseline:.4g} (the best constant prediction): {target} is "
+            f"undefined; {instead}"
+        )
 
 
 def constant_prediction_loss(data, model_spec, split: str) -> float:
@@ -115,12 +121,8 @@ def stop_target(kind: str, value: float, baseline: float = math.nan, pilot: floa
         raise ValueError(f"to_target.kind must be value, baseline_ratio or pilot_fraction, got {kind!r}")
     if not math.isfinite(pilot):
         raise ValueError("a pilot_fraction target needs the pilot's final validation loss, and it is not finite")
-    if pilot >= baseline:
-        raise ValueError(
-            f"the pilot's final validation loss ({pilot:.4g}) is not below the data's baseline ({baseline:.4g}): "
-            "the fixed-budget sweep's smallest batch size learned nothing a constant does not, so a pilot_fraction "
-            "target is undefined; use kind value or baseline_ratio, or a longer budget"
-        )
+    _below_baseline(pilot, baseline, f"the pilot's final validation loss ({pilot:.4g}, the fixed-budget sweep's smallest "
+                    "batch size)", "a pilot_fraction target", "use kind value or baseline_ratio, or a longer budget")
     return float(baseline - value * (baseline - pilot))
 
 
