@@ -209,3 +209,25 @@ def test_a_steps_to_target_that_to_target_would_override_is_an_error():
 def test_a_study_with_to_target_survives_the_json_the_jobs_receive():
     study = _study()
     assert Study.model_validate_json(study.model_dump_json()) == study
+
+
+def test_stops_in_the_step_a_cuda_graph_captures_match_the_eager_ones(view_and_data, monkeypatch):
+    """With the graph body (device-tensor step, in-place commit; what a CUDA graph replays) the runs stop at
+    the same steps with the same weights as with eager steps: the stop is the divergence mask's frozen step."""
+    from batchlab.engine import _Training
+
+    view, data = view_and_data
+    target, _ = _target_between(view, data)
+    runs, fractions = [(1e-3, 0), (3e-3, 0)], {0: (1.0,)}
+    eager = train_runs(view, data, 2, runs, CPU, fractions, stop_at=StopAt(target))
+    original = _Training.__init__
+
+    def graph_body(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.step_fn.graph_body = True
+
+    monkeypatch.setattr(_Training, "__init__", graph_body)
+    body = train_runs(view, data, 2, runs, CPU, fractions, stop_at=StopAt(target))
+    for a, b in zip(eager, body):
+        assert a.record["steps"] == b.record["steps"] and a.curve == b.curve
+        assert all(torch.equal(a.checkpoints[1.0][k], b.checkpoints[1.0][k]) for k in a.checkpoints[1.0])
