@@ -91,7 +91,36 @@ def test_scorecard_opens_the_index(finished_run: Path):
     # 3 batch sizes cannot measure B_crit by the rule (at least 4), so the claim resting on it says so
     assert "batch sizes reached the target" in critical.loc["b_crit", "flag"]
     assert card.loc[3, "verdict"] == "inconclusive" and "B_crit is not a measurement" in card.loc[3, "detail"]
-    assert pd.read_csv(finished_run / "reports/tiny_signal/scorecard.csv").empty
+    assert pd.read_csv(finished_run / "reports/tiny_signal/scorecard.csv")["statistic"].tolist() == ["noise_scale_ratio"]
+
+
+def test_train_to_target_analysis_feeds_the_critical_batch_size(finished_run: Path):
+    """tiny_signal trains batch sizes 2, 8 and 32 to half of the pilot's improvement below the data's baseline,
+    the pilot being the sweep's batch size 2; its critical-batch tables and B_simple come from those runs."""
+    from batchlab.config import load_config
+    from batchlab.data import load_dataset
+    from batchlab.targets import constant_prediction_loss
+
+    runs = pd.read_parquet(finished_run / "results/tiny_signal/to_target/runs.parquet")
+    assert sorted(runs["batch_size"].unique()) == [2, 8, 32] and sorted(runs["seed"].unique()) == [0, 1]
+    study = load_config(finished_run / "config/config.yaml").studies["tiny_signal"]
+    baseline = constant_prediction_loss(load_dataset(finished_run / "data/tiny_signal.npz"), study.model, "val")
+    sweep = pd.read_parquet(finished_run / "results/tiny_signal/table.parquet")
+    pilot = sweep.loc[sweep["batch_size"] == 2, "val_loss"].mean()
+    assert runs["target"].unique().tolist() == pytest.approx([baseline - 0.5 * (baseline - pilot)], rel=1e-12)
+    reached = runs[runs["reached_target"]]
+    assert (reached["val_loss"] <= reached["target"]).all()
+    capped = runs[~runs["reached_target"]]
+    assert (capped["steps"] == [study.to_target_view().budget.steps(b, int(n)) for b, n in zip(capped["batch_size"], capped["n_train"])]).all()
+    steps = pd.read_parquet(finished_run / "results/tiny_signal/steps_to_target.parquet")
+    assert sorted(steps["batch_size"].unique()) == [2, 8, 32] and (steps["target"] == runs["target"].iloc[0]).all()
+    noise = pd.read_parquet(finished_run / "results/tiny_signal/to_target/gradients.parquet")
+    stopped = noise.merge(runs[["batch_size", "seed", "steps"]], on=["batch_size", "seed"])
+    assert len(stopped) == len(runs) and (stopped["step"] == stopped["steps"]).all()  # measured where each stopped
+    assert pd.read_parquet(finished_run / "results/tiny_signal/to_target/spread.parquet").empty
+    assert "to target: validation loss" in (finished_run / "logs/tiny_signal/train_to_target_bs2.log").read_text()
+    page = (finished_run / "reports/tiny_signal/index.html").read_text()
+    assert "Trained to the target." in page and f"{len(reached)} of {len(runs)} runs reached it" in page
 
 
 def test_classifier_study_records_accuracy(finished_run: Path):
@@ -158,8 +187,9 @@ def test_svm_settings_retrain_nothing(finished_run: Path, tmp_path: Path):
     shutil.copytree(finished_run, work, symlinks=True)
     _edit_study(work, "tiny_signal", lambda s: s["downstream"].update(C=2.0))
     jobs = _dry_run_jobs(work)
-    assert "train" not in jobs and "gradients" not in jobs, jobs
-    assert jobs == dict.fromkeys(["downstream", "baselines", "aggregate", "critical_batch", "report_study", "index"], 1)
+    assert "train" not in jobs and "gradients" not in jobs and "train_to_target" not in jobs, jobs
+    # tiny_signal's critical batch size comes from its train-to-target runs, which the SVMs do not touch
+    assert jobs == dict.fromkeys(["downstream", "baselines", "aggregate", "report_study", "index"], 1)
 
 
 def test_a_stopped_study_job_keeps_its_finished_cells(finished_run: Path, tmp_path: Path):
