@@ -231,3 +231,34 @@ def test_stops_in_the_step_a_cuda_graph_captures_match_the_eager_ones(view_and_d
     for a, b in zip(eager, body):
         assert a.record["steps"] == b.record["steps"] and a.curve == b.curve
         assert all(torch.equal(a.checkpoints[1.0][k], b.checkpoints[1.0][k]) for k in a.checkpoints[1.0])
+
+
+@pytest.mark.parametrize("trainer", ["reference", "batched"])
+def test_state_saved_before_checkpoint_steps_existed_still_resumes(view_and_data, tmp_path, trainer):
+    """A job killed under an earlier version left state without checkpoint steps or stops: it resumes to the
+    same run, its checkpoint steps falling back to their fraction of the budget."""
+    import signal
+
+    from batchlab.resume import ResumePoint, StopFlag, TrainingInterrupted
+
+    view, data = view_and_data
+
+    def train(resume=None, progress=None):
+        if trainer == "batched":
+            return train_runs(view, data, 8, [(1e-3, 0)], CPU, {0: (1.0,)}, progress, resume)[0]
+        return train_run(view, data, 8, 0, CPU, (1.0,), progress, resume)
+
+    whole = train()
+    point = ResumePoint(tmp_path / "run.pt", "cell", every_s=3600, stop=StopFlag())
+
+    def sigterm(step):
+        if step == whole.record["steps"] // 2:
+            point.stop._handle(signal.SIGTERM, None)
+
+    with pytest.raises(TrainingInterrupted):
+        train(point, sigterm)
+    old = {k: v for k, v in point.load().items() if k not in ("checkpoint_steps", "reached")}
+    point.save(old)
+    resumed = train(ResumePoint(point.path, point.identity, every_s=3600))
+    assert resumed.curve == whole.curve and resumed.record["val_loss"] == whole.record["val_loss"]
+    assert resumed.checkpoint_steps == whole.checkpoint_steps

@@ -156,5 +156,5 @@ def _finished_run(point: ResumePoint) -> RunResult | None:
     if state is None:
         return None
     return RunResult(
-        state["record"], state["curve"], state["embeddings"].numpy(), state["checkpoints"], state["checkpoint_steps"]
+        state["record"], state["curve"], state["embeddings"].numpy(), state["checkpoints"], state.get("checkpoint_steps", {})
     )

@@ -151,9 +151,9 @@ class _Training:
         if saved is not None:
             s.load(saved)
             since, curves, checkpoints = saved["since"], saved["curves"], saved["checkpoints"]
-            checkpoint_steps = saved["checkpoint_steps"]
+            checkpoint_steps = saved.get("checkpoint_steps", checkpoint_steps)  # absent in state saved by earlier versions
             diverged = [None if d < 0 else d for d in saved["diverged"]]
-            reached = [None if d < 0 else d for d in saved["reached"]]
+            reached = [None if d < 0 else d for d in saved.get("reached", [-1] * self.k)]
             first_step, wall_before = saved["step"] + 1, saved["wall_time_s"]
             s.set_active(self._stopped(diverged, reached))
         if device.type == "cuda":

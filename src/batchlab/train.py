@@ -133,7 +133,7 @@ def train_run(
         running.copy_(saved["running"])
         since, curve = saved["since"], saved["curve"]
         checkpoints.update(saved["checkpoints"])
-        checkpoint_steps.update(saved["checkpoint_steps"])
+        checkpoint_steps.update(saved.get("checkpoint_steps", {}))  # absent in state saved by earlier versions
         first_step, wall_before = saved["step"] + 1, saved["wall_time_s"]
         if isinstance(loss_fn, InfoNCELoss):
             loss_fn.generator.set_state(saved["augment_rng"])
