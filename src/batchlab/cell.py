@@ -42,8 +42,9 @@ def train_cell(
     runs (the progress every `checkpoint_every_s` seconds; with the reference trainer also each finished
     run whole), so a killed job started again continues where it stopped; the folder is removed once
     the outputs are written. `cuda_graphs`, when given, replaces the study's training.cuda_graphs (it
-    reaches the job apart from the study, since it changes speed and not numbers). With `stop_at` every run trains to that validation loss or to the budget,
-    whichever comes first (a train-to-target cell: the study is its to_target_view).
+    reaches the job apart from the study, since it changes speed and not numbers). With `stop_at` every
+    run trains to that validation loss or to the budget, whichever comes first (a train-to-target cell:
+    the study is its to_target_view).
     """
     out_dir = Path(out_dir)
     if cuda_graphs is not None:

@@ -722,7 +722,7 @@ class ToTarget(Strict):
         None, min_length=2, description="Seeds, at least 2 for the intervals (default: the study's first two)."
     )
     checks: int = Field(
-        100, ge=4, le=2000, description="Log-spaced steps over the cap at which the target is checked and the curve logged."
+        100, ge=4, le=1000, description="Log-spaced steps over the cap at which the target is checked and the curve logged."
     )
     gradient_seeds: PositiveInt = Field(
         2, description="Seeds whose gradient noise is measured where their runs stopped: at the target, when they reached it."

@@ -158,7 +158,8 @@ class _Training:
             s.set_active(self._stopped(diverged, reached))
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        masked = any(d is not None for d in self._stopped(diverged, reached))
+        going = self._active(self._stopped(diverged, reached))  # the runs still training; changes at logged steps only
+        masked = len(going) < self.k
         start = time.perf_counter()
         for step in range(first_step, self.steps + 1):
             s.step(step, self.x_train, self.y_train, self.stream, masked)
@@ -168,10 +169,11 @@ class _Training:
                 since = 0
                 stopped = self._stopped(diverged, reached)
                 s.set_active(stopped)
-                masked = any(d is not None for d in stopped)
-                if all(d is not None for d in stopped):
+                going = self._active(stopped)
+                masked = len(going) < self.k
+                if not going:
                     break
-            for k in self._active(self._stopped(diverged, reached)):
+            for k in going:
                 if step in self.ckpt_at[k]:
                     checkpoints[k][self.ckpt_at[k][step]], checkpoint_steps[k][self.ckpt_at[k][step]] = self.state_dict_of(k), step
             if resume is not None and step < self.steps and resume.due():

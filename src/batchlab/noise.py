@@ -42,7 +42,8 @@ def measure_cell(
     """Noise statistics (one row per seed and checkpoint) and gradient spread (one row per probe; none without `spread`).
 
     A checkpoint's step is the one the trainer recorded (checkpoints["steps"]; a train-to-target run's last
-    checkpoint is where it stopped), else its fraction of the budget's steps. The weights at initialisation (fraction 0) depend on the seed alone, the same for every batch size,
+    checkpoint is where it stopped), else its fraction of the budget's steps. The weights at
+    initialisation (fraction 0) depend on the seed alone, the same for every batch size,
     so the workflow measures them in one cell per study (measure_init) and skips them elsewhere.
     """
     n_train = len(data.indices("train"))

@@ -81,7 +81,8 @@ def gradient_cells(
     study_name: str, study: Study, spec: GradientNoise, data_path: str | Path, cells: list[tuple[int, str | Path]],
     device: str, cache_dir: str | Path, workers: int = 1, spread: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Noise statistics and gradient spread (none without `spread`) of every cell (batch size, checkpoints file) of a study.
+    """Noise statistics and gradient spread (none without `spread`) of every cell (batch size, checkpoints
+    file) of a study.
 
     The initial weights, the same in every cell of a seed, are measured in the smallest batch size's
     cell only. On a GPU the cells run one after another in this process (it holds one GPU slot).

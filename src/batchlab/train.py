@@ -83,8 +83,9 @@ def train_run(
     """Train one autoencoder run and measure it (see the module docstring for the design).
 
     With `stop_at`, the run stops at the first logged step where its validation loss reaches the target,
-    and its weights there are kept as the checkpoint at fraction 1. With `resume`, the run's state is saved every `resume.every_s` seconds and when a stop is asked
-    for (then TrainingInterrupted is raised), and a run started again continues from the saved state.
+    and its weights there are kept as the checkpoint at fraction 1. With `resume`, the run's state is
+    saved every `resume.every_s` seconds and when a stop is asked for (then TrainingInterrupted is
+    raised), and a run started again continues from the saved state.
     """
     tr, va, te = (data.indices(p) for p in ("train", "val", "test"))
     x_all = torch.as_tensor(data.x, device=device)

@@ -43,17 +43,14 @@ def _to_target_summary(study: Study, runs: pd.DataFrame) -> dict:
         "reached": int(runs["reached_target"].astype(bool).sum()),
         "checks": t.checks,
         "optimizer_steps": int(runs["steps"].sum()),
-        "wall_time_s": float(runs.drop_duplicates("batch_size")["wall_time_s"].sum()),
     }
 
 
-def _captions(
-    study: Study, task: str, metric: str, n_seeds: int, n_train: int, to_target: dict | None = None
-) -> dict[str, str]:
+def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) -> dict[str, str]:
     g, t = study.gradients, study.steps_to_target
-    target_text = t.describe() if to_target is None else f"{study.to_target.describe()}, known before training"
+    target_text = t.describe() if study.to_target is None else f"{study.to_target.describe()}, known before training"
     trained_to = (
-        "" if to_target is None else f" These are the train-to-target runs: each batch size trained until its "
+        "" if study.to_target is None else f" These are the train-to-target runs: each batch size trained until its "
         f"validation loss reached the target, checked at {study.to_target.checks} log-spaced steps, or until "
         f"{study.to_target.cap.amount:g} {study.to_target.cap.unit}."
     )
@@ -245,7 +242,7 @@ def build_study_report(
         study=study,
         figures=[
             {"file": f"{key}.png", "title": FIGURES[key], "caption": cap}
-            for key, cap in _captions(study, task, metric, len(study.seeds), meta["n_train"], to_target).items()
+            for key, cap in _captions(study, task, metric, len(study.seeds), meta["n_train"]).items()
         ],
         summary=summary,
         baselines=baselines,
