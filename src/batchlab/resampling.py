@@ -77,7 +77,7 @@ def percentile_interval(draws, level: float, unknown=None) -> tuple[float, float
         return math.nan, math.nan
     alpha = tail(level)
     missing = n_unknown / (len(finite) + n_unknown)
-    if missing > alpha + 1e-12:
+    if not enough_draws(1 - missing, level):
         return math.nan, math.nan
     inner = (alpha - missing) / (1 - missing)
     low, high = np.quantile(finite, [inner, 1 - inner])

@@ -1,6 +1,7 @@
 # Not rules: config validation, the command the rules call, and input functions.
 import re
 import sys
+from functools import partial
 
 from snakemake.exceptions import WorkflowError
 
@@ -102,12 +103,19 @@ def latent_dim(wildcards):
     return STUDIES[wildcards.study].model.latent
 
 
-def cell_files(filename):
-    """Input function: one file per batch size of the study in the wildcards."""
+def _sweep(wildcards, to_target=False):
+    """The study in the wildcards, or the study its train-to-target cells are (Study.to_target_view)."""
+    study = STUDIES[wildcards.study]
+    return study.to_target_view() if to_target else study
+
+
+def cell_files(filename, to_target=False):
+    """Input function: one file per batch size of the study in the wildcards (or of its to-target cells)."""
+    folder = "to_target/" if to_target else ""
 
     def files(wildcards):
-        sizes = STUDIES[wildcards.study].batch_sizes
-        return [f"results/{wildcards.study}/bs{b}/{filename}" for b in sizes]
+        sizes = _sweep(wildcards, to_target).batch_sizes
+        return [f"results/{wildcards.study}/{folder}bs{b}/{filename}" for b in sizes]
 
     return files
 
@@ -136,19 +144,19 @@ def grid_data(wildcards):
     return f"data/{next(iter(GRIDS[wildcards.grid].variants(wildcards.grid)))}.npz"
 
 
-def gradients_json(wildcards):
-    return STUDIES[wildcards.study].gradients.model_dump_json()
+def gradients_json(wildcards, to_target=False):
+    return _sweep(wildcards, to_target).gradients.model_dump_json()
 
 
-def cells_json(wildcards):
+def cells_json(wildcards, to_target=False):
     """The study as its training cells see it, with all its batch sizes (a study-wide job's cells)."""
-    study = STUDIES[wildcards.study]
+    study = _sweep(wildcards, to_target)
     view = study.cell_view(min(study.batch_sizes))
     return view.model_copy(update={"batch_sizes": study.batch_sizes}).model_dump_json()
 
 
-def batch_sizes(wildcards):
-    return " ".join(str(b) for b in STUDIES[wildcards.study].batch_sizes)
+def batch_sizes(wildcards, to_target=False):
+    return " ".join(str(b) for b in _sweep(wildcards, to_target).batch_sizes)
 
 
 def study_threads(wildcards):
@@ -215,8 +223,7 @@ TO_TARGET = {
 
 def to_target_cell_json(wildcards):
     """The to-target study as one of its training cells sees it."""
-    view = STUDIES[wildcards.study].to_target_view()
-    return view.cell_view(int(wildcards.bs)).model_dump_json()
+    return _sweep(wildcards, True).cell_view(int(wildcards.bs)).model_dump_json()
 
 
 def to_target_json(wildcards):
@@ -239,35 +246,10 @@ def to_target_priority(wildcards):
     return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), True), 0.0)
 
 
-def to_target_files(filename):
-    """Input function: one file per batch size of the study's train-to-target analysis."""
-
-    def files(wildcards):
-        sizes = STUDIES[wildcards.study].to_target_view().batch_sizes
-        return [f"results/{wildcards.study}/to_target/bs{b}/{filename}" for b in sizes]
-
-    return files
-
-
-def to_target_cells_json(wildcards):
-    view = STUDIES[wildcards.study].to_target_view()
-    cell = view.cell_view(min(view.batch_sizes))
-    return cell.model_copy(update={"batch_sizes": view.batch_sizes}).model_dump_json()
-
-
-def to_target_gradients_json(wildcards):
-    return STUDIES[wildcards.study].to_target_view().gradients.model_dump_json()
-
-
-def to_target_batch_sizes(wildcards):
-    return " ".join(
-        str(b) for b in STUDIES[wildcards.study].to_target_view().batch_sizes
-    )
-
-
-def to_target_threads(wildcards):
-    """On a GPU the cells are measured one after another in one process (one GPU slot)."""
-    return 1 if TRAIN_GPUS else study_threads(wildcards)
+# The study-wide gradient job of the to-target cells: the sweep's input functions on Study.to_target_view().
+to_target_cells_json = partial(cells_json, to_target=True)
+to_target_gradients_json = partial(gradients_json, to_target=True)
+to_target_batch_sizes = partial(batch_sizes, to_target=True)
 
 
 def critical_inputs(wildcards):

@@ -41,8 +41,8 @@ rule train_to_target:
 
 rule collect_to_target:
     input:
-        runs=to_target_files("runs.parquet"),
-        curves=to_target_files("curves.parquet"),
+        runs=cell_files("runs.parquet", to_target=True),
+        curves=cell_files("curves.parquet", to_target=True),
     output:
         runs="results/{study}/to_target/runs.parquet",
         curves="results/{study}/to_target/curves.parquet",
@@ -66,7 +66,7 @@ rule collect_to_target:
 rule gradients_to_target:
     input:
         data="data/{study}.npz",
-        checkpoints=to_target_files("checkpoints.pt"),
+        checkpoints=cell_files("checkpoints.pt", to_target=True),
     output:
         noise="results/{study}/to_target/gradients.parquet",
         spread="results/{study}/to_target/spread.parquet",
@@ -76,7 +76,7 @@ rule gradients_to_target:
         "logs/{study}/gradients_to_target.benchmark.tsv"
     wildcard_constraints:
         study=_one_of(TO_TARGET),
-    threads: to_target_threads
+    threads: gradient_threads
     resources:
         mem_mb=4000,
         runtime=120,
