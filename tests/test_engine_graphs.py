@@ -205,3 +205,29 @@ def test_cuda_graphs_setting_reads_its_old_boolean_form():
     assert _study("dense_ae", training={"cuda_graphs": True}).training.cuda_graphs == "auto"
     assert _study("dense_ae", training={"cuda_graphs": False}).training.cuda_graphs == "off"
     assert _study("dense_ae", training={"cuda_graphs": "require"}).cell_view(4).training.cuda_graphs == "auto"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+@pytest.mark.parametrize("model", MODELS)
+def test_logged_validation_losses_of_all_runs_at_once_equal_each_runs_own(model, chunked, monkeypatch):
+    """At a logged step the engine evaluates every run in one vmapped pass (chunked when the K runs'
+    activations would be large): each run's value is what the reference's mean_loss gives that run
+    alone, and the pass reads nothing back to the host."""
+    from batchlab import engine
+    from batchlab.run import mean_loss
+
+    study = _study(model)
+    runs = [(1e-3, 0), (1e-3, 1), (3e-3, 2)]
+    training = _Training(study, _data(study), 4, runs, CPU, {})
+    step = training.step_fn
+    for i in range(1, 4):
+        step.step(i, training.x_train, training.y_train, training.stream, False)
+    if chunked:
+        monkeypatch.setattr(engine, "EVAL_ELEMENTS", 3 * math.prod(training.x_va.shape[1:]) * 7)  # 7 samples a chunk
+    with NoHostSync():
+        together = step.mean_losses(training.x_va, training.y_va, study.eval_batch_size)
+    alone = [mean_loss(training.load_run(k), training.loss_fn, training.x_va, training.y_va, study.eval_batch_size)
+             for k in range(len(runs))]
+    assert together.dtype == torch.float64 and together.shape == (3,)
+    assert len(set(alone)) == 3, "the runs must differ for the check to mean anything"
+    torch.testing.assert_close(together, torch.tensor(alone, dtype=torch.float64), rtol=1e-6, atol=1e-8)

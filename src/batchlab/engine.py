@@ -11,7 +11,8 @@ tests/test_engine.py). A run whose logged training loss is not finite is frozen 
 recorded as diverged, as in the reference, while the others go on.
 
 The step reads only device tensors (step index, learning rates, the [K, steps, B] sample stream),
-and the loss is summed on the device and read at the log-spaced steps only; on CUDA the step can be
+and the loss is summed on the device and read at the log-spaced steps only, where every run's
+validation loss is evaluated in one vmapped pass (one run: the reference's own evaluation); on CUDA the step can be
 captured once as a CUDA graph and replayed. On CUDA the optimizer update is torch's fused kernel over
 all stacked parameters (one launch per group of runs sharing a learning rate), in place, so a step
 moves each parameter's bytes about once. Whether a cell's steps were captured is recorded in its run
@@ -47,6 +48,7 @@ from batchlab.seeding import numpy_rng
 
 log = logging.getLogger(__name__)
 GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before a CUDA graph is captured
+EVAL_ELEMENTS = 1 << 24  # at a logged step, the K runs' validation chunk is at most this many input values
 
 
 def supports(study: Study) -> bool:
@@ -199,11 +201,13 @@ class _Training:
         with the summed training losses: the host syncs here, at logged steps, and nowhere else."""
         s, x_va, y_va = self.step_fn, self.x_va, self.y_va
         active = self._active(self._stopped(diverged, reached))
-        vals = torch.stack([mean_loss_on_device(self.load_run(k), self.loss_fn, x_va, y_va, self.study.eval_batch_size)
-                            for k in active])
+        if self.k == 1:  # the reference's own evaluation, bitwise
+            vals = mean_loss_on_device(self.load_run(0), self.loss_fn, x_va, y_va, self.study.eval_batch_size)[None]
+        else:  # every run at once (frozen runs too: cheaper than selecting, and their values are dropped below)
+            vals = s.mean_losses(x_va, y_va, self.study.eval_batch_size)
         hit = vals <= self.stop_at.value if self.stop_at is not None else torch.zeros_like(vals, dtype=torch.bool)
-        running = s.running[active].to(torch.float64)
-        train_sums, val_losses, hits = torch.stack([running, vals, hit.to(torch.float64)]).tolist()
+        table = torch.stack([s.running.to(torch.float64), vals, hit.to(torch.float64)]).tolist()
+        train_sums, val_losses, hits = ([column[k] for k in active] for column in table)
         s.running.zero_()
         for k, train_sum, val, at_target in zip(active, train_sums, val_losses, hits):
             train_loss = train_sum / since
@@ -303,6 +307,20 @@ class _Step:
     def set_micro_batch(self, size: int | None) -> None:
         self.parts = micro_batches(self.batch_size, size)
         self.graphs.clear()
+
+    @torch.no_grad()
+    def mean_losses(self, x: Tensor, y: Tensor, batch: int) -> Tensor:
+        """[K] float64: every run's mean per-sample loss over (x, y), evaluated for all runs at once (vmap
+        over the stacked weights) in chunks of at most `batch` samples that also bound the K runs'
+        activations; no host sync. What the reference's mean_loss gives each run, to float32 rounding."""
+        per_sample = max(1, math.prod(x.shape[1:]))
+        chunk = max(1, min(batch, EVAL_ELEMENTS // (self.k * per_sample)))
+        f = lambda params, xb, yb: self.loss_fn(_Bound(self.base, params), xb, yb)  # noqa: E731
+        losses = vmap(f, in_dims=(0, None, None))
+        total = torch.zeros(self.k, dtype=torch.float64, device=self.device)
+        for i in range(0, len(x), chunk):
+            total += losses(self.params, x[i : i + chunk], y[i : i + chunk]).sum(1, dtype=torch.float64)
+        return total / len(x)
 
     # ---- the step
     def step(self, step: int, x_train: Tensor, y_train: Tensor, stream: Tensor, masked: bool) -> None:
