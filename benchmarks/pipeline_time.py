@@ -83,6 +83,7 @@ def run_pipeline(work: Path, cores: str, profile: str | None, extra: list[str]) 
         cmd += ["--workflow-profile", f"workflow/profiles/{profile}"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(work / "src"), os.environ.get("PYTHONPATH")]))}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()
     start = time.perf_counter()
     with open(work / "pipeline_time.log", "w") as log:
         done = subprocess.run(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -93,15 +94,21 @@ def run_pipeline(work: Path, cores: str, profile: str | None, extra: list[str]) 
         raise SystemExit(f"snakemake failed (exit {done.returncode}); its output ends:\n{tail}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     own = json.loads((work / "pipeline_time.snakemake.json").read_text())["cpu_s"]
-    return {"command": "snakemake " + " ".join(cmd[3:]), "wall_s": wall, "cpu_s": cpu, "snakemake_cpu_s": own}
+    return {"command": "snakemake " + " ".join(cmd[3:]), "wall_s": wall, "cpu_s": cpu, "snakemake_cpu_s": own,
+            "started": started}
 
 
-def job_table(work: Path) -> pd.DataFrame:
-    """One row per job: its rule, wall and sampled CPU seconds (benchmark), and start-up, work, exact CPU (log)."""
+def job_table(work: Path, started: float) -> pd.DataFrame:
+    """One row per job: its rule, wall and sampled CPU seconds (benchmark), and start-up, work, exact CPU (log);
+    when it ended (its benchmark file is written as it ends) and began, in seconds from the run's start."""
     rows = []
     for bench in sorted((work / "logs").rglob("*.benchmark.tsv")):
         record = pd.read_csv(bench, sep="\t").iloc[-1]  # a retried job appends a line; the last attempt counts
+        end = bench.stat().st_mtime - started
         row = {
+            "job": str(bench.relative_to(work / "logs")).removesuffix(".benchmark.tsv"),
+            "end_s": end,
+            "start_s": end - float(record["s"]),
             "rule": record["rule_name"],
             "job_s": float(record["s"]),
             "bench_cpu_s": pd.to_numeric(record["cpu_time"], errors="coerce"),
@@ -137,6 +144,34 @@ def rule_table(jobs: pd.DataFrame) -> pd.DataFrame:
     table.loc["total"] = total
     table["jobs"] = table["jobs"].astype(int)
     return table
+
+
+def waited_chain(jobs: pd.DataFrame, slack_s: float = 0.25) -> pd.DataFrame:
+    """The jobs the run waited on, from the last to end backwards: before each, the job that ended last
+    before it began (within `slack_s`, the files' timestamps' grain). An approximation of the critical
+    path from timestamps alone; `gap_s` is the wait between that job's end and the next one's start
+    (Snakemake's scheduling and the job's process start before its benchmark clock)."""
+    chain, current = [], jobs.loc[jobs["end_s"].idxmax()]
+    while True:
+        before = jobs[(jobs["end_s"] <= current["start_s"] + slack_s) & (jobs["end_s"] < current["end_s"])]
+        previous = None if before.empty else before.loc[before["end_s"].idxmax()]
+        gap = current["start_s"] - (0.0 if previous is None else previous["end_s"])
+        chain.append({"job": current["job"], "rule": current["rule"], "start_s": current["start_s"],
+                      "end_s": current["end_s"], "job_s": current["job_s"], "gap_s": max(gap, 0.0)})
+        if previous is None:
+            return pd.DataFrame(chain[::-1])
+        current = previous
+
+
+def chain_lines(chain: pd.DataFrame, wall_s: float) -> list[str]:
+    """The waited-on chain as text: each job's span and the wait before it, and the totals."""
+    lines = [f"waited on ({len(chain)} jobs in a chain, {chain['job_s'].sum():,.1f} s in jobs, "
+             f"{chain['gap_s'].sum():,.1f} s between them, of the {wall_s:,.1f} s wall time; before each job, the "
+             "one that ended last before it began: a dependency, or the core or GPU slot it waited for; before "
+             "the first, Snakemake's own start):"]
+    lines += [f"  {r.start_s:7.1f} -> {r.end_s:7.1f} s  {r.job_s:6.1f} s (+{r.gap_s:4.1f} s before)  {r.rule}: {r.job}"
+              for r in chain.itertuples()]
+    return lines
 
 
 def training_loops(work: Path) -> float:
@@ -200,7 +235,7 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def report(run: dict, table: pd.DataFrame, loops: float, config: str) -> str:
+def report(run: dict, table: pd.DataFrame, loops: float, config: str, chain: pd.DataFrame) -> str:
     train_s = table.loc["train", "job_s"] if "train" in table.index else float("nan")
     all_s = table.loc["total", "job_s"]
     return "\n".join(
@@ -216,8 +251,11 @@ def report(run: dict, table: pd.DataFrame, loops: float, config: str) -> str:
             "exits, the scheduler's solver)",
             f"training loops (wall_time_s of every run, shared loops once): {loops:,.1f} s = {100 * loops / train_s:.0f}% of the train "
             f"jobs' {train_s:,.1f} job-s, {100 * loops / all_s:.0f}% of all {all_s:,.1f} job-s",
+            f"jobs running at once, on average: {all_s / run['wall_s']:.1f}",
             "",
             markdown(table),
+            "",
+            *chain_lines(chain, run["wall_s"]),
         ]
     )
 
@@ -239,15 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         scratch_copy(Path(args.source).resolve(), work, Path(args.config).resolve())
         run = run_pipeline(work, args.cores, args.profile or None, args.snakemake_args)
-        jobs = job_table(work)
+        jobs = job_table(work, run["started"])
         table = rule_table(jobs)
         loops = training_loops(work)
-        print(report(run, table, loops, args.config))
+        chain = waited_chain(jobs)
+        print(report(run, table, loops, args.config, chain))
         if args.json:
             Path(args.json).write_text(
                 json.dumps(
                     {"run": run, "training_loops_s": loops, "rules": table.reset_index().to_dict("records"),
-                     "jobs": jobs.to_dict("records")},
+                     "jobs": jobs.to_dict("records"), "waited_on": chain.to_dict("records")},
                     indent=2, default=float,
                 )
             )
