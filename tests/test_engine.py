@@ -27,6 +27,8 @@ EHR = {"name": "synthetic_ehr", "n_samples": 120, "n_features": 24, "n_factors":
 MODELS = {
     "dense_ae": (EHR, {"kind": "dense_ae", "hidden": [16], "latent": 4}),
     "mlp": ({"name": "digits"}, {"kind": "mlp", "hidden": [16], "latent": 8}),
+    "conv_ae": ({"name": "phantom_mri", "n_samples": 60, "size": 16}, {"kind": "conv_ae", "channels": [4, 8], "latent": 4}),
+    "dense_ae_mse_sigmoid": (EHR, {"kind": "dense_ae", "hidden": [16], "latent": 4, "loss": "mse", "output": "sigmoid"}),
     "cnn": ({"name": "mnist1d", "n_samples": 200}, {"kind": "cnn", "channels": [4, 8], "latent": 8}),
     "contrastive": (
         {"name": "mnist1d", "n_samples": 200},
@@ -121,7 +123,7 @@ def test_contrastive_models_are_left_to_the_reference_trainer():
         _engine(_study("contrastive"), [(1e-3, 0)])
 
 
-@pytest.mark.parametrize("model", ["dense_ae", "mlp", "cnn"])
+@pytest.mark.parametrize("model", ["dense_ae", "dense_ae_mse_sigmoid", "conv_ae", "mlp", "cnn"])
 def test_runs_together_match_their_reference_runs(model):
     study = _study(model, optim={"weight_decay": 1e-3, "warmup": 0.2})
     runs = [(1e-3, 0), (1e-3, 1), (3e-3, 0)]

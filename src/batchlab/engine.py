@@ -96,6 +96,19 @@ class _Bound:
         return functional_call(self.base, self.params, (x,))
 
 
+class _Runs:
+    """K models with stacked parameters, callable as one model on their samples laid end to end run by
+    run ([K * B, ...] in, [K * B, ...] out), so that a per-sample loss treats them as one batch."""
+
+    def __init__(self, base: nn.Module, params: dict[str, Tensor], k: int):
+        self.base, self.params, self.k = base, params, k
+
+    def __call__(self, x: Tensor) -> Tensor:
+        forward = lambda params, xb: functional_call(self.base, params, (xb,))  # noqa: E731
+        out = vmap(forward)(self.params, x.reshape(self.k, -1, *x.shape[1:]))
+        return out.reshape(-1, *out.shape[2:])
+
+
 class _Training:
     """The fixed inputs of the K runs, their stacked state, and the loop that trains them."""
 
@@ -403,24 +416,31 @@ class _Step:
         return total, grads
 
     def _part_gradients(self, x: Tensor, y: Tensor, weight: float | None) -> tuple[Tensor, dict[str, Tensor]]:
-        """Loss [K] and gradients of one (micro-)batch: vmap over the runs, or one run without vmap."""
-        f = self._mean_loss(weight)
+        """Loss [K] and gradients of one (micro-)batch: the K runs together, or one run without vmap."""
         one = self.k == 1
         leaves = {n: (p[0] if one else p).detach().requires_grad_() for n, p in self.params.items()}
         with torch.enable_grad():
-            loss = f(leaves, x[0], y[0]) if one else vmap(f)(leaves, x, y)
+            loss = self._mean_loss(leaves, x[0], y[0], weight) if one else self._mean_losses(leaves, x, y, weight)
             grads = torch.autograd.grad(loss if one else loss.sum(), list(leaves.values()))
         if one:
             return loss.detach()[None], {n: g[None] for n, g in zip(leaves, grads)}
         return loss.detach(), dict(zip(leaves, grads))
 
-    def _mean_loss(self, weight: float | None):
+    def _mean_loss(self, params, x, y, weight: float | None) -> Tensor:
         """One run's mean (micro-)batch loss, weighted by its share of the batch when accumulating."""
-        def f(params, x, y):
-            with autocast(self.device, self.precision):
-                loss = self.loss_fn(_Bound(self.base, params), x, y).mean()
-                return loss if weight is None else loss * weight
-        return f
+        with autocast(self.device, self.precision):
+            loss = self.loss_fn(_Bound(self.base, params), x, y).mean()
+            return loss if weight is None else loss * weight
+
+    def _mean_losses(self, params, x: Tensor, y: Tensor, weight: float | None) -> Tensor:
+        """[K] every run's mean (micro-)batch loss: the models vmapped over the runs, and the per-sample loss
+        once over all K x B samples. Under vmap an element-wise loss decomposes into a dozen kernels over
+        the outputs; outside it, torch's own loss kernels run, which at large batches is most of a step."""
+        with autocast(self.device, self.precision):
+            flat = lambda t: t.reshape(-1, *t.shape[2:])  # noqa: E731 - [K, B, ...] -> [K * B, ...], run by run
+            per_sample = self.loss_fn(_Runs(self.base, params, self.k), flat(x), flat(y))
+            loss = per_sample.view(self.k, -1).mean(1)
+            return loss if weight is None else loss * weight
 
     def _commit(self, params, opt, loss, masked: bool, in_place: bool) -> None:
         """Make the computed step the state: frozen runs keep theirs (masked); in place for a CUDA graph."""
