@@ -53,3 +53,33 @@ def test_baselines_raw_and_pca():
     table = evaluate_baselines(x, y, "classification", SPEC, latent=3)
     assert list(table["embedding"]) == ["raw", "pca"]
     assert (table["roc_auc_mean"] > 0.95).all()
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_baselines_in_worker_processes_equal_the_serial_baselines(task):
+    """Each (baseline, fold) fit runs on its own, so two workers give the serial table bit for bit."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(90, 12)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(int) if task == "classification" else x[:, 0] + 0.1 * rng.normal(size=90)
+    serial = evaluate_baselines(x, y, task, SPEC, latent=3)
+    parallel = evaluate_baselines(x, y, task, SPEC, latent=3, workers=2)
+    assert list(serial["embedding"]) == ["raw", "pca"]
+    assert serial.equals(parallel)
+
+
+def _pid_and_square(i: int) -> tuple:
+    import os
+
+    return os.getpid(), i * i
+
+
+def test_forked_map_keeps_the_order_and_uses_worker_processes():
+    import os
+
+    from batchlab.forked import imap
+
+    serial = list(imap(_pid_and_square, [(i,) for i in range(6)], workers=1))
+    forked = list(imap(_pid_and_square, [(i,) for i in range(6)], workers=3))
+    assert [r[1] for r in serial] == [r[1] for r in forked] == [i * i for i in range(6)]
+    assert {r[0] for r in serial} == {os.getpid()}
+    assert os.getpid() not in {r[0] for r in forked}

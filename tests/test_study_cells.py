@@ -14,7 +14,8 @@ from batchlab.data import load_dataset, make_dataset, save_dataset
 from batchlab.downstream import evaluate_embeddings
 from batchlab.models import build_model
 from batchlab.noise import measure_cell
-from batchlab.study_cells import downstream_cells, gradient_cells, one_thread
+from batchlab.forked import one_thread
+from batchlab.study_cells import downstream_cells, gradient_cells
 
 STUDY = {
     "data": {"name": "synthetic_ehr", "n_samples": 120, "n_features": 24, "n_factors": 3},

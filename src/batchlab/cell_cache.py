@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from batchlab import io
+from batchlab.forked import imap
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,8 +104,8 @@ def compute_cells(
     """For each table of the step, its file for every cell (in the order of `cells`), computed where missing.
 
     A missing cell is computed by `compute(*cell.args)`, which returns one DataFrame per table; with
-    workers > 1 in that many forked processes (the parent's imports are inherited, not paid again), so
-    `compute` must be a module-level function. Each result is saved as soon as it is done, so a job
+    workers > 1 in that many forked processes (batchlab.forked), so `compute` must be a module-level
+    function. Each result is saved as soon as it is done, so a job
     stopped midway keeps its finished cells. Results are read back from their files, as a job of one
     cell would have written them.
     """
@@ -117,14 +116,7 @@ def compute_cells(
         cache.save(cell.key, frames)
         log(f"{cache.step}: batch size {cell.batch_size} computed")
 
-    if workers > 1 and len(missing) > 1:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=min(workers, len(missing)), mp_context=context) as pool:
-            futures = [(cell, pool.submit(compute, *cell.args)) for cell in missing]
-            for cell, future in futures:
-                save(cell, future.result())
-    else:
-        for cell in missing:
-            save(cell, compute(*cell.args))
+    for cell, frames in zip(missing, imap(compute, (cell.args for cell in missing), workers)):
+        save(cell, frames)
     cache.prune({cell.key for cell in cells})
     return [list(column) for column in zip(*(cache.paths(cell.key) for cell in cells))]

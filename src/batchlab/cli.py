@@ -127,7 +127,7 @@ def cmd_baselines(args: argparse.Namespace) -> None:
     spec, data = Downstream.model_validate_json(args.downstream_json), load_dataset(args.data)
     try:
         table = evaluate_baselines(
-            data.x, data.labels[data.target], data.tasks[data.target], spec, args.latent, data.groups
+            data.x, data.labels[data.target], data.tasks[data.target], spec, args.latent, data.groups, args.workers
         )
     except ValueError as err:
         raise ValueError(f"study {args.study!r}, {args.data}: {err}") from None
@@ -332,6 +332,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--downstream-json", required=True, help="the study's validated downstream block, as JSON")
     sp.add_argument("--latent", type=int, required=True, help="latent dimension (the PCA baseline's size)")
     sp.add_argument("--data", required=True)
+    sp.add_argument("--workers", type=int, default=1, help="(baseline, fold) fits at once, in separate processes")
     sp.add_argument("--out", required=True)
     sp = add(
         "gradients", cmd_gradients, "gradient noise and spread at the checkpoints of every cell of a study",

@@ -9,13 +9,13 @@ thread, so its numbers are those of a job of one cell, and adding a batch size c
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from batchlab import io
 from batchlab.cell_cache import Cell, CellCache, cell_key, compute_cells, file_digest
 from batchlab.config import Downstream, GradientNoise, Study, study_from_json
+from batchlab.forked import one_thread
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,23 +23,6 @@ if TYPE_CHECKING:
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Compute as a one-thread job does (Snakemake gives a job of one cell one thread), whatever the workers."""
-    from threadpoolctl import threadpool_limits
-
-    torch = sys.modules.get("torch")
-    threads = torch.get_num_threads() if torch else None
-    with threadpool_limits(1):
-        if torch:
-            torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            if torch:
-                torch.set_num_threads(threads)
 
 
 def downstream_cells(

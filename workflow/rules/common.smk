@@ -173,6 +173,17 @@ def study_threads(wildcards):
         return 1
 
 
+def baselines_threads(wildcards):
+    """Workers of the baselines job: one per (baseline, fold) fit, up to half the cores, as study_threads."""
+    downstream = STUDIES[wildcards.study].downstream
+    try:
+        return max(
+            1, min(len(downstream.baselines) * downstream.folds, workflow.cores // 2)
+        )
+    except WorkflowError:
+        return 1
+
+
 def gradient_threads(wildcards):
     """On a GPU the cells are measured one after another in one process (one GPU slot)."""
     return 1 if TRAIN_GPUS else study_threads(wildcards)

@@ -34,7 +34,7 @@ rule baselines:
     benchmark:
         "logs/{study}/baselines.benchmark.tsv"
     priority: baselines_priority
-    threads: 1
+    threads: baselines_threads
     resources:
         mem_mb=4000,
         runtime=30,
@@ -43,5 +43,5 @@ rule baselines:
         latent=latent_dim,
     shell:
         "{BATCHLAB} baselines --study {wildcards.study} --downstream-json {params.downstream:q} "
-        "--latent {params.latent} "
+        "--latent {params.latent} --workers {threads} "
         "--data {input.data} --out {output} > {log} 2>&1"
