@@ -2,7 +2,7 @@
 
 At small batch sizes a GPU waits on Python and kernel launches, and the runs of a cell are
 independent; so their parameters are stacked along a leading axis (`stack_module_state`) and one
-step computes every run's gradient at once (`vmap(grad(functional_call))`, skipped for a single run),
+step computes every run's gradient at once (`vmap(functional_call)` and autograd; no vmap for one run),
 then updates each run with its own learning rate and optimizer state (batchlab.stacked_optim). Every
 run is initialised, fed and scheduled exactly as the reference trainer (batchlab.train) does, and is
 measured by the reference's own functions on a plain module holding its weights, so a run's record,
@@ -10,9 +10,10 @@ curve, embeddings and checkpoints are the reference's (bitwise on CPU where the 
 tests/test_engine.py). A run whose logged training loss is not finite is frozen at that step and
 recorded as diverged, as in the reference, while the others go on.
 
-The step reads only device tensors (step index, learning rates, the [K, steps, B] sample stream),
-and the loss is summed on the device and read at the log-spaced steps only, where every run's
-validation loss is evaluated in one vmapped pass (one run: the reference's own evaluation); on CUDA the step can be
+The step reads only device tensors (step index, learning rates, the [K, steps, B] sample stream);
+only the models are vmapped, and the per-sample loss runs once over all K x B outputs. The loss is
+summed on the device and read at the log-spaced steps only, where every run's validation loss is
+evaluated in one vmapped pass (one run: the reference's own evaluation). On CUDA the step can be
 captured once as a CUDA graph and replayed. On CUDA the optimizer update is torch's fused kernel over
 all stacked parameters (one launch per group of runs sharing a learning rate), in place, so a step
 moves each parameter's bytes about once. Whether a cell's steps were captured is recorded in its run
@@ -434,7 +435,7 @@ class _Step:
 
     def _mean_losses(self, params, x: Tensor, y: Tensor, weight: float | None) -> Tensor:
         """[K] every run's mean (micro-)batch loss: the models vmapped over the runs, and the per-sample loss
-        once over all K x B samples. Under vmap an element-wise loss decomposes into a dozen kernels over
+        once over all K x B samples. Under vmap an element-wise loss decomposes into dozens of kernels over
         the outputs; outside it, torch's own loss kernels run, which at large batches is most of a step."""
         with autocast(self.device, self.precision):
             flat = lambda t: t.reshape(-1, *t.shape[2:])  # noqa: E731 - [K, B, ...] -> [K * B, ...], run by run
