@@ -123,8 +123,8 @@ def evaluate_baselines(
     for name in spec.baselines:
         estimator = make_estimator(spec, task, pca_components=min(latent, flat.shape[1]) if name == "pca" else None)
         calls += [(estimator, flat, y, task, fold, train, test) for fold, (train, test) in enumerate(cv)]
-    metrics = iter(imap(fold_metrics, calls, workers))
+    metrics, n = list(imap(fold_metrics, calls, workers)), len(cv)
     return pd.DataFrame(
-        [{"embedding": name, "evaluated": True, **summarise(pd.DataFrame([next(metrics) for _ in cv]))}
-         for name in spec.baselines]
+        [{"embedding": name, "evaluated": True, **summarise(pd.DataFrame(metrics[i * n : (i + 1) * n]))}
+         for i, name in enumerate(spec.baselines)]
     )

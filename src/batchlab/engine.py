@@ -159,7 +159,7 @@ class _Training:
         checkpoint_steps: list[dict] = [{} for _ in self.runs]
         for k, at in enumerate(self.ckpt_at):
             if 0 in at:
-                checkpoints[k][at[0]], checkpoint_steps[k][at[0]] = self.state_dict_of(k), 0
+                self._keep_checkpoint(k, at[0], 0, checkpoints, checkpoint_steps)
         diverged: list[int | None] = [None] * self.k
         reached: list[int | None] = [None] * self.k
         since, first_step, wall_before = 0, 1, 0.0
@@ -181,7 +181,7 @@ class _Training:
             s.step(step, self.x_train, self.y_train, self.stream, masked)
             since += 1
             if step in self.log_at:
-                self._log(step, since, curves, diverged, reached, checkpoints, checkpoint_steps)
+                self._log(step, since, going, curves, diverged, reached, checkpoints, checkpoint_steps)
                 since = 0
                 stopped = self._stopped(diverged, reached)
                 s.set_active(stopped)
@@ -191,7 +191,7 @@ class _Training:
                     break
             for k in going:
                 if step in self.ckpt_at[k]:
-                    checkpoints[k][self.ckpt_at[k][step]], checkpoint_steps[k][self.ckpt_at[k][step]] = self.state_dict_of(k), step
+                    self._keep_checkpoint(k, self.ckpt_at[k][step], step, checkpoints, checkpoint_steps)
             if resume is not None and step < self.steps and resume.due():
                 elapsed = wall_before + time.perf_counter() - start
                 state = {"step": step, "since": since, "curves": curves, "checkpoints": checkpoints,
@@ -208,13 +208,12 @@ class _Training:
             for k in range(self.k)
         ]
 
-    def _log(self, step, since, curves, diverged, reached, checkpoints, checkpoint_steps) -> None:
+    def _log(self, step, since, active, curves, diverged, reached, checkpoints, checkpoint_steps) -> None:
         """A logged step: every running run's training and validation loss to its curve, divergence, and the target.
 
         The validation losses and the target comparison are computed on the device and read back together
         with the summed training losses: the host syncs here, at logged steps, and nowhere else."""
         s, x_va, y_va = self.step_fn, self.x_va, self.y_va
-        active = self._active(self._stopped(diverged, reached))
         if self.k == 1:  # the reference's own evaluation, bitwise
             vals = mean_loss_on_device(self.load_run(0), self.loss_fn, x_va, y_va, self.study.eval_batch_size)[None]
         else:  # every run at once (frozen runs too: cheaper than selecting, and their values are dropped below)
@@ -231,7 +230,11 @@ class _Training:
             elif at_target:
                 reached[k] = step
                 if 1.0 in self.fractions[k]:
-                    checkpoints[k][1.0], checkpoint_steps[k][1.0] = self.state_dict_of(k), step
+                    self._keep_checkpoint(k, 1.0, step, checkpoints, checkpoint_steps)
+
+    def _keep_checkpoint(self, k: int, fraction: float, step: int, checkpoints, checkpoint_steps) -> None:
+        """Run k's current weights as its checkpoint at `fraction`, taken at `step`."""
+        checkpoints[k][fraction], checkpoint_steps[k][fraction] = self.state_dict_of(k), step
 
     @staticmethod
     def _stopped(diverged: list[int | None], reached: list[int | None]) -> list[int | None]:

@@ -159,29 +159,29 @@ def batch_sizes(wildcards, to_target=False):
     return " ".join(str(b) for b in _sweep(wildcards, to_target).batch_sizes)
 
 
-def study_threads(wildcards):
-    """Workers of a study-wide job: one per cell, up to half the cores, so that other jobs fit beside it.
+def _workers(units):
+    """Workers of a study-wide job of `units` independent pieces: up to half the cores, so that other
+    jobs fit beside it.
 
     On two cores that is one: two study-wide jobs side by side keep both cores busy, where one job of
     two workers would leave a core idle whenever a one-thread job held the other. On a cluster (no
     --cores) one, which every node can give; `--set-threads downstream=N gradients=N` asks for more.
     """
-    cells = len(STUDIES[wildcards.study].batch_sizes)
     try:
-        return max(1, min(cells, workflow.cores // 2))
+        return max(1, min(units, workflow.cores // 2))
     except WorkflowError:
         return 1
+
+
+def study_threads(wildcards):
+    """Workers of a study-wide job over its cells: one per cell."""
+    return _workers(len(STUDIES[wildcards.study].batch_sizes))
 
 
 def baselines_threads(wildcards):
-    """Workers of the baselines job: one per (baseline, fold) fit, up to half the cores, as study_threads."""
+    """Workers of the baselines job: one per (baseline, fold) fit."""
     downstream = STUDIES[wildcards.study].downstream
-    try:
-        return max(
-            1, min(len(downstream.baselines) * downstream.folds, workflow.cores // 2)
-        )
-    except WorkflowError:
-        return 1
+    return _workers(len(downstream.baselines) * downstream.folds)
 
 
 def gradient_threads(wildcards):
