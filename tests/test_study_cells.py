@@ -1,5 +1,7 @@
 """Study-wide jobs: each cell's numbers are those of its own per-cell function, whatever the workers; cells are reused."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,20 +120,27 @@ def test_a_cell_missing_one_table_is_computed_again(tmp_path: Path):
     assert not cache.has("k")
 
 
-def test_changed_code_is_not_answered_from_the_cache(tmp_path: Path, monkeypatch):
-    """A cell's key covers the batchlab modules loaded: edit one and every key changes."""
-    import sys
-    import types
-
+def test_changed_code_is_not_answered_from_the_cache(tmp_path: Path):
+    """The key covers the package's source: edit any module of it and the code's digest changes."""
     from batchlab.cell_cache import code_digest
 
-    source = tmp_path / "measure.py"
-    source.write_text("VERSION = 1\n")
-    module = types.ModuleType("batchlab._measure_for_test")
-    module.__file__ = str(source)
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    inputs = tmp_path / "in.txt"
-    inputs.write_text("x")
-    before = cell_key("step", {"b": 1}, [inputs]), code_digest()
-    source.write_text("VERSION = 2\n")
-    assert cell_key("step", {"b": 1}, [inputs]) != before[0] and code_digest() != before[1]
+    package = tmp_path / "batchlab"
+    (package / "report").mkdir(parents=True)
+    (package / "measure.py").write_text("VERSION = 1\n")
+    (package / "report" / "page.py").write_text("TITLE = 'a'\n")
+    first = code_digest(package)
+    (package / "report" / "page.py").write_text("TITLE = 'b'\n")
+    code_digest.cache_clear()
+    assert code_digest(package) != first
+    assert code_digest() != code_digest(package)
+
+
+def test_the_code_digest_does_not_depend_on_what_the_process_imported():
+    """A job forked from a warm server has imported every step's modules, a cold one only its own: both
+    must name a cell the same."""
+    probe = "from batchlab.cell_cache import code_digest\n{}print(code_digest())"
+    lean, loaded = (
+        subprocess.run([sys.executable, "-c", probe.format(extra)], capture_output=True, text=True, check=True).stdout
+        for extra in ("", "import batchlab.cli, batchlab.noise, batchlab.report.study\n")
+    )
+    assert lean == loaded and len(lean.strip()) == 64

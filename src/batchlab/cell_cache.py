@@ -10,9 +10,9 @@ computation, so the numbers do not depend on the number of workers.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -34,20 +34,24 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def code_digest() -> str:
-    """SHA-256 of the batchlab modules this process has imported and the versions of the libraries that compute.
+PACKAGE = Path(__file__).resolve().parent
+
+
+@functools.cache
+def code_digest(package: Path = PACKAGE) -> str:
+    """SHA-256 of the batchlab package's source and the versions of the libraries that compute.
 
     A changed measurement (or a new scikit-learn or torch) must not be answered from the cache, even
-    when Snakemake is told to rerun a job whose inputs have not changed.
+    when Snakemake is told to rerun a job whose inputs have not changed. The whole package, not the
+    modules this process happens to have imported: a job forked from a warm server (batchlab.warm) has
+    imported more than a cold one, and both must find the same cells.
     """
     digest = hashlib.sha256()
-    for name in sorted(n for n in sys.modules if n == "batchlab" or n.startswith("batchlab.")):
-        source = getattr(sys.modules[name], "__file__", None)
-        if source:
-            digest.update(name.encode() + b"\0" + Path(source).read_bytes())
-    for package in ("numpy", "scipy", "scikit-learn", "torch"):
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.relative_to(package).as_posix().encode() + b"\0" + source.read_bytes())
+    for package_name in ("numpy", "scipy", "scikit-learn", "torch"):
         try:
-            digest.update(f"{package}={metadata.version(package)}".encode())
+            digest.update(f"{package_name}={metadata.version(package_name)}".encode())
         except metadata.PackageNotFoundError:
             pass
     return digest.hexdigest()
