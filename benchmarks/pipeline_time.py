@@ -36,9 +36,11 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 EXIT_LINE = re.compile(
-    r"^batchlab (?P<step>[\w-]+): start-up (?P<startup>[\d.]+) s, work (?P<work>[\d.]+) s, cpu (?P<cpu>[\d.]+) s",
+    r"^batchlab (?P<step>[\w-]+): start-up (?P<startup>[\d.]+) s, work (?P<work>[\d.]+) s, cpu (?P<cpu>[\d.]+) s"
+    r"(?:.*; started (?P<started>warm|cold))?",
     re.M,
 )
+SERVER_LINE = re.compile(r"^batchlab warm server (?P<name>\S+): stopped after (?P<jobs>\d+) jobs; cpu (?P<cpu>[\d.]+) s", re.M)
 
 
 # Outside a git checkout (an unpacked release, a copied tree): what the copy leaves out.
@@ -118,7 +120,8 @@ def job_table(work: Path, started: float) -> pd.DataFrame:
         lines = list(EXIT_LINE.finditer(log.read_text(errors="replace"))) if log.is_file() else []
         if lines:
             last = lines[-1]
-            row.update(startup_s=float(last["startup"]), work_s=float(last["work"]), cpu_s=float(last["cpu"]))
+            row.update(startup_s=float(last["startup"]), work_s=float(last["work"]), cpu_s=float(last["cpu"]),
+                       warm=last["started"] == "warm")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -128,8 +131,11 @@ def rule_table(jobs: pd.DataFrame) -> pd.DataFrame:
     for col in ("startup_s", "work_s", "cpu_s"):
         if col not in jobs:
             jobs[col] = float("nan")
+    if "warm" not in jobs:
+        jobs["warm"] = False
     table = jobs.groupby("rule").agg(
         jobs=("job_s", "size"),
+        warm=("warm", lambda s: int(s.fillna(False).astype(bool).sum())),
         job_s=("job_s", "sum"),
         median_job_s=("job_s", "median"),
         bench_cpu_s=("bench_cpu_s", "sum"),
@@ -172,6 +178,13 @@ def chain_lines(chain: pd.DataFrame, wall_s: float) -> list[str]:
     lines += [f"  {r.start_s:7.1f} -> {r.end_s:7.1f} s  {r.job_s:6.1f} s (+{r.gap_s:4.1f} s before)  {r.rule}: {r.job}"
               for r in chain.itertuples()]
     return lines
+
+
+def warm_servers(work: Path) -> dict:
+    """The warm servers' own CPU-seconds (loading the libraries) and the jobs forked, from their log."""
+    log = work / "logs/warm_start.log"
+    found = list(SERVER_LINE.finditer(log.read_text(errors="replace"))) if log.is_file() else []
+    return {"servers": len(found), "cpu_s": sum(float(m["cpu"]) for m in found), "jobs": sum(int(m["jobs"]) for m in found)}
 
 
 def training_loops(work: Path) -> float:
@@ -223,21 +236,22 @@ def fmt(value: float, digits: int = 1) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     lines = [
-        "| rule | jobs | job-s | median job-s | CPU-s | CPU-s (sampled) | start-up s | start-up share |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| rule | jobs | started warm | job-s | median job-s | CPU-s | CPU-s (sampled) | start-up s | start-up share |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for rule, r in table.iterrows():
         share = "–" if pd.isna(r["startup_share"]) else f"{100 * r['startup_share']:.0f}%"
         lines.append(
-            f"| {rule} | {int(r['jobs'])} | {fmt(r['job_s'])} | {fmt(r['median_job_s'])} | {fmt(r['cpu_s'])} | "
+            f"| {rule} | {int(r['jobs'])} | {int(r['warm'])} | {fmt(r['job_s'])} | {fmt(r['median_job_s'])} | {fmt(r['cpu_s'])} | "
             f"{fmt(r['bench_cpu_s'])} | {fmt(r['startup_s'])} | {share} |"
         )
     return "\n".join(lines)
 
 
-def report(run: dict, table: pd.DataFrame, loops: float, config: str, chain: pd.DataFrame) -> str:
+def report(run: dict, table: pd.DataFrame, loops: float, config: str, chain: pd.DataFrame, servers: dict) -> str:
     train_s = table.loc["train", "job_s"] if "train" in table.index else float("nan")
     all_s = table.loc["total", "job_s"]
+    rest = run["cpu_s"] - run["snakemake_cpu_s"] - table.loc["total", "cpu_s"] - servers["cpu_s"]
     return "\n".join(
         [
             f"config: {config}; {run['command']}",
@@ -246,9 +260,9 @@ def report(run: dict, table: pd.DataFrame, loops: float, config: str, chain: pd.
             f"date: {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
             f"wall time: {run['wall_s']:.1f} s ({run['wall_s'] / 60:.1f} min); "
             f"CPU-seconds of Snakemake and every job: {run['cpu_s']:,.1f} (Snakemake's own process "
-            f"{run['snakemake_cpu_s']:,.1f}, the jobs' steps {table.loc['total', 'cpu_s']:,.1f}, the rest "
-            f"{run['cpu_s'] - run['snakemake_cpu_s'] - table.loc['total', 'cpu_s']:,.1f}: shells, interpreter "
-            "exits, the scheduler's solver)",
+            f"{run['snakemake_cpu_s']:,.1f}, the jobs' steps {table.loc['total', 'cpu_s']:,.1f}, "
+            f"{servers['servers']} warm servers loading libraries {servers['cpu_s']:,.1f} ({servers['jobs']} jobs forked), "
+            f"the rest {rest:,.1f}: shells, clients, interpreter exits, the scheduler's solver)",
             f"training loops (wall_time_s of every run, shared loops once): {loops:,.1f} s = {100 * loops / train_s:.0f}% of the train "
             f"jobs' {train_s:,.1f} job-s, {100 * loops / all_s:.0f}% of all {all_s:,.1f} job-s",
             f"jobs running at once, on average: {all_s / run['wall_s']:.1f}",
@@ -281,11 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         table = rule_table(jobs)
         loops = training_loops(work)
         chain = waited_chain(jobs)
-        print(report(run, table, loops, args.config, chain))
+        servers = warm_servers(work)
+        print(report(run, table, loops, args.config, chain, servers))
         if args.json:
             Path(args.json).write_text(
                 json.dumps(
-                    {"run": run, "training_loops_s": loops, "rules": table.reset_index().to_dict("records"),
+                    {"run": run, "training_loops_s": loops, "warm_servers": servers, "rules": table.reset_index().to_dict("records"),
                      "jobs": jobs.to_dict("records"), "waited_on": chain.to_dict("records")},
                     indent=2, default=float,
                 )

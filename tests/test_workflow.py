@@ -3,13 +3,14 @@
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake
+from conftest import ROOT, snakemake, tiny_workdir
 
 pytestmark = pytest.mark.e2e
 
@@ -207,20 +208,60 @@ def test_a_stopped_study_job_keeps_its_finished_cells(finished_run: Path, tmp_pa
     ).read_bytes()
 
 
-def test_jobs_import_only_what_their_step_uses(finished_run: Path):
-    """Every job's log ends with the heavy libraries it loaded (batchlab.cli), checked against its step's use."""
+USAGE_LINE = re.compile(
+    r"^batchlab (\w+): start-up [\d.]+ s, work [\d.]+ s, cpu [\d.]+ s; loaded (.*); started (warm|cold)$", re.M
+)
+
+
+def _usage_lines(work: Path) -> dict[Path, tuple[str, str, str]]:
+    """Every job's last usage line (batchlab.cli): its step, the heavy libraries loaded, how it started."""
+    found = {log: USAGE_LINE.findall(log.read_text()) for log in (work / "logs").rglob("*.log")}
+    found.pop(work / "logs/warm_start.log", None)
+    assert all(found.values()), f"logs without a usage line: {[str(k) for k, v in found.items() if not v]}"
+    return {log: lines[-1] for log, lines in found.items()}
+
+
+@pytest.fixture(scope="module")
+def cold_run(tmp_path_factory) -> Path:
+    """One study of the tiny config (every step but the scaling report), each job in its own interpreter."""
+    work = tiny_workdir(tmp_path_factory.mktemp("cold_run"))
+    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
+    cfg["studies"] = {"tiny_signal": cfg["studies"]["tiny_signal"]}
+    (work / "config/config.yaml").write_text(yaml.safe_dump({**cfg, "warm_start": False}))
+    result = snakemake(work, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "batchlab: jobs start cold: warm_start: false in the config" in result.stderr
+    return work
+
+
+def test_jobs_import_only_what_their_step_uses(cold_run: Path):
+    """Every job started cold ends its log with the heavy libraries it loaded, checked against its step's use."""
     from test_imports import DATA_SOURCES, USES
 
     seen = set()
-    for log in (finished_run / "logs").rglob("*.log"):
-        found = re.findall(r"^batchlab (\w+): start-up [\d.]+ s, work [\d.]+ s, cpu [\d.]+ s; loaded (.*)$", log.read_text(), re.M)
-        assert found, f"{log} has no usage line"
-        step, loaded = found[-1]
+    for log, (step, loaded, started) in _usage_lines(cold_run).items():
+        assert started == "cold", log
         allowed = USES[step] | (set().union(*DATA_SOURCES.values()) if step == "data" else set())
         loaded = set() if loaded == "none" else set(loaded.split(", "))
         assert loaded <= allowed, f"{log}: batchlab {step} loaded {sorted(loaded - allowed)}"
         seen.add(step)
-    assert seen == set(USES) - {"validate", "schema"}
+    assert seen == set(USES) - {"validate", "schema", "scaling"}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="warm start is Linux only")
+def test_a_warm_run_starts_every_job_warm_and_computes_what_a_cold_run_does(local_run: Path, cold_run: Path):
+    """The session's run (warm, the default) and the cold run of one of its studies: the same tables and
+    verdicts, bit for bit, apart from timings."""
+    started = {log: line[2] for log, line in _usage_lines(local_run).items()}
+    assert set(started.values()) == {"warm"}, [str(log) for log, how in started.items() if how != "warm"]
+    assert "batchlab warm server train: stopped after" in (local_run / "logs/warm_start.log").read_text()
+    timing = ["wall_time_s", "samples_per_s", "peak_mem_mb"]
+    for table in ("table.parquet", "to_target/runs.parquet", "critical_batch.parquet", "gradients.parquet"):
+        warm, cold = (pd.read_parquet(run / "results/tiny_signal" / table) for run in (local_run, cold_run))
+        pd.testing.assert_frame_equal(warm.drop(columns=timing, errors="ignore"), cold.drop(columns=timing, errors="ignore"))
+    assert (local_run / "reports/tiny_signal/scorecard.csv").read_bytes() == (
+        cold_run / "reports/tiny_signal/scorecard.csv"
+    ).read_bytes()
 
 
 def test_operational_settings_rerun_nothing(local_run: Path, tmp_path: Path):

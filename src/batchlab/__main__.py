@@ -1,5 +1,14 @@
-"""`python -m batchlab` runs the command line (batchlab.cli.run_job: no interpreter teardown after the job)."""
+"""`python -m batchlab`, as the workflow's jobs call it: in a child of the run's warm server when there is
+one (batchlab.warm: the libraries already loaded), else here (batchlab.cli.run_job)."""
 
-from batchlab.cli import run_job
+import sys
+
+from batchlab.warm import delegate
+
+status = delegate(sys.argv[1:])
+if status is not None:
+    sys.exit(status)
+
+from batchlab.cli import run_job  # noqa: E402  (only when starting cold)
 
 run_job()

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from batchlab import io
+from batchlab import warm as warm_start
 from batchlab.config import ConfigError, Downstream, data_from_json, json_schema, load_config, study_from_json
 
 HEAVY = ("torch", "sklearn", "scipy", "matplotlib", "seaborn", "pandas")
@@ -272,11 +273,14 @@ def cmd_index(args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="batchlab", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
+    p.set_defaults(step_imports={})
 
     def add(name: str, func, help: str, imports: tuple[str, ...], study: bool = True, job: bool = True):
         """A subcommand: `imports` are the modules its step needs; `job` steps end their log with a usage line."""
         sp = sub.add_parser(name, help=help)
         sp.set_defaults(func=func, imports=imports, job=job)
+        if job:
+            p.get_default("step_imports")[name] = imports
         if study:
             sp.add_argument("--study", required=True, help="study name")
             sp.add_argument("--study-json", required=True, help="the validated study, as JSON")
@@ -302,7 +306,9 @@ def parser() -> argparse.ArgumentParser:
     sp = add("data", cmd_data, "make or load a study's data set and save it as .npz", ("batchlab.data",), study=False)
     sp.add_argument("--data-json", required=True, help="the study's validated data block, as JSON")
     sp.add_argument("--out", required=True)
-    sp = add("train", cmd_train, "train every seed of one (study, batch size) cell", ("batchlab.cell", "batchlab.resume"))
+    # torch._inductor.config: torch.use_deterministic_algorithms imports it (0.8 s), in every cell.
+    sp = add("train", cmd_train, "train every seed of one (study, batch size) cell",
+             ("batchlab.cell", "batchlab.resume", "torch._inductor.config"))
     sp.add_argument("--batch-size", type=int, required=True)
     sp.add_argument("--data", required=True)
     sp.add_argument("--out-dir", required=True)
@@ -402,37 +408,39 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def process_age_s() -> float:
-    """Seconds since this process started: from /proc to 10 ms on Linux (psutil's start time is only to 1 s)."""
-    try:
-        after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        started = int(after_name[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime, in ticks since boot
-        return time.clock_gettime(time.CLOCK_BOOTTIME) - started
-    except (OSError, ValueError, IndexError, AttributeError):
-        import psutil
+def warm_preload() -> dict[str, list[str]]:
+    """What each warm server loads before it serves jobs (batchlab.warm): the train step's own server just
+    what a cold train job loads, so that its process memory (peak_mem_mb on the CPU) reads the same; the
+    server of every other step what any of them loads, the data step's first (it runs first)."""
+    steps = parser().get_default("step_imports")
+    preload = {"train": [__name__, *steps["train"]], warm_start.ANY: [__name__]}
+    for modules in steps.values():
+        preload[warm_start.ANY] += [m for m in modules if m not in preload[warm_start.ANY]]
+    return preload
 
-        return time.time() - psutil.Process().create_time()
 
-
-def usage_line(command: str, startup_s: float, work_s: float) -> str:
-    """What a job cost: start-up (process start to its step's modules imported), work, CPU-seconds, heavy libraries."""
+def usage_line(command: str, startup_s: float, work_s: float, warm: bool = False) -> str:
+    """What a job cost: start-up (process start to its step's modules imported), work, CPU-seconds, heavy
+    libraries, and whether it started warm (forked from a server that had loaded them: batchlab.warm)."""
     cpu = sum(
         u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
     )
     loaded = [name for name in HEAVY if name in sys.modules]
     return (
         f"batchlab {command}: start-up {startup_s:.2f} s, work {work_s:.2f} s, cpu {cpu:.2f} s; "
-        f"loaded {', '.join(loaded) or 'none'}"
+        f"loaded {', '.join(loaded) or 'none'}; started {'warm' if warm else 'cold'}"
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, started: float | None = None, warm: bool = False) -> int:
+    """Run one step. `started`: when the job's process started (warm.boot_time's clock), this one's by default."""
     from batchlab.resume import TrainingInterrupted
 
     args = parser().parse_args(argv)
     for module in args.imports:
         importlib.import_module(module)
-    startup_s, ready_at = process_age_s(), time.perf_counter()
+    startup_s = warm_start.boot_time() - (warm_start.process_started() if started is None else started)
+    ready_at = time.perf_counter()
     try:
         args.func(args)
     except TrainingInterrupted as err:
@@ -446,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         if args.job:
-            print(usage_line(args.command, startup_s, time.perf_counter() - ready_at), file=sys.stderr, flush=True)
+            usage = usage_line(args.command, startup_s, time.perf_counter() - ready_at, warm)
+            print(usage, file=sys.stderr, flush=True)
     return 0
 
 

@@ -1106,6 +1106,11 @@ class Config(Strict):
         300.0,
         description="Seconds between saves of a training run's state, from which a killed job resumes (no effect on results).",
     )
+    warm_start: bool = Field(
+        True,
+        description="Start each job of a local run in a process forked from a server that has already loaded its "
+        "libraries (Linux; no effect on results). false: every job starts its own interpreter.",
+    )
     warn_above_hours: PositiveFloat = Field(
         2.0,
         description="Warn (batchlab validate, and every run as it starts) when the config's estimated time on this "

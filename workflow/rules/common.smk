@@ -2,13 +2,16 @@
 import re
 import sys
 from functools import partial
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from batchlab.cli import warm_preload
 from batchlab.config import ConfigError, validate_config
 from batchlab.cost import print_estimate
 from batchlab.gpu_slots import GpuSlotError, plan_slots, visible_gpus
 from batchlab.train import resolve_device
+from batchlab.warm import start_for_run
 
 
 def _config_source():
@@ -66,6 +69,31 @@ if workflow.is_main_process:
         ).values()
         for cell in cells
     }
+
+
+# Every job of a local run starts warm: forked from a server that has already loaded its libraries
+# (batchlab.warm), for as long as the run lasts. Off with `warm_start: false`; no result changes.
+WARM_SERVERS = []
+
+
+onstart:
+    servers = start_for_run(
+        CFG.warm_start,
+        workflow.local_exec,
+        warm_preload(),
+        Path("logs/warm_start.log"),
+    )
+    WARM_SERVERS.extend([servers] if servers else [])
+
+
+onsuccess:
+    for servers in WARM_SERVERS:
+        servers.stop()
+
+
+onerror:
+    for servers in WARM_SERVERS:
+        servers.stop()
 
 
 wildcard_constraints:
