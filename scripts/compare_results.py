@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-TIMING = ("wall_time_s", "samples_per_s", "peak_mem_mb")  # measured, not computed: differ from run to run
+# Measured, not computed: they differ from run to run (peak_mem_kind: how peak_mem_mb was measured,
+# which differs between a job started warm and one started cold).
+TIMING = ("wall_time_s", "samples_per_s", "peak_mem_mb", "peak_mem_kind")
 KEYS = ("study", "batch_size", "seed", "base_lr", "lr", "embedding", "fraction", "probe_batch_size", "step", "quantity", "fold")
 
 

@@ -255,7 +255,7 @@ def test_a_warm_run_starts_every_job_warm_and_computes_what_a_cold_run_does(loca
     started = {log: line[2] for log, line in _usage_lines(local_run).items()}
     assert set(started.values()) == {"warm"}, [str(log) for log, how in started.items() if how != "warm"]
     assert "batchlab warm server train: stopped after" in (local_run / "logs/warm_start.log").read_text()
-    timing = ["wall_time_s", "samples_per_s", "peak_mem_mb"]
+    timing = ["wall_time_s", "samples_per_s", "peak_mem_mb", "peak_mem_kind"]
     for table in ("table.parquet", "to_target/runs.parquet", "critical_batch.parquet", "gradients.parquet"):
         warm, cold = (pd.read_parquet(run / "results/tiny_signal" / table) for run in (local_run, cold_run))
         pd.testing.assert_frame_equal(warm.drop(columns=timing, errors="ignore"), cold.drop(columns=timing, errors="ignore"))

@@ -37,6 +37,7 @@ ENV = "BATCHLAB_WARM"  # the folder of the run's server sockets, set for every j
 ANY = "any"  # the server of every step without a server of its own
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 HEADER = struct.Struct("!I")
+FORKED_JOB = False  # True in a job forked from a warm server
 
 
 def supported() -> str | None:
@@ -177,6 +178,8 @@ def _fresh_state() -> None:
 
 def _run_child(request: dict, fds: list[int]) -> int:
     """In the forked child: become the job (streams, folder, environment, threads), run its step."""
+    global FORKED_JOB
+    FORKED_JOB = True
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -425,5 +428,7 @@ def main(argv: list[str]) -> None:
     Server(Path(path), int(parent), modules).serve()
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+if __name__ == "__main__":  # `python -m batchlab.warm`: serve from the module the jobs import, not __main__
+    from batchlab.warm import main as serve
+
+    serve(sys.argv[1:])
