@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from batchlab import io
+from batchlab.allocator import keep_freed_memory
 from batchlab import warm as warm_start
 from batchlab.config import ConfigError, Downstream, data_from_json, json_schema, load_config, study_from_json
 
@@ -410,8 +411,8 @@ def parser() -> argparse.ArgumentParser:
 
 def warm_preload() -> dict[str, list[str]]:
     """What each warm server loads before it serves jobs (batchlab.warm): the train step's own server just
-    what a cold train job loads, so that its process memory (peak_mem_mb on the CPU) reads the same; the
-    server of every other step what any of them loads, the data step's first (it runs first)."""
+    what a cold train job loads, so that its process memory (peak_mem_mb on the CPU) holds no other
+    step's libraries; the server of every other step what any of them loads, the data step's first."""
     steps = parser().get_default("step_imports")
     preload = {"train": [__name__, *steps["train"]], warm_start.ANY: [__name__]}
     for modules in steps.values():
@@ -437,6 +438,8 @@ def main(argv: list[str] | None = None, started: float | None = None, warm: bool
     from batchlab.resume import TrainingInterrupted
 
     args = parser().parse_args(argv)
+    if args.job:
+        keep_freed_memory()
     for module in args.imports:
         importlib.import_module(module)
     startup_s = warm_start.boot_time() - (warm_start.process_started() if started is None else started)
