@@ -3,6 +3,7 @@ bit, passes on its status, streams and signals, resumes when killed, and starts 
 no server answers."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -150,3 +151,29 @@ def test_a_module_the_server_cannot_load_is_logged_and_left_to_the_job(tmp_path)
     finally:
         started.stop()
     assert "batchlab.no_such_module" in log.read_text()
+
+
+def test_a_job_whose_server_dies_fails_and_is_stopped(data_file, tmp_path):
+    """The server killed under a running job: the client says so and fails at once (it cannot wait for
+    a process that is not its child), and stops the orphaned job, which saves its state as on SIGTERM."""
+    started = warm.Servers.start({"train": warm_preload()["train"]}, tmp_path / "log")
+    os.environ.pop(warm.ENV)
+    out = tmp_path / "cell"
+    try:
+        env = _env(**{warm.ENV: str(started.folder)})
+        job = subprocess.Popen(_train_command(data_file, out, 0.05), env=env, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not (out / ".resume" / STATE_FILE["batched"]).exists():
+            assert job.poll() is None and time.monotonic() < deadline, "the job ended before the server was killed"
+            time.sleep(0.01)
+        started.processes["train"].kill()
+        code, stderr = job.wait(30), job.stderr.read()
+    finally:
+        started.stop()
+    assert code == 1 and "stopped before job" in stderr, stderr
+    orphan = int(re.search(r"before job (\d+) ended", stderr)[1])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{orphan}").exists() and " Z " not in Path(f"/proc/{orphan}/stat").read_text():
+        assert time.monotonic() < deadline, "the orphaned job still runs"
+        time.sleep(0.05)
+    assert not (out / "runs.parquet").exists()

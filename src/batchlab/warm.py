@@ -268,19 +268,24 @@ class Server:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            self._child(request, fds)
+            self._child(request, fds, conn)
         try:
             os.setpgid(pid, pid)  # as the child does: its group exists before the client can signal it
         except OSError:
             pass
         for fd in fds:
             os.close(fd)
-        _send(conn, {"pid": pid})
         self.forked += 1
-        self.jobs[pid] = _Job(conn, pid)
+        job = self.jobs[pid] = _Job(conn, pid)
+        try:
+            _send(conn, {"pid": pid})
+        except OSError:  # the client is already gone
+            job.client_gone = True
+            self._signal(job, signal.SIGKILL)
+            return
         self.selector.register(conn, selectors.EVENT_READ, pid)
 
-    def _child(self, request: dict, fds: list[int]) -> None:
+    def _child(self, request: dict, fds: list[int], conn: socket.socket) -> None:
         code = 1
         try:
             os.setpgid(0, 0)  # its own group: signals reach it and the workers it forks
@@ -288,6 +293,7 @@ class Server:
                 signal.signal(sig, signal.SIG_DFL if sig == signal.SIGTERM else signal.default_int_handler)
             self.selector.close()
             self.listener.close()
+            conn.close()  # only the server may hold it: the client sees the server's end, not the job's
             for job in self.jobs.values():
                 job.conn.close()
             code = _run_child(request, fds)
