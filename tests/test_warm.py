@@ -130,7 +130,7 @@ def test_servers_stop_when_snakemake_is_gone(tmp_path):
     while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]:
         assert time.monotonic() < deadline, "the server outlived its parent"
         time.sleep(0.05)
-    assert not (Path(folder) / f"{warm.ANY}.sock").exists()
+    assert not Path(folder).exists(), "the server left its socket's folder behind"
 
 
 def test_a_server_that_cannot_start_is_reported(tmp_path):

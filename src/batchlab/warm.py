@@ -353,6 +353,10 @@ class Server:
         for job in self.jobs.values():
             self._signal(job, signal.SIGKILL)
         self.path.unlink(missing_ok=True)
+        try:
+            self.path.parent.rmdir()  # the run's folder, once its last server is gone
+        except OSError:
+            pass
         self._say(f"stopped after {self.forked} jobs")
 
 
