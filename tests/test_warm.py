@@ -177,3 +177,20 @@ def test_a_job_whose_server_dies_fails_and_is_stopped(data_file, tmp_path):
         assert time.monotonic() < deadline, "the orphaned job still runs"
         time.sleep(0.05)
     assert not (out / "runs.parquet").exists()
+
+
+def test_after_the_source_changes_jobs_start_cold_and_say_why(servers, tmp_path):
+    """A server runs the code it loaded; once batchlab's source changes, jobs start cold, running it as it is."""
+    source = Path(warm.__file__).with_name("seeding.py")
+    times = source.stat()
+    env = _env(**{warm.ENV: str(servers.folder)})
+    command = [sys.executable, "-m", "batchlab", "schema", "--out", "s.json"]
+    try:
+        os.utime(source, ns=(times.st_atime_ns, times.st_mtime_ns + 1_000_000_000))
+        job = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    finally:
+        os.utime(source, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert job.returncode == 0 and "source under" in job.stderr and "changed since the server loaded it" in job.stderr
+    assert "this job starts cold" in job.stderr
+    again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0 and "warm start unavailable" not in again.stderr  # the same source: warm again

@@ -37,6 +37,7 @@ ENV = "BATCHLAB_WARM"  # the folder of the run's server sockets, set for every j
 ANY = "any"  # the server of every step without a server of its own
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 HEADER = struct.Struct("!I")
+PACKAGE = Path(__file__).resolve().parent  # batchlab's source, which a server runs as it was when loaded
 FORKED_JOB = False  # True in a job forked from a warm server
 
 
@@ -123,7 +124,7 @@ def delegate(argv: list[str]) -> int | None:
         _send(conn, request, [0, 1, 2])
         reply, _ = _receive(conn)
         if reply is None or "pid" not in reply:
-            raise OSError(f"the server at {path} refused the job ({reply})")
+            raise OSError((reply or {}).get("refused") or f"the server at {path} ended the connection")
     except OSError as err:
         conn.close()
         for sig, handler in previous.items():
@@ -194,6 +195,11 @@ def _run_child(request: dict, fds: list[int]) -> int:
     return cli.main(request["argv"], started=request["started"], warm=True)
 
 
+def source_state() -> dict[str, tuple[int, int]]:
+    """Each source file of the package with its modification time and size: what the server loaded."""
+    return {str(f): (st.st_mtime_ns, st.st_size) for f in PACKAGE.rglob("*.py") for st in [f.stat()]}
+
+
 @dataclass
 class _Job:
     conn: socket.socket
@@ -214,6 +220,7 @@ class Server:
     stopping: bool = False
 
     def serve(self) -> None:
+        self.source = source_state()
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         staging = self.path.with_suffix(".binding")
         listener.bind(str(staging))
@@ -262,6 +269,15 @@ class Server:
                 raise ConnectionError(f"expected a job and its 3 streams, got {len(fds)} streams")
         except (OSError, ValueError) as err:
             print(f"batchlab warm server: bad request: {err}", file=sys.stderr, flush=True)
+            conn.close()
+            return
+        if source_state() != self.source:  # a job runs the code as it is now, as a cold one would
+            for fd in fds:
+                os.close(fd)
+            try:
+                _send(conn, {"refused": f"batchlab's source under {PACKAGE} changed since the server loaded it"})
+            except OSError:
+                pass
             conn.close()
             return
         sys.stdout.flush()
