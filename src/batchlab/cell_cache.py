@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from batchlab import io
+from batchlab import PACKAGE, io, source_files
 from batchlab.forked import imap
 
 if TYPE_CHECKING:
@@ -34,9 +34,6 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-PACKAGE = Path(__file__).resolve().parent
-
-
 @functools.cache
 def code_digest(package: Path = PACKAGE) -> str:
     """SHA-256 of the batchlab package's source and the versions of the libraries that compute.
@@ -47,7 +44,7 @@ def code_digest(package: Path = PACKAGE) -> str:
     imported more than a cold one, and both must find the same cells.
     """
     digest = hashlib.sha256()
-    for source in sorted(package.rglob("*.py")):
+    for source in source_files(package):
         digest.update(source.relative_to(package).as_posix().encode() + b"\0" + source.read_bytes())
     for package_name in ("numpy", "scipy", "scikit-learn", "torch"):
         try:

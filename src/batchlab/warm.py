@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import resource
 import selectors
 import shutil
@@ -33,12 +34,15 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchlab import PACKAGE, source_files
+
 ENV = "BATCHLAB_WARM"  # the folder of the run's server sockets, set for every job of the run
 ANY = "any"  # the server of every step without a server of its own
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 HEADER = struct.Struct("!I")
-PACKAGE = Path(__file__).resolve().parent  # batchlab's source, which a server runs as it was when loaded
 FORKED_JOB = False  # True in a job forked from a warm server
+# The line a server ends its log with (Server._say), as benchmarks/pipeline_time.py reads it.
+STOPPED_LINE = re.compile(r"^batchlab warm server (?P<name>\S+): stopped after (?P<jobs>\d+) jobs; cpu (?P<cpu>[\d.]+) s", re.M)
 
 
 def supported() -> str | None:
@@ -197,7 +201,7 @@ def _run_child(request: dict, fds: list[int]) -> int:
 
 def source_state() -> dict[str, tuple[int, int]]:
     """Each source file of the package with its modification time and size: what the server loaded."""
-    return {str(f): (st.st_mtime_ns, st.st_size) for f in PACKAGE.rglob("*.py") for st in [f.stat()]}
+    return {str(f): (st.st_mtime_ns, st.st_size) for f in source_files() for st in [f.stat()]}
 
 
 @dataclass
