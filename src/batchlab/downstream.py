@@ -20,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR
 
 from batchlab.config import Downstream
+from batchlab.forked import imap
 
 CV_SEED = 0
 
@@ -115,8 +116,6 @@ def evaluate_baselines(
 
     Every (baseline, fold) fit is independent and runs on one thread, in up to `workers` processes:
     the raw-input SVM of a wide data set is minutes of one core, and the numbers do not depend on the workers."""
-    from batchlab.forked import imap
-
     flat = x.reshape(len(x), -1)
     cv = folds(y, task, spec.folds, groups)
     calls = []

@@ -3,7 +3,7 @@
 A process per cell paid its imports (scikit-learn or torch) for seconds of work; one job per study pays
 them once. Each cell is still computed on its own by the per-cell functions (`downstream.evaluate_embeddings`,
 `noise.measure_cell`), cached by the content of its inputs (batchlab.cell_cache) and computed on one
-thread, so its numbers are those of a job of one cell, and adding a batch size computes only the new cell.
+thread (batchlab.forked), so its numbers are those of a job of one cell, and adding a batch size computes only the new cell.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from batchlab import io
 from batchlab.cell_cache import Cell, CellCache, cell_key, compute_cells, file_digest
 from batchlab.config import Downstream, GradientNoise, Study, study_from_json
-from batchlab.forked import one_thread
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,12 +51,11 @@ def downstream_cell(study_name: str, spec_json: str, data_path: str, batch_size:
         {"study": study_name, "batch_size": batch_size, "seed": int(s), "lr": float(lr)}
         for s, lr in zip(emb["seed"], emb["lr"])
     ]
-    with one_thread():
-        try:
-            table = evaluate_embeddings(emb["z"], keys, data.labels[data.target], data.tasks[data.target], spec, data.groups)
-        except ValueError as err:
-            raise ValueError(f"study {study_name!r}, {data_path}: {err}") from None
-        return (table,)
+    try:
+        table = evaluate_embeddings(emb["z"], keys, data.labels[data.target], data.tasks[data.target], spec, data.groups)
+    except ValueError as err:
+        raise ValueError(f"study {study_name!r}, {data_path}: {err}") from None
+    return (table,)
 
 
 def gradient_cells(
@@ -99,15 +97,14 @@ def gradient_cell(
     from batchlab.data import load_dataset
     from batchlab.noise import measure_cell
 
-    with one_thread():
-        stats, spread = measure_cell(
-            study_from_json(cell_json),
-            GradientNoise.model_validate_json(spec_json),
-            load_dataset(data_path),
-            batch_size,
-            io.read_torch(checkpoints),
-            torch.device(device),
-            measure_init=measure_init,
-            spread=spread,
-        )
+    stats, spread = measure_cell(
+        study_from_json(cell_json),
+        GradientNoise.model_validate_json(spec_json),
+        load_dataset(data_path),
+        batch_size,
+        io.read_torch(checkpoints),
+        torch.device(device),
+        measure_init=measure_init,
+        spread=spread,
+    )
     return stats.assign(study=study_name), spread.assign(study=study_name)
