@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import resource
 import shutil
 import subprocess
@@ -34,13 +33,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from batchlab.cli import USAGE_LINE
+from batchlab.warm import STOPPED_LINE
+
 ROOT = Path(__file__).resolve().parents[1]
-EXIT_LINE = re.compile(
-    r"^batchlab (?P<step>[\w-]+): start-up (?P<startup>[\d.]+) s, work (?P<work>[\d.]+) s, cpu (?P<cpu>[\d.]+) s"
-    r"(?:.*; started (?P<started>warm|cold))?",
-    re.M,
-)
-SERVER_LINE = re.compile(r"^batchlab warm server (?P<name>\S+): stopped after (?P<jobs>\d+) jobs; cpu (?P<cpu>[\d.]+) s", re.M)
 
 
 # Outside a git checkout (an unpacked release, a copied tree): what the copy leaves out.
@@ -117,7 +113,7 @@ def job_table(work: Path, started: float) -> pd.DataFrame:
             "threads": int(record["threads"]),
         }
         log = bench.with_name(bench.name.removesuffix(".benchmark.tsv") + ".log")
-        lines = list(EXIT_LINE.finditer(log.read_text(errors="replace"))) if log.is_file() else []
+        lines = list(USAGE_LINE.finditer(log.read_text(errors="replace"))) if log.is_file() else []
         if lines:
             last = lines[-1]
             row.update(startup_s=float(last["startup"]), work_s=float(last["work"]), cpu_s=float(last["cpu"]),
@@ -183,7 +179,7 @@ def chain_lines(chain: pd.DataFrame, wall_s: float) -> list[str]:
 def warm_servers(work: Path) -> dict:
     """The warm servers' own CPU-seconds (loading the libraries) and the jobs forked, from their log."""
     log = work / "logs/warm_start.log"
-    found = list(SERVER_LINE.finditer(log.read_text(errors="replace"))) if log.is_file() else []
+    found = list(STOPPED_LINE.finditer(log.read_text(errors="replace"))) if log.is_file() else []
     return {"servers": len(found), "cpu_s": sum(float(m["cpu"]) for m in found), "jobs": sum(int(m["jobs"]) for m in found)}
 
 

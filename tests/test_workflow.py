@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from batchlab.cli import USAGE_LINE
 from conftest import ROOT, snakemake, tiny_workdir
 
 pytestmark = pytest.mark.e2e
@@ -208,14 +209,10 @@ def test_a_stopped_study_job_keeps_its_finished_cells(finished_run: Path, tmp_pa
     ).read_bytes()
 
 
-USAGE_LINE = re.compile(
-    r"^batchlab (\w+): start-up [\d.]+ s, work [\d.]+ s, cpu [\d.]+ s; loaded (.*); started (warm|cold)$", re.M
-)
-
-
 def _usage_lines(work: Path) -> dict[Path, tuple[str, str, str]]:
     """Every job's last usage line (batchlab.cli): its step, the heavy libraries loaded, how it started."""
-    found = {log: USAGE_LINE.findall(log.read_text()) for log in (work / "logs").rglob("*.log")}
+    found = {log: [m.group("step", "loaded", "started") for m in USAGE_LINE.finditer(log.read_text())]
+             for log in (work / "logs").rglob("*.log")}
     found.pop(work / "logs/warm_start.log", None)
     assert all(found.values()), f"logs without a usage line: {[str(k) for k, v in found.items() if not v]}"
     return {log: lines[-1] for log, lines in found.items()}

@@ -13,17 +13,24 @@ import importlib
 import json
 import math
 import os
+import re
 import resource
 import sys
 import time
 from pathlib import Path
 
 from batchlab import io
-from batchlab.allocator import keep_freed_memory
 from batchlab import warm as warm_start
+from batchlab.allocator import keep_freed_memory
 from batchlab.config import ConfigError, Downstream, data_from_json, json_schema, load_config, study_from_json
 
 HEAVY = ("torch", "sklearn", "scipy", "matplotlib", "seaborn", "pandas")
+# The line that ends every job's log (usage_line), as benchmarks/pipeline_time.py and the tests read it.
+USAGE_LINE = re.compile(
+    r"^batchlab (?P<step>[\w-]+): start-up (?P<startup>[\d.]+) s, work (?P<work>[\d.]+) s, cpu (?P<cpu>[\d.]+) s; "
+    r"loaded (?P<loaded>.*); started (?P<started>warm|cold)$",
+    re.M,
+)
 
 
 def _study(args: argparse.Namespace):
