@@ -17,7 +17,7 @@ import torch
 
 from batchlab import warm
 from batchlab.cli import warm_preload
-from test_resume import STATE_FILE, TIMING, _outputs, _train_command, data_file, uninterrupted  # noqa: F401
+from test_resume import STATE_FILE, _outputs, _train_command, data_file, uninterrupted  # noqa: F401
 
 pytestmark = pytest.mark.skipif(warm.supported() is not None, reason="warm start is Linux only")
 

@@ -76,6 +76,11 @@ if workflow.is_main_process:
 WARM_SERVERS = []
 
 
+def stop_warm_servers():
+    while WARM_SERVERS:
+        WARM_SERVERS.pop().stop()
+
+
 onstart:
     servers = start_for_run(
         CFG.warm_start,
@@ -87,13 +92,11 @@ onstart:
 
 
 onsuccess:
-    for servers in WARM_SERVERS:
-        servers.stop()
+    stop_warm_servers()
 
 
 onerror:
-    for servers in WARM_SERVERS:
-        servers.stop()
+    stop_warm_servers()
 
 
 wildcard_constraints:
