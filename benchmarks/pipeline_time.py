@@ -34,12 +34,15 @@ from pathlib import Path
 import pandas as pd
 
 from batchlab.cli import USAGE_LINE
+from batchlab.phases import PHASES_LINE, parse
 from batchlab.warm import STOPPED_LINE
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 # Outside a git checkout (an unpacked release, a copied tree): what the copy leaves out.
+PHASE = "phase_"  # a job table's column prefix for the seconds of one phase of a job's work
+
 NOT_COPIED = (".git", ".venv", ".snakemake", "data", "results", "logs", "reports", "__pycache__", "*.egg-info", ".*")
 
 
@@ -113,11 +116,15 @@ def job_table(work: Path, started: float) -> pd.DataFrame:
             "threads": int(record["threads"]),
         }
         log = bench.with_name(bench.name.removesuffix(".benchmark.tsv") + ".log")
-        lines = list(USAGE_LINE.finditer(log.read_text(errors="replace"))) if log.is_file() else []
+        text = log.read_text(errors="replace") if log.is_file() else ""
+        lines = list(USAGE_LINE.finditer(text))
         if lines:
             last = lines[-1]
             row.update(startup_s=float(last["startup"]), work_s=float(last["work"]), cpu_s=float(last["cpu"]),
                        warm=last["started"] == "warm")
+        where = list(PHASES_LINE.finditer(text))
+        if where:
+            row.update({f"{PHASE}{name}": seconds for name, seconds in parse(where[-1]["phases"]).items()})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -146,6 +153,36 @@ def rule_table(jobs: pd.DataFrame) -> pd.DataFrame:
     table.loc["total"] = total
     table["jobs"] = table["jobs"].astype(int)
     return table
+
+
+def phase_table(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per rule whose jobs log phases (batchlab.phases): job-seconds, start-up, each phase's seconds, and the time
+    outside the step (the shell, the warm client or the interpreter's own start, Snakemake's benchmark), summed."""
+    columns = sorted((c for c in jobs.columns if c.startswith(PHASE)), key=lambda c: c == f"{PHASE}other")
+    if not columns:
+        return pd.DataFrame()
+    timed = jobs[jobs[columns].notna().any(axis=1)]
+    sums = timed.groupby("rule")[["job_s", "startup_s", "work_s", *columns]].sum(min_count=1)
+    table = sums[["job_s", "startup_s", *columns]].copy()
+    table["outside"] = sums["job_s"] - sums["startup_s"] - sums["work_s"]
+    table.columns = [c.removeprefix(PHASE) for c in table.columns]
+    return table.sort_values("job_s", ascending=False)
+
+
+HEADINGS = {"startup_s": "start-up s", "outside": "outside the step s"}
+
+
+def phase_markdown(table: pd.DataFrame) -> str:
+    """The phase table with each phase's share of the rule's job-seconds."""
+    names = [c for c in table.columns if c != "job_s"]
+    lines = [
+        "| rule | job-s | " + " | ".join(HEADINGS.get(n, f"{n} s") for n in names) + " |",
+        "|---|---:|" + "---:|" * len(names),
+    ]
+    for rule, r in table.iterrows():
+        cells = [f"{fmt(r[n])} ({100 * r[n] / r['job_s']:.0f}%)" if pd.notna(r[n]) else "–" for n in names]
+        lines.append(f"| {rule} | {fmt(r['job_s'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def waited_chain(jobs: pd.DataFrame, slack_s: float = 0.25) -> pd.DataFrame:
@@ -244,7 +281,9 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def report(run: dict, table: pd.DataFrame, loops: float, config: str, chain: pd.DataFrame, servers: dict) -> str:
+def report(
+    run: dict, table: pd.DataFrame, loops: float, config: str, chain: pd.DataFrame, servers: dict, phases: pd.DataFrame
+) -> str:
     train_s = table.loc["train", "job_s"] if "train" in table.index else float("nan")
     all_s = table.loc["total", "job_s"]
     rest = run["cpu_s"] - run["snakemake_cpu_s"] - table.loc["total", "cpu_s"] - servers["cpu_s"]
@@ -265,6 +304,8 @@ def report(run: dict, table: pd.DataFrame, loops: float, config: str, chain: pd.
             "",
             markdown(table),
             "",
+            *([] if phases.empty else ["where the work went, by phase (the jobs' logs; 'other': work in no phase):",
+                                       phase_markdown(phases), ""]),
             *chain_lines(chain, run["wall_s"]),
         ]
     )
@@ -292,11 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         loops = training_loops(work)
         chain = waited_chain(jobs)
         servers = warm_servers(work)
-        print(report(run, table, loops, args.config, chain, servers))
+        phases = phase_table(jobs)
+        print(report(run, table, loops, args.config, chain, servers, phases))
         if args.json:
             Path(args.json).write_text(
                 json.dumps(
                     {"run": run, "training_loops_s": loops, "warm_servers": servers, "rules": table.reset_index().to_dict("records"),
+                     "phases": phases.reset_index().to_dict("records"),
                      "jobs": jobs.to_dict("records"), "waited_on": chain.to_dict("records")},
                     indent=2, default=float,
                 )

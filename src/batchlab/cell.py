@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from batchlab import engine, io
+from batchlab.phases import phase
 from batchlab.config import Study
 from batchlab.data import load_dataset
 from batchlab.resume import ResumePoint, StopFlag, run_identity
@@ -51,42 +52,34 @@ def train_cell(
         study = study.model_copy(update={"training": study.training.model_copy(update={"cuda_graphs": cuda_graphs})})
     resume_dir = out_dir / ".resume"
     cell_json = study.cell_view(batch_size).model_dump_json()
-    dev = resolve_device(device)
-    torch.use_deterministic_algorithms(True, warn_only=dev.type == "cuda")
-    data = load_dataset(data_path)
+    with phase("device"):
+        dev = resolve_device(device)
+        torch.use_deterministic_algorithms(True, warn_only=dev.type == "cuda")
+        if dev.type == "cuda":
+            torch.zeros((), device=dev)  # create the CUDA context here, so that its cost shows as its own phase
+    with phase("data"):
+        data = load_dataset(data_path)
     measured = set(study.seeds[: study.gradients.seeds])
-    steps = study.budget.steps(batch_size, len(data.indices("train")))
     fractions = {
         seed: tuple(sorted({1.0, *study.gradients.checkpoints})) if seed in measured else (1.0,) for seed in study.seeds
     }
     runs = [(lr, seed) for lr in study.optim.candidate_lrs() for seed in study.seeds]
-    every_s, stop = checkpoint_every_s, stop or StopFlag()
     if stop_at is not None:
         cell_json += f"|stop_at={stop_at.value!r}"
-    if engine.use_batched(study, dev):
-        results = _train_batched(
-            study, study_name, batch_size, data, dev, runs, fractions, cell_json, resume_dir, every_s, stop, stop_at
+    train = _train_batched if engine.use_batched(study, dev) else _train_one_by_one
+    with phase("train"):
+        results = train(
+            study, study_name, batch_size, data, dev, runs, fractions, cell_json, resume_dir, checkpoint_every_s,
+            stop or StopFlag(), stop_at,
         )
-    else:
-        results = {}
-        for lr, seed in runs:
-            tag = f"lr{lr:g}_seed{seed}"
-            identity = run_identity(cell_json, seed) + f"|lr={lr!r}"
-            finished = ResumePoint(resume_dir / f"{tag}.done.pt", identity)
-            result = _finished_run(finished)
-            if result is None:
-                label = f"{study_name} bs={batch_size} lr={lr:g} seed={seed}"
-                progress = ResumePoint(resume_dir / f"{tag}.pt", identity, every_s, stop)
-                result = train_run(
-                    study, data, batch_size, seed, dev, fractions[seed], Progress(label, steps, batch_size), progress, lr,
-                    stop_at,
-                )
-                finished.save(_as_tensors(result))
-                progress.clear()
-            results[lr, seed] = result
+    with phase("write"):
+        return _write_outputs(study, study_name, batch_size, data.name, results, out_dir)
 
+
+def _write_outputs(study, study_name, batch_size, dataset, results, out_dir: Path) -> pd.DataFrame:
+    """The cell's files from its finished runs (the chosen learning rate's), and the resume state removed."""
     every_run = pd.DataFrame(
-        [{"study": study_name, "dataset": data.name, "model": study.model.kind, **r.record} for r in results.values()]
+        [{"study": study_name, "dataset": dataset, "model": study.model.kind, **r.record} for r in results.values()]
     )
     ranking = rank_learning_rates(every_run)
     best = float(ranking.loc[ranking["selected"], "base_lr"].item())
@@ -117,8 +110,33 @@ def train_cell(
     io.write_parquet(pd.DataFrame(curves), out_dir / "curves.parquet")
     io.write_parquet(lr_search, out_dir / "lr_search.parquet")
     io.write_parquet(runs, out_dir / "runs.parquet")
-    shutil.rmtree(resume_dir, ignore_errors=True)
+    shutil.rmtree(out_dir / ".resume", ignore_errors=True)
     return runs
+
+
+def _train_one_by_one(
+    study, study_name, batch_size, data, dev, runs, fractions, cell_json, resume_dir, every_s, stop, stop_at
+) -> dict[tuple[float, int], RunResult]:
+    """Every run of the cell by the reference trainer, one after another; each finished run is kept in
+    resume_dir, so a job started again skips it."""
+    steps = study.budget.steps(batch_size, len(data.indices("train")))
+    results = {}
+    for lr, seed in runs:
+        tag = f"lr{lr:g}_seed{seed}"
+        identity = run_identity(cell_json, seed) + f"|lr={lr!r}"
+        finished = ResumePoint(resume_dir / f"{tag}.done.pt", identity)
+        result = _finished_run(finished)
+        if result is None:
+            label = f"{study_name} bs={batch_size} lr={lr:g} seed={seed}"
+            progress = ResumePoint(resume_dir / f"{tag}.pt", identity, every_s, stop)
+            result = train_run(
+                study, data, batch_size, seed, dev, fractions[seed], Progress(label, steps, batch_size), progress, lr,
+                stop_at,
+            )
+            finished.save(_as_tensors(result))
+            progress.clear()
+        results[lr, seed] = result
+    return results
 
 
 def _train_batched(

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from batchlab import io
+from batchlab import io, phases
 from batchlab import warm as warm_start
 from batchlab.allocator import keep_freed_memory
 from batchlab.config import ConfigError, Downstream, data_from_json, json_schema, load_config, study_from_json
@@ -168,7 +168,8 @@ def _take_gpu_slot(args: argparse.Namespace) -> None:
         return
     from batchlab import gpu_slots
 
-    slot = gpu_slots.acquire(gpu_slots.SlotPlan(args.gpus, args.gpu_slots))
+    with phases.phase("gpu_slot"):
+        slot = gpu_slots.acquire(gpu_slots.SlotPlan(args.gpus, args.gpu_slots))
     print(f"batchlab {args.command}: {slot.describe()}", file=sys.stderr, flush=True)
 
 
@@ -445,6 +446,7 @@ def main(argv: list[str] | None = None, started: float | None = None, warm: bool
     from batchlab.resume import TrainingInterrupted
 
     args = parser().parse_args(argv)
+    phases.reset()
     if args.job:
         keep_freed_memory()
     for module in args.imports:
@@ -464,8 +466,10 @@ def main(argv: list[str] | None = None, started: float | None = None, warm: bool
         return 2
     finally:
         if args.job:
-            usage = usage_line(args.command, startup_s, time.perf_counter() - ready_at, warm)
-            print(usage, file=sys.stderr, flush=True)
+            work_s = time.perf_counter() - ready_at
+            where = phases.phases_line(args.command, work_s)
+            usage = usage_line(args.command, startup_s, work_s, warm)
+            print(usage if where is None else f"{where}\n{usage}", file=sys.stderr, flush=True)
     return 0
 
 

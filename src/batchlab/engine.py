@@ -39,6 +39,7 @@ from batchlab import stacked_optim
 from batchlab.config import Study
 from batchlab.data import Dataset
 from batchlab.objectives import sample_loss_for
+from batchlab.phases import phase
 from batchlab.resume import ResumePoint
 from batchlab.run import (
     RunFacts, RunResult, StopAt, autocast, init_model, log_spaced_steps, mean_loss_on_device, measure_run, micro_batch_columns,
@@ -479,7 +480,7 @@ class _Step:
             return True
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph):
+            with phase("capture"), torch.cuda.graph(graph):
                 self._device_step(x_train, y_train, stream, masked, in_place=True)
         except torch.OutOfMemoryError:
             raise

@@ -22,6 +22,7 @@ from batchlab.data import Dataset
 from batchlab.geometry import distance_from_init, top_hessian_eigenvalue
 from batchlab.models import build_model, count_parameters
 from batchlab.objectives import SampleLoss
+from batchlab.phases import phase
 from batchlab.seeding import derive_seed, numpy_rng
 
 
@@ -175,6 +176,7 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+@phase("measure")
 def measure_run(
     study: Study, model: nn.Module, eval_loss_fn: Callable[[], SampleLoss], x_all: Tensor, y_all: Tensor,
     splits: tuple, initial: dict[str, Tensor], run: RunFacts, device: torch.device, tags: dict,
