@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from batchlab.resampling import percentile_interval
+from batchlab.resampling import percentile_interval, resample
 
 QUANTITIES = ("s_min", "b_crit", "b_20", "b_20_empirical")
 
@@ -186,7 +186,7 @@ def bootstrap_fit(table: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, 
 
     estimate = _estimates(sizes, mean_steps(np.arange(len(seeds))))
     draws = np.array(
-        [_estimates(sizes, mean_steps(rng.integers(0, len(seeds), len(seeds)))) for _ in range(n_boot)], dtype=float
+        resample(lambda columns: _estimates(sizes, mean_steps(columns)), len(seeds), n_boot, rng), dtype=float
     ).reshape(n_boot, len(QUANTITIES))
     try:
         rmse_log = fit_steps_model(sizes, mean_steps(np.arange(len(seeds)))).rmse_log

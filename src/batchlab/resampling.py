@@ -25,8 +25,27 @@ def seed_bootstrap(statistic, n_units: int, n_boot: int) -> tuple[object, list]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         point = statistic(np.arange(n_units)) if n_units else None
-        draws = [statistic(rng.integers(0, n_units, n_units)) for _ in range(n_boot)] if n_units >= 2 else []
+        draws = resample(statistic, n_units, n_boot, rng) if n_units >= 2 else []
     return point, draws
+
+
+def resample(statistic, n_units: int, n_boot: int, rng: np.random.Generator) -> list:
+    """statistic(columns) on n_boot draws of n_units indices with replacement from rng, in the order drawn.
+
+    Few units allow few distinct draws (27 for 3 seeds), so each distinct draw is computed once and its
+    value repeated. Distinct means the same indices in the same order: a mean over resampled seeds
+    sums in the order drawn, and its last bit can depend on it. The statistic must be a function of
+    its argument alone, and its values are shared between the draws that repeat, not copied.
+    """
+    seen: dict[bytes, object] = {}
+    draws = []
+    for _ in range(n_boot):
+        columns = rng.integers(0, n_units, n_units)
+        key = columns.tobytes()
+        if key not in seen:
+            seen[key] = statistic(columns)
+        draws.append(seen[key])
+    return draws
 
 
 def tail(level: float) -> float:

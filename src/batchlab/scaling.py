@@ -25,7 +25,7 @@ import pandas as pd
 from batchlab.cbs import seed_mean_steps, steps_matrix
 from batchlab.claims import interval_verdict, scorecard_row
 from batchlab.measured import measured_b_crit
-from batchlab.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval
+from batchlab.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, resample
 
 CELL_COLUMNS = ["study", "train_samples", "width_factor", "n_params"]
 
@@ -73,7 +73,7 @@ def analyse_grid(
     raw = np.array([b for b, _ in fitted])
     flags = [reason for _, reason in fitted]
     estimate = np.where([not f for f in flags], raw, np.nan)
-    resampled = [refit(rng.integers(0, len(seeds), len(seeds))) for _ in range(n_boot)]
+    resampled = resample(refit, len(seeds), n_boot, rng)
     raw_draws = np.array([[b for b, _ in d] for d in resampled], dtype=float).reshape(n_boot, len(cells))
     draws = np.array([[math.nan if f else b for b, f in d] for d in resampled], dtype=float).reshape(n_boot, len(cells))
     n, w = cells["train_samples"].to_numpy(), cells["width_factor"].to_numpy()
