@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The batched engine's GPU checks in one go (docs/benchmarks.md): every step variant captured and free
-# of host syncs, throughput against the eager loop and the hand-written reference, where a step's
-# device time goes, and the optimizer update alone three ways. Each part has a time limit, and its output lands in OUT_DIR as it goes.
+# of host syncs, throughput against the eager loop and the hand-written reference, contrastive runs batched
+# against one after another, where a step's device time goes, and the optimizer update alone three ways. Each part has a time limit, and its output lands in OUT_DIR as it goes.
 #   bash benchmarks/gpu_checks.sh OUT_DIR [STEPS]
 set -uo pipefail
 out=${1:?usage: gpu_checks.sh OUT_DIR [STEPS]}
@@ -14,6 +14,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv |
 timeout 150 "$py" benchmarks/engine_capture.py --json "$out/capture.json" 2>&1 | tee "$out/capture.txt"
 timeout 200 "$py" benchmarks/train_throughput.py --device cuda --steps "$steps" --json "$out/throughput.json" 2>&1 \
     | tee "$out/throughput.txt"
+timeout 120 "$py" benchmarks/contrastive_throughput.py --device cuda --batch-sizes 2 8 64 512 --json "$out/contrastive.json" \
+    2>&1 | tee "$out/contrastive.txt"
 for shape in "256 1" "64 64" "64 1024"; do
     set -- $shape
     timeout 45 "$py" benchmarks/engine_profile.py --runs "$1" --batch-size "$2" 2>&1 | tee "$out/profile_${1}_${2}.txt"

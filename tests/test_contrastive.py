@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from batchlab.contrastive import InfoNCELoss, augment, nt_xent
+from batchlab.contrastive import InfoNCELoss, augment, nt_xent, runs_info_nce, runs_nt_xent
 
 
 def test_nt_xent_matches_a_hand_computed_case():
@@ -56,3 +56,31 @@ def test_loss_draws_from_its_own_generator():
     first = a(model, x, None)
     a.generator.set_state(state)
     assert torch.equal(a(model, x, None), first)
+
+
+def test_runs_nt_xent_takes_each_runs_negatives_from_its_own_batch():
+    """K runs at once give each run's own nt_xent (float32 rounding apart); had the negatives crossed runs,
+    a run's loss would change with another run's views."""
+    z1 = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(1))
+    z2 = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(2))
+    together = runs_nt_xent(z1, z2, 0.5)
+    alone = torch.stack([nt_xent(z1[k], z2[k], 0.5) for k in range(3)])
+    torch.testing.assert_close(together, alone, rtol=1e-6, atol=1e-6)
+    other = z2.clone()
+    other[2] = -other[2]
+    torch.testing.assert_close(runs_nt_xent(z1, other, 0.5)[:2], together[:2], rtol=1e-6, atol=1e-6)
+
+
+def test_runs_info_nce_draws_what_each_runs_own_loss_draws():
+    """Two runs' losses (seeds 3 and 4) on their own batches: each value and each generator's state after the
+    call are those of the run's loss called alone on its model."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    x = torch.randn(2, 6, 1, 8, generator=torch.Generator().manual_seed(5))
+    together_losses = [InfoNCELoss(0.5, 2, 0.1, 0.05, seed) for seed in (3, 4)]
+    alone_losses = [InfoNCELoss(0.5, 2, 0.1, 0.05, seed) for seed in (3, 4)]
+    together = runs_info_nce(lambda views: model(views.flatten(0, 1)).view(2, 6, 3), x, together_losses)
+    alone = torch.stack([loss(model, x[k], None) for k, loss in enumerate(alone_losses)])
+    torch.testing.assert_close(together, alone, rtol=1e-6, atol=1e-6)
+    for a, b in zip(together_losses, alone_losses):
+        assert torch.equal(a.generator.get_state(), b.generator.get_state())
+    assert not torch.allclose(together[0], together[1])

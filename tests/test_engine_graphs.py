@@ -231,3 +231,15 @@ def test_logged_validation_losses_of_all_runs_at_once_equal_each_runs_own(model,
     assert together.dtype == torch.float64 and together.shape == (3,)
     assert len(set(alone)) == 3, "the runs must differ for the check to mean anything"
     torch.testing.assert_close(together, torch.tensor(alone, dtype=torch.float64), rtol=1e-6, atol=1e-8)
+
+
+def test_contrastive_steps_are_not_captured_and_say_why(monkeypatch, caplog):
+    """A graph would replay the views drawn at its capture: contrastive runs train eagerly, recorded and logged."""
+    contrastive = ({"name": "mnist1d", "n_samples": 200}, {"kind": "contrastive", "channels": [4, 8], "latent": 8, "projection": 4})
+    monkeypatch.setitem(MODELS, "contrastive", contrastive)
+    study = _study("contrastive")
+    step = _Training(study, _data(study), 4, [(1e-3, 0), (1e-3, 1)], CPU, {}).step_fn
+    step.graphs_wanted = True
+    assert not step._graph(False, None, None, None)
+    assert not step.graphs_wanted and "augmentations on the host" in step.graph_fallback
+    assert "training continues with eager steps" in caplog.text

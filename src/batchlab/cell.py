@@ -34,7 +34,7 @@ def train_cell(
     """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt.
 
     The runs are trained together by the batched engine (batchlab.engine), or one after another by the
-    reference trainer when the study's training.engine says so or the model is contrastive.
+    reference trainer when the study's training.engine says so (`auto`: on a CPU).
     A run per (learning rate, seed): one rate unless the study's lr_rule is tuned, in which case every
     rate of the grid is trained and the best on validation loss is kept (batchlab.tuning).
     lr_search.parquet holds every run with its rate's rank; the other outputs hold the chosen rate's.

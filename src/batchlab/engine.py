@@ -18,8 +18,9 @@ captured once as a CUDA graph and replayed. On CUDA the optimizer update is torc
 all stacked parameters (one launch per group of runs sharing a learning rate), in place, so a step
 moves each parameter's bytes about once. Whether a cell's steps were captured is recorded in its run
 table (`cuda_graph`, and `cuda_graph_fallback` with the reason when they were not). Contrastive
-models are not batched: their augmentations come from a per-run CPU generator inside the loss, so
-the cell trains them with the reference trainer.
+runs are batched too: each run draws its two views from its own loss's CPU generator, as it would
+trained alone, and takes its negatives from its own batch only (batchlab.contrastive.runs_info_nce);
+their steps are not captured as CUDA graphs, since a graph would replay the first step's views.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from batchlab import stacked_optim
 from batchlab.config import Study
 from batchlab.data import Dataset
-from batchlab.objectives import sample_loss_for
+from batchlab.contrastive import InfoNCELoss, runs_info_nce
+from batchlab.objectives import SampleLoss, sample_loss_for
 from batchlab.phases import phase
 from batchlab.resume import ResumePoint
 from batchlab.run import (
@@ -46,22 +48,16 @@ from batchlab.run import (
     micro_batches, sample_stream,
 )
 from batchlab.schedule import lr_at, scaled_lr, warmup_steps
-from batchlab.seeding import numpy_rng
+from batchlab.seeding import derive_seed, numpy_rng
 
 log = logging.getLogger(__name__)
 GRAPH_WARMUP_STEPS = 3  # eager steps on a side stream before a CUDA graph is captured
 EVAL_ELEMENTS = 1 << 24  # at a logged step, the K runs' validation chunk is at most this many input values
 
 
-def supports(study: Study) -> bool:
-    """Whether the engine batches this study's runs (contrastive losses draw from a per-run CPU generator)."""
-    return study.model.kind != "contrastive"
-
-
 def use_batched(study: Study, device: torch.device) -> bool:
-    """Whether a cell's runs go through this engine: asked for, or `auto` on a GPU; and supported."""
-    wanted = study.training.engine == "batched" or (study.training.engine == "auto" and device.type == "cuda")
-    return wanted and supports(study)
+    """Whether a cell's runs go through this engine: asked for, or `auto` on a GPU."""
+    return study.training.engine == "batched" or (study.training.engine == "auto" and device.type == "cuda")
 
 
 def train_runs(
@@ -83,8 +79,6 @@ def train_runs(
     With `resume`, the stacked state is saved every `resume.every_s` seconds and on a stop request
     (then TrainingInterrupted is raised), and a call with the same runs continues from it.
     """
-    if not supports(study):
-        raise ValueError(f"the batched engine does not train {study.model.kind} models: use the reference trainer")
     return _Training(study, data, batch_size, runs, device, checkpoint_fractions, stop_at).run(progress, resume)
 
 
@@ -106,9 +100,13 @@ class _Runs:
         self.base, self.params, self.k = base, params, k
 
     def __call__(self, x: Tensor) -> Tensor:
-        forward = lambda params, xb: functional_call(self.base, params, (xb,))  # noqa: E731
-        out = vmap(forward)(self.params, x.reshape(self.k, -1, *x.shape[1:]))
+        out = self.per_run(x.reshape(self.k, -1, *x.shape[1:]))
         return out.reshape(-1, *out.shape[2:])
+
+    def per_run(self, x: Tensor) -> Tensor:
+        """[K, B, ...] in, [K, B, ...] out: run k's model on x[k]."""
+        forward = lambda params, xb: functional_call(self.base, params, (xb,))  # noqa: E731
+        return vmap(forward)(self.params, x)
 
 
 class _Training:
@@ -136,12 +134,28 @@ class _Training:
         models = [init_model(study, data, seed).to(device) for _, seed in runs]
         self.initial = [{n: p.detach().cpu().clone() for n, p in m.named_parameters()} for m in models]
         self.probe = models[0]  # a plain module; each run's weights are loaded into it to be measured
-        self.loss_fn = sample_loss_for(study.model, 0)
-        self.step_fn = _Step(study, self.probe, self.loss_fn, models, self.peaks, self.n_warmup, device, batch_size)
+        self.contrastive = study.model.kind == "contrastive"
+        self.loss_fn = sample_loss_for(study.model, 0)  # shared by the runs; contrastive ones have their own below
+        # each contrastive run draws its augmentations from its own loss's generator, seeded as in the reference
+        self.run_losses = (
+            [sample_loss_for(study.model, derive_seed(seed, "augment")) for _, seed in runs] if self.contrastive
+            else [self.loss_fn]
+        )
+        self.step_fn = _Step(study, self.probe, self.run_losses, models, self.peaks, self.n_warmup, device, batch_size,
+                             self.eval_losses)
 
     @property
     def k(self) -> int:
         return len(self.runs)
+
+    def eval_loss(self, k: int) -> SampleLoss:
+        """Run k's evaluation loss, as the reference's: a contrastive one with a fresh, fixed stream of views."""
+        if not self.contrastive:
+            return self.loss_fn
+        return self.run_losses[k].fresh(derive_seed(self.runs[k][1], "evaluation"))
+
+    def eval_losses(self) -> list[SampleLoss]:
+        return [self.eval_loss(k) for k in range(self.k)]
 
     def load_run(self, k: int) -> nn.Module:
         """The probe module holding run k's current weights."""
@@ -216,7 +230,7 @@ class _Training:
         with the summed training losses: the host syncs here, at logged steps, and nowhere else."""
         s, x_va, y_va = self.step_fn, self.x_va, self.y_va
         if self.k == 1:  # the reference's own evaluation, bitwise
-            vals = mean_loss_on_device(self.load_run(0), self.loss_fn, x_va, y_va, self.study.eval_batch_size)[None]
+            vals = mean_loss_on_device(self.load_run(0), self.eval_loss(0), x_va, y_va, self.study.eval_batch_size)[None]
         else:  # every run at once (frozen runs too: cheaper than selecting, and their values are dropped below)
             vals = s.mean_losses(x_va, y_va, self.study.eval_batch_size)
         hit = vals <= self.stop_at.value if self.stop_at is not None else torch.zeros_like(vals, dtype=torch.bool)
@@ -247,14 +261,14 @@ class _Training:
 
     def _measure(self, k, diverged_step, reached_step, resumed_at, wall, curve, checkpoints, checkpoint_steps) -> RunResult:
         """Run k's record, embeddings and checkpoints, by the reference trainer's own measurements."""
-        (base_lr, seed), loss_fn = self.runs[k], self.loss_fn
+        base_lr, seed = self.runs[k]
         target = None if self.stop_at is None else self.stop_at.value
         facts = RunFacts(self.batch_size, seed, base_lr, self.peaks[k], self.steps, diverged_step, resumed_at, wall,
                          target, reached_step)
         tags = {"engine": "batched", "runs_together": self.k, **self.step_fn.graph_columns(),
                 **micro_batch_columns(self.batch_size, self.step_fn.parts)}
         return measure_run(
-            self.study, self.load_run(k), lambda: loss_fn, self.x_all, self.y_all, self.splits, self.initial[k],
+            self.study, self.load_run(k), lambda: self.eval_loss(k), self.x_all, self.y_all, self.splits, self.initial[k],
             facts, self.device, tags, curve, checkpoints, checkpoint_steps,
         )
 
@@ -272,8 +286,11 @@ class _Step:
     host (tests/test_engine.py runs it under a guard that fails on any such read).
     """
 
-    def __init__(self, study: Study, probe, loss_fn, models, peaks, n_warmup, device, batch_size):
-        self.optim, self.loss_fn, self.device, self.n_warmup = study.optim, loss_fn, device, n_warmup
+    def __init__(self, study: Study, probe, losses, models, peaks, n_warmup, device, batch_size, eval_losses):
+        self.optim, self.device, self.n_warmup = study.optim, device, n_warmup
+        # one loss for every run; contrastive runs one each, every run drawing its own augmentations
+        self.losses, self.loss_fn, self.eval_losses = losses, losses[0], eval_losses
+        self.contrastive = isinstance(self.loss_fn, InfoNCELoss)
         self.precision, self.batch_size, self.k = study.training.precision, batch_size, len(models)
         params, buffers = stack_module_state(models)
         if buffers:
@@ -307,8 +324,9 @@ class _Step:
     # ---- state that a resumed run needs
     def state(self) -> dict:
         cpu = lambda d: {n: t.cpu() for n, t in d.items()}  # noqa: E731
+        views = {"augment_rng": [loss.generator.get_state() for loss in self.losses]} if self.contrastive else {}
         return {"params": cpu(self.params), "optim": {k: cpu(v) for k, v in self.opt.items()},
-                "running": self.running.cpu(), "micro_batch_size": self.parts[0][1]}
+                "running": self.running.cpu(), "micro_batch_size": self.parts[0][1], **views}
 
     def load(self, saved: dict) -> None:
         for n, t in saved["params"].items():
@@ -318,6 +336,8 @@ class _Step:
                 self.opt[key][n].copy_(t)
         self.running.copy_(saved["running"])
         self.set_micro_batch(saved["micro_batch_size"])
+        for loss, state in zip(self.losses, saved.get("augment_rng", []) if self.contrastive else []):
+            loss.generator.set_state(state)
 
     def set_active(self, diverged: list[int | None]) -> None:
         self.active.copy_(torch.tensor([d is None for d in diverged]))
@@ -331,6 +351,8 @@ class _Step:
         """[K] float64: every run's mean per-sample loss over (x, y), evaluated for all runs at once (vmap
         over the stacked weights) in chunks of at most `batch` samples that also bound the K runs'
         activations; no host sync. What the reference's mean_loss gives each run, to float32 rounding."""
+        if self.contrastive:
+            return self._contrastive_mean_losses(x, batch)
         per_sample = max(1, math.prod(x.shape[1:]))
         chunk = max(1, min(batch, EVAL_ELEMENTS // (self.k * per_sample)))
         f = lambda params, xb, yb: self.loss_fn(_Bound(self.base, params), xb, yb)  # noqa: E731
@@ -338,6 +360,16 @@ class _Step:
         total = torch.zeros(self.k, dtype=torch.float64, device=self.device)
         for i in range(0, len(x), chunk):
             total += losses(self.params, x[i : i + chunk], y[i : i + chunk]).sum(1, dtype=torch.float64)
+        return total / len(x)
+
+    def _contrastive_mean_losses(self, x: Tensor, batch: int) -> Tensor:
+        """mean_losses of contrastive runs: in chunks of exactly `batch` samples, the reference's, since a
+        chunk holds a view's negatives; each run's views from its own fresh evaluation stream."""
+        losses, runs = self.eval_losses(), _Runs(self.base, self.params, self.k)
+        total = torch.zeros(self.k, dtype=torch.float64, device=self.device)
+        for i in range(0, len(x), batch):
+            chunk = x[i : i + batch]
+            total += runs_info_nce(runs.per_run, chunk.expand(self.k, *chunk.shape), losses).sum(1, dtype=torch.float64)
         return total / len(x)
 
     # ---- the step
@@ -442,9 +474,12 @@ class _Step:
         once over all K x B samples. Under vmap an element-wise loss decomposes into dozens of kernels over
         the outputs; outside it, torch's own loss kernels run, which at large batches is most of a step."""
         with autocast(self.device, self.precision):
-            flat = lambda t: t.reshape(-1, *t.shape[2:])  # noqa: E731 - [K, B, ...] -> [K * B, ...], run by run
-            per_sample = self.loss_fn(_Runs(self.base, params, self.k), flat(x), flat(y))
-            loss = per_sample.view(self.k, -1).mean(1)
+            runs = _Runs(self.base, params, self.k)
+            if self.contrastive:  # each run's negatives from its own batch
+                loss = runs_info_nce(runs.per_run, x, self.losses).mean(1)
+            else:
+                flat = lambda t: t.reshape(-1, *t.shape[2:])  # noqa: E731 - [K, B, ...] -> [K * B, ...], run by run
+                loss = self.loss_fn(runs, flat(x), flat(y)).view(self.k, -1).mean(1)
             return loss if weight is None else loss * weight
 
     def _commit(self, params, opt, loss, masked: bool, in_place: bool) -> None:
@@ -471,6 +506,13 @@ class _Step:
             fn()
         torch.cuda.current_stream(self.device).wait_stream(side)
 
+    def _no_graphs(self, reason: str) -> None:
+        """Eager steps from here on, the reason logged once and kept for the run table; an error under `require`."""
+        if self.graph_mode == "require":
+            raise CudaGraphRequired(f"{reason} (training.cuda_graphs: require)")
+        log.warning("%s; training continues with eager steps (recorded in the run table's cuda_graph_fallback)", reason)
+        self.graphs_wanted, self.graph_fallback = False, reason
+
     def _graph(self, masked: bool, x_train, y_train, stream) -> bool:
         """Whether a captured graph of this step variant is ready (captured now if need be).
 
@@ -478,6 +520,9 @@ class _Step:
         reason is logged once and kept for the run table."""
         if masked in self.graphs:
             return True
+        if self.contrastive:  # a graph would replay the views drawn at its capture
+            self._no_graphs("contrastive runs draw their augmentations on the host at every step")
+            return False
         graph = torch.cuda.CUDAGraph()
         try:
             with phase("capture"), torch.cuda.graph(graph):
@@ -485,11 +530,7 @@ class _Step:
         except torch.OutOfMemoryError:
             raise
         except Exception as err:  # noqa: BLE001 - any capture failure: eager steps, or an error under `require`
-            reason = f"CUDA graph capture failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            if self.graph_mode == "require":
-                raise CudaGraphRequired(f"{reason} (training.cuda_graphs: require)") from err
-            log.warning("%s; training continues with eager steps (recorded in the run table's cuda_graph_fallback)", reason)
-            self.graphs_wanted, self.graph_fallback = False, reason
+            self._no_graphs(f"CUDA graph capture failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
             return False
         self.graphs[masked] = graph
         return True
