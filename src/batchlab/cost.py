@@ -233,6 +233,7 @@ def _seconds_per_step(spec, shape: tuple[int, ...], batch: int, device: torch.de
     """Adam steps of a fresh model on random data: the fastest of a few blocks (other work only adds time)."""
     import torch
 
+    from batchlab.adam import Adam
     from batchlab.models import build_model
     from batchlab.objectives import sample_loss_for
 
@@ -240,7 +241,7 @@ def _seconds_per_step(spec, shape: tuple[int, ...], batch: int, device: torch.de
         torch.manual_seed(0)
         model = build_model(spec, shape, 10).to(device)
         loss_fn = sample_loss_for(spec, 0)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        optimizer = Adam(model.parameters(), lr=1e-4)  # the trainer's
         x = torch.rand((batch, *shape), device=device)
         y = torch.randint(0, 10, (batch,), device=device)
         blocks = []

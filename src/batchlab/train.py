@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from batchlab.adam import Adam
 from batchlab.config import Study
 from batchlab.contrastive import InfoNCELoss
 from batchlab.data import Dataset
@@ -40,9 +41,10 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_optimizer(study: Study, params, lr: float) -> torch.optim.Optimizer:
+    """torch.optim's Adam (batchlab.adam: the same bits, faster on a CPU when gradients are sparse) or SGD."""
     o = study.optim
     if o.name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=o.weight_decay)
+        return Adam(params, lr=lr, weight_decay=o.weight_decay)
     return torch.optim.SGD(params, lr=lr, momentum=o.momentum, weight_decay=o.weight_decay)
 
 
