@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from batchlab.config import Downstream
-from batchlab.downstream import evaluate_baselines, evaluate_embeddings, folds
+from batchlab.downstream import evaluate_baselines, evaluate_embeddings, folds, make_estimator, predicted
 
 SPEC = Downstream(folds=5)
 
@@ -83,3 +83,33 @@ def test_forked_map_keeps_the_order_and_uses_worker_processes():
     assert [r[1] for r in serial] == [r[1] for r in forked] == [i * i for i in range(6)]
     assert {r[0] for r in serial} == {os.getpid()}
     assert os.getpid() not in {r[0] for r in forked}
+
+
+@pytest.mark.parametrize("labels", [(0, 1), (3, -2), ("female", "male")])
+def test_two_class_predictions_read_off_the_decision_values_are_predicts(labels):
+    """Overlapping classes, so that many test samples sit near the boundary: the labels read off the decision
+    values are model.predict's, for labels in either order and of any type; a value of exactly 0 goes to predict."""
+    gen = np.random.default_rng(0)
+    for trial in range(20):
+        x = gen.normal(size=(120, 5))
+        y = np.asarray(labels, dtype=object if isinstance(labels[0], str) else None)[(x[:, 0] + gen.normal(size=120) > 0).astype(int)]
+        model = make_estimator(SPEC, "classification").fit(x[:80], y[:80])
+        scores = model.decision_function(x[80:])
+        assert np.array_equal(predicted(model, x[80:], scores), model.predict(x[80:])), trial
+
+    class Tied:
+        classes_ = np.array([0, 1])
+
+        def predict(self, x):
+            return np.full(len(x), 7)
+
+    assert predicted(Tied(), np.zeros((3, 2)), np.array([-1.0, 0.0, 2.0])).tolist() == [0, 7, 1]
+
+
+def test_more_classes_are_left_to_predict():
+    gen = np.random.default_rng(1)
+    x = gen.normal(size=(150, 4))
+    y = np.argmax(x[:, :3] + 0.5 * gen.normal(size=(150, 3)), axis=1)
+    model = make_estimator(SPEC, "classification").fit(x[:100], y[:100])
+    scores = model.decision_function(x[100:])
+    assert scores.ndim == 2 and np.array_equal(predicted(model, x[100:], scores), model.predict(x[100:]))

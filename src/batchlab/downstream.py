@@ -65,6 +65,20 @@ def _auc(y_true: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> float:
     return roc_auc_score(y_true, softmax(scores, axis=1), multi_class="ovr", labels=classes)
 
 
+def predicted(model: Pipeline, x: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """model.predict(x), read off the decision values where there are two classes instead of computed again.
+
+    libsvm labels a sample classes_[1] exactly when its decision value is positive, so the labels are the
+    same; a value of exactly 0 is left to predict. With more classes predict votes one against one."""
+    if scores.ndim != 1:
+        return model.predict(x)
+    labels = model.classes_[(scores > 0).astype(int)]
+    tied = scores == 0
+    if tied.any():
+        labels[tied] = model.predict(x[tied])
+    return labels
+
+
 def fold_scores(estimator: Pipeline, x: np.ndarray, y: np.ndarray, task: str, cv) -> pd.DataFrame:
     """Metrics of one embedding on every fold: roc_auc and accuracy, or r2 and mae."""
     return pd.DataFrame([fold_metrics(estimator, x, y, task, fold, train, test) for fold, (train, test) in enumerate(cv)])
@@ -78,7 +92,7 @@ def fold_metrics(estimator: Pipeline, x: np.ndarray, y: np.ndarray, task: str, f
         return {
             "fold": fold,
             "roc_auc": _auc(y[test], scores, model.classes_),
-            "accuracy": accuracy_score(y[test], model.predict(x[test])),
+            "accuracy": accuracy_score(y[test], predicted(model, x[test], scores)),
         }
     pred = model.predict(x[test])
     return {"fold": fold, "r2": r2_score(y[test], pred), "mae": mean_absolute_error(y[test], pred)}
