@@ -94,6 +94,12 @@ def _broken(edit) -> str:
             None,
             "needs at least two scaling.width_factors",
         ),
+        (
+            lambda s: s.update(model={"kind": "contrastive"}, training={"cuda_graphs": "require"}, claims=[],
+                               steps_to_target={"kind": "fraction", "value": 0.5}),
+            None,
+            "require cannot be met by a contrastive model",
+        ),
     ],
     ids=[
         "misspelled-key", "nested-typo", "wrong-type", "batch-size-zero", "no-batch-sizes", "batch-too-big",
@@ -102,7 +108,7 @@ def _broken(edit) -> str:
         "gradient-claims-one-seed", "noise-claim-wrong-metric", "noise-metric-wrong-claim", "noise-factor-below-one",
         "fraction-above-one", "negative-seed",
         "train-samples-too-many", "grid-size-too-big", "grid-size-below-batch", "grid-of-one-cell",
-        "grid-claim-without-grid", "width-claim-without-widths",
+        "grid-claim-without-grid", "width-claim-without-widths", "contrastive-graphs-required",
     ],
 )
 def test_bad_study_names_file_study_and_field(edit, field, words):

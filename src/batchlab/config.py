@@ -1095,6 +1095,11 @@ class Study(Strict):
         noise_claims = [c.id for c in self.claims if c.metric == "gradient_noise_scale"]
         if noise_claims and self.model.kind == "contrastive":
             raise ValueError(f"claims {noise_claims}: the gradient noise scale is not defined for an in-batch (contrastive) loss")
+        if self.model.kind == "contrastive" and self.training.cuda_graphs == "require":
+            raise ValueError(
+                "training.cuda_graphs: require cannot be met by a contrastive model, whose views are drawn on the host "
+                "at every step (a graph would replay one step's views); use auto or off"
+            )
         return self
 
 
