@@ -260,3 +260,28 @@ def test_contrastive_validation_losses_of_all_runs_at_once_equal_each_runs_own()
     torch.testing.assert_close(together, torch.tensor(alone, dtype=torch.float64), rtol=1e-6, atol=1e-8)
     again = training.step_fn.mean_losses(training.x_va, training.y_va, batch)
     assert torch.equal(together, again), "each evaluation starts its runs' streams afresh"
+
+
+@pytest.mark.parametrize("model", ["dense_ae", "contrastive"])
+def test_out_of_memory_halves_the_micro_batch_except_for_contrastive_runs(model, monkeypatch):
+    """A step out of memory is taken again in micro-batches of half the size; a contrastive run's negatives come
+    from its micro-batch, so halving would change its task: the error reaches the job instead."""
+    from batchlab.engine import _Step
+
+    training = _Training(_study(model), _data(_study(model)), 4, [(1e-3, 0), (1e-3, 1)], CPU, {})
+    step, original, calls = training.step_fn, _Step._dispatch, []
+
+    def out_of_memory_once(self, *args):
+        calls.append(self.parts[0][1] - self.parts[0][0])
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return original(self, *args)
+
+    monkeypatch.setattr(_Step, "_dispatch", out_of_memory_once)
+    if model == "contrastive":
+        with pytest.raises(torch.OutOfMemoryError):
+            step.step(1, training.x_train, training.y_train, training.stream, False)
+        assert calls == [4]
+    else:
+        step.step(1, training.x_train, training.y_train, training.stream, False)
+        assert calls == [4, 2] and len(step.parts) == 2

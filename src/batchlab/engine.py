@@ -374,13 +374,16 @@ class _Step:
 
     # ---- the step
     def step(self, step: int, x_train: Tensor, y_train: Tensor, stream: Tensor, masked: bool) -> None:
-        """Advance every run by one optimizer step (frozen runs keep their state when `masked`)."""
+        """Advance every run by one optimizer step (frozen runs keep their state when `masked`).
+
+        Out of memory, the step is taken again in micro-batches of half the size; not for contrastive
+        runs, whose negatives come from the micro-batch, so that halving it would change their task."""
         while True:
             try:
                 return self._dispatch(step, x_train, y_train, stream, masked)
             except torch.OutOfMemoryError:
                 size = self.parts[0][1] - self.parts[0][0]
-                if size == 1:
+                if size == 1 or self.contrastive:
                     raise
                 log.warning("out of memory at micro-batch %d: retrying the step with %d", size, size // 2)
                 self.set_micro_batch(size // 2)
