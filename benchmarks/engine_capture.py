@@ -1,7 +1,7 @@
 """On a GPU: does every step variant of the batched engine capture as a CUDA graph, without host syncs,
 and give the CPU's numbers?
 
-For every model kind the engine batches (dense AE, conv AE, MLP, CNN), both optimizers, and the step
+For every model kind the engine captures (dense AE, conv AE, MLP, CNN), both optimizers, and the step
 variants (plain; masked, with one run diverging and frozen; micro-batched; bf16), it trains 3 runs on
 the GPU with `training.cuda_graphs: require` (a failed capture fails the row) and checks the run table
 says `cuda_graph` True. It trains the same runs with graphs off under
