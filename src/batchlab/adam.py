@@ -3,10 +3,10 @@
 On a CPU torch's square root (MKL's vector math) takes about 5x as long on exact zeros, and 30x on
 subnormal numbers, as on normal ones, and a tensor that mixes them is slower still. Adam's second
 moment is exactly zero wherever a parameter has had no gradient yet, which with sparse inputs (EHR
-codes, at batch size 1) is a third of the first and last layers: the root took 30% of a step. Adam's denominator is sqrt(v) / sqrt(1 - b2^t)
-+ eps, and for every v below FLUSH the first term is under half a unit in the last place of eps, so
-the sum rounds to eps exactly whatever the root gave. This step takes the root of max(v, FLUSH)
-instead of v, which gives the same denominator, and so the same update, bit for bit.
+codes, at batch size 1) is a third of the first and last layers: the root took 30% of a step.
+Adam's denominator is sqrt(v) / sqrt(1 - b2^t) + eps, and for every v below FLUSH the first term is
+under half a unit in the last place of eps, so the sum rounds to eps exactly whatever the root gave.
+This step takes the root of max(v, FLUSH) instead of v: the same denominator, the same update.
 """
 
 from __future__ import annotations
