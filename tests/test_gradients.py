@@ -7,6 +7,7 @@ from torch import nn
 
 from batchlab.gradients import (
     draw,
+    flatten_grads,
     gradient_spread,
     log_log_slope,
     minibatch_grad,
@@ -169,3 +170,16 @@ def test_reduced_loss_is_rejected(regression):
         minibatch_grad(model, mean_loss, x, y)
     with pytest.raises(ValueError, match="per-example losses"):
         per_example_stats(model, mean_loss, x, y)
+
+
+def test_gradients_written_into_a_float64_buffer_are_the_concatenation_converted():
+    """flatten_grads into a buffer: each gradient in its slice, the same values as cat(...).double(); rows too."""
+    gen = torch.Generator().manual_seed(0)
+    grads = [torch.randn(3, 4, generator=gen), torch.randn(5, generator=gen), torch.randn(2, 2, 2, generator=gen)]
+    out = torch.full((21,), float("nan"), dtype=torch.float64)
+    assert torch.equal(flatten_grads(grads, out=out), flatten_grads(grads).double())
+    rows = [torch.randn(6, 3, 4, generator=gen), torch.randn(6, 5, generator=gen)]
+    block = torch.empty(6, 17, dtype=torch.float64)
+    assert torch.equal(flatten_grads(rows, batch_dims=1, out=block), flatten_grads(rows, batch_dims=1).double())
+    with pytest.raises(ValueError, match="17 values per row, the buffer 18"):
+        flatten_grads(rows, batch_dims=1, out=torch.empty(6, 18, dtype=torch.float64))

@@ -59,9 +59,21 @@ def trainable_parameters(model: nn.Module) -> dict[str, Tensor]:
     return {k: v for k, v in model.named_parameters() if v.requires_grad}
 
 
-def flatten_grads(grads: Iterable[Tensor], batch_dims: int = 0) -> Tensor:
-    """Concatenate gradient tensors into one vector ([P]) or, with batch_dims=1, rows ([n, P])."""
-    return torch.cat([g.flatten(batch_dims) for g in grads], dim=batch_dims)
+def flatten_grads(grads: Iterable[Tensor], batch_dims: int = 0, out: Tensor | None = None) -> Tensor:
+    """Concatenate gradient tensors into one vector ([P]) or, with batch_dims=1, rows ([n, P]).
+
+    With `out` (float64, say) each gradient is copied into its slice of it: the same values as the
+    concatenation converted, without the concatenated copy."""
+    if out is None:
+        return torch.cat([g.flatten(batch_dims) for g in grads], dim=batch_dims)
+    start = 0
+    for g in grads:
+        flat = g.flatten(batch_dims)
+        out[..., start : start + flat.shape[-1]].copy_(flat)
+        start += flat.shape[-1]
+    if start != out.shape[-1]:
+        raise ValueError(f"the gradients hold {start} values per row, the buffer {out.shape[-1]}")
+    return out
 
 
 def _check_losses(losses: Tensor, n: int) -> None:
@@ -70,9 +82,10 @@ def _check_losses(losses: Tensor, n: int) -> None:
 
 
 def per_example_grads(
-    model: nn.Module, sample_loss: SampleLoss, x: Tensor, y: Tensor, chunk_size: int = 64
+    model: nn.Module, sample_loss: SampleLoss, x: Tensor, y: Tensor, chunk_size: int = 64, out: Tensor | None = None
 ) -> Iterator[Tensor]:
-    """Yield per-example gradients as [chunk, P] blocks (torch.func), so memory stays bounded by chunk x P."""
+    """Yield per-example gradients as [chunk, P] blocks (torch.func), so memory stays bounded by chunk x P;
+    with `out` ([chunk_size, P]) each block is written into its first rows, converted to its dtype."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     wrapper = _LossModule(model, sample_loss)
@@ -88,7 +101,7 @@ def per_example_grads(
     per_example = vmap(grad(one_loss), in_dims=(None, 0, 0), randomness="different")
     for i in range(0, len(x), chunk_size):
         grads = per_example(params, x[i : i + chunk_size], y[i : i + chunk_size])
-        yield flatten_grads(grads.values(), batch_dims=1)
+        yield flatten_grads(grads.values(), batch_dims=1, out=None if out is None else out[: len(x[i : i + chunk_size])])
 
 
 def per_example_stats(
@@ -103,13 +116,12 @@ def per_example_stats(
     if n < 2:
         raise ValueError("per-example statistics need at least 2 examples")
     total = sq_total = None
-    wide = squares = None  # float64 buffers reused across chunks: the same sums, without fresh allocations
-    for block in per_example_grads(model, sample_loss, x, y, chunk_size):
-        if wide is None:
-            wide = torch.empty(block.shape, dtype=torch.float64, device=block.device)
-            squares = torch.empty_like(wide)
+    # float64 buffers reused across chunks: the same sums, without fresh allocations or a float32 copy
+    n_params = sum(p.numel() for p in trainable_parameters(model).values())
+    wide = torch.empty(min(chunk_size, n), n_params, dtype=torch.float64, device=x.device)
+    squares = torch.empty_like(wide)
+    for block in per_example_grads(model, sample_loss, x, y, chunk_size, out=wide):
         rows = len(block)
-        block = wide[:rows].copy_(block)
         s, s2 = block.sum(0), torch.pow(block, 2, out=squares[:rows]).sum(0)
         total = s if total is None else total.add_(s)
         sq_total = s2 if sq_total is None else sq_total.add_(s2)
@@ -129,14 +141,17 @@ def per_example_stats(
     )
 
 
-def minibatch_grad(model: nn.Module, sample_loss: SampleLoss, x: Tensor, y: Tensor) -> Tensor:
-    """Flattened float64 gradient of the mean loss over the given examples (zeros for unused parameters)."""
+def minibatch_grad(model: nn.Module, sample_loss: SampleLoss, x: Tensor, y: Tensor, out: Tensor | None = None) -> Tensor:
+    """Flattened float64 gradient of the mean loss over the given examples (zeros for unused parameters),
+    written into `out` ([P] float64) when given."""
     params = list(trainable_parameters(model).values())
     with torch.enable_grad():
         losses = sample_loss(model, x, y)
         _check_losses(losses, len(x))
         grads = torch.autograd.grad(losses.mean(), params, allow_unused=True)
-    return flatten_grads(torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)).double()
+    if out is None:
+        out = torch.empty(sum(p.numel() for p in params), dtype=torch.float64, device=x.device)
+    return flatten_grads((torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)), out=out)
 
 
 def draw(n: int, size: int, generator: torch.Generator, replace: bool) -> Tensor:
@@ -148,9 +163,9 @@ def draw(n: int, size: int, generator: torch.Generator, replace: bool) -> Tensor
     return torch.randperm(n, generator=generator)[:size]
 
 
-def _grad_at(model: nn.Module, sample_loss: SampleLoss, x: Tensor, y: Tensor, idx: Tensor) -> Tensor:
+def _grad_at(model: nn.Module, sample_loss: SampleLoss, x: Tensor, y: Tensor, idx: Tensor, out: Tensor | None = None) -> Tensor:
     idx = idx.to(x.device)
-    return minibatch_grad(model, sample_loss, x[idx], y[idx.to(y.device)])
+    return minibatch_grad(model, sample_loss, x[idx], y[idx.to(y.device)], out)
 
 
 def two_batch_stats(
@@ -226,13 +241,15 @@ def gradient_spread(
     if n_draws < 2:
         raise ValueError("the spread needs at least 2 draws")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    n = len(x)
+    n, n_params = len(x), sum(p.numel() for p in trainable_parameters(model).values())
     rows = []
     for b in batch_sizes:
         b = int(b)
         if not replace and b > n:
             raise ValueError(f"batch size {b} exceeds the {n} evaluation examples")
-        grads = torch.stack([_grad_at(model, sample_loss, x, y, draw(n, b, generator, replace)) for _ in range(n_draws)])
+        grads = torch.empty(n_draws, n_params, dtype=torch.float64, device=x.device)
+        for row in grads:
+            _grad_at(model, sample_loss, x, y, draw(n, b, generator, replace), out=row)
         spread = grads.std(dim=0, correction=1).mean().item()
         theory = math.nan
         if param_var is not None:
