@@ -176,7 +176,7 @@ def test_gradients_written_into_a_float64_buffer_are_the_concatenation_converted
     """flatten_grads into a buffer: each gradient in its slice, the same values as cat(...).double(); rows too."""
     gen = torch.Generator().manual_seed(0)
     grads = [torch.randn(3, 4, generator=gen), torch.randn(5, generator=gen), torch.randn(2, 2, 2, generator=gen)]
-    out = torch.full((21,), float("nan"), dtype=torch.float64)
+    out = torch.full((25,), float("nan"), dtype=torch.float64)
     assert torch.equal(flatten_grads(grads, out=out), flatten_grads(grads).double())
     rows = [torch.randn(6, 3, 4, generator=gen), torch.randn(6, 5, generator=gen)]
     block = torch.empty(6, 17, dtype=torch.float64)

@@ -66,13 +66,13 @@ def flatten_grads(grads: Iterable[Tensor], batch_dims: int = 0, out: Tensor | No
     concatenation converted, without the concatenated copy."""
     if out is None:
         return torch.cat([g.flatten(batch_dims) for g in grads], dim=batch_dims)
+    flats = [g.flatten(batch_dims) for g in grads]
+    if sum(f.shape[-1] for f in flats) != out.shape[-1]:
+        raise ValueError(f"the gradients hold {sum(f.shape[-1] for f in flats)} values per row, the buffer {out.shape[-1]}")
     start = 0
-    for g in grads:
-        flat = g.flatten(batch_dims)
+    for flat in flats:
         out[..., start : start + flat.shape[-1]].copy_(flat)
         start += flat.shape[-1]
-    if start != out.shape[-1]:
-        raise ValueError(f"the gradients hold {start} values per row, the buffer {out.shape[-1]}")
     return out
 
 
