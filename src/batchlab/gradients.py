@@ -26,6 +26,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from batchlab.models import count_parameters
+
 SampleLoss = Callable[[nn.Module, Tensor, Tensor], Tensor]
 """sample_loss(model, x, y) -> per-example losses of shape [B], not reduced."""
 
@@ -67,8 +69,9 @@ def flatten_grads(grads: Iterable[Tensor], batch_dims: int = 0, out: Tensor | No
     if out is None:
         return torch.cat([g.flatten(batch_dims) for g in grads], dim=batch_dims)
     flats = [g.flatten(batch_dims) for g in grads]
-    if sum(f.shape[-1] for f in flats) != out.shape[-1]:
-        raise ValueError(f"the gradients hold {sum(f.shape[-1] for f in flats)} values per row, the buffer {out.shape[-1]}")
+    width = sum(f.shape[-1] for f in flats)
+    if width != out.shape[-1]:
+        raise ValueError(f"the gradients hold {width} values per row, the buffer {out.shape[-1]}")
     start = 0
     for flat in flats:
         out[..., start : start + flat.shape[-1]].copy_(flat)
@@ -101,7 +104,7 @@ def per_example_grads(
     per_example = vmap(grad(one_loss), in_dims=(None, 0, 0), randomness="different")
     for i in range(0, len(x), chunk_size):
         grads = per_example(params, x[i : i + chunk_size], y[i : i + chunk_size])
-        yield flatten_grads(grads.values(), batch_dims=1, out=None if out is None else out[: len(x[i : i + chunk_size])])
+        yield flatten_grads(grads.values(), batch_dims=1, out=None if out is None else out[: min(chunk_size, len(x) - i)])
 
 
 def per_example_stats(
@@ -117,8 +120,7 @@ def per_example_stats(
         raise ValueError("per-example statistics need at least 2 examples")
     total = sq_total = None
     # float64 buffers reused across chunks: the same sums, without fresh allocations or a float32 copy
-    n_params = sum(p.numel() for p in trainable_parameters(model).values())
-    wide = torch.empty(min(chunk_size, n), n_params, dtype=torch.float64, device=x.device)
+    wide = torch.empty(min(chunk_size, n), count_parameters(model), dtype=torch.float64, device=x.device)
     squares = torch.empty_like(wide)
     for block in per_example_grads(model, sample_loss, x, y, chunk_size, out=wide):
         rows = len(block)
@@ -150,7 +152,7 @@ def minibatch_grad(model: nn.Module, sample_loss: SampleLoss, x: Tensor, y: Tens
         _check_losses(losses, len(x))
         grads = torch.autograd.grad(losses.mean(), params, allow_unused=True)
     if out is None:
-        out = torch.empty(sum(p.numel() for p in params), dtype=torch.float64, device=x.device)
+        out = torch.empty(count_parameters(model), dtype=torch.float64, device=x.device)
     return flatten_grads((torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)), out=out)
 
 
@@ -241,7 +243,7 @@ def gradient_spread(
     if n_draws < 2:
         raise ValueError("the spread needs at least 2 draws")
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
-    n, n_params = len(x), sum(p.numel() for p in trainable_parameters(model).values())
+    n, n_params = len(x), count_parameters(model)
     rows = []
     for b in batch_sizes:
         b = int(b)
