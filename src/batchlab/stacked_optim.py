@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from batchlab.adam import FLUSH
+from batchlab.adam import second_moment_root
 from batchlab.config import Optim
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which the reference trainer uses
@@ -157,7 +157,7 @@ def _adam(optim, params, grads, state, step, lr, table, in_place):
         m, v = state["exp_avg"][n], state["exp_avg_sq"][n]
         m = m.lerp_(g, 1 - beta1) if in_place else torch.lerp(m, g, 1 - beta1)
         v = (v.mul_(beta2) if in_place else v.mul(beta2)).addcmul_(g, g, value=1 - beta2)
-        denom = ((v.clamp_min(FLUSH) if v.device.type == "cpu" else v).sqrt() / bc2_sqrt).add_(EPS)  # batchlab.adam
+        denom = (second_moment_root(v) / bc2_sqrt).add_(EPS)
         if isinstance(neg_step, Tensor):  # = addcdiv(p, m, denom, value=-step_size), per run
             step_p = (_per_run(neg_step, p) * m).div_(denom)
             new_p[n] = p.add_(step_p) if in_place else p + step_p
