@@ -10,9 +10,9 @@ import pandas as pd
 import torch
 
 from batchlab import engine, io
-from batchlab.phases import phase
 from batchlab.config import Study
 from batchlab.data import load_dataset
+from batchlab.phases import phase
 from batchlab.resume import ResumePoint, StopFlag, run_identity
 from batchlab.run import RunResult, StopAt
 from batchlab.train import Progress, resolve_device, train_run
@@ -73,10 +73,10 @@ def train_cell(
             stop or StopFlag(), stop_at,
         )
     with phase("write"):
-        return _write_outputs(study, study_name, batch_size, data.name, results, out_dir)
+        return _write_outputs(study, study_name, batch_size, data.name, results, out_dir, resume_dir)
 
 
-def _write_outputs(study, study_name, batch_size, dataset, results, out_dir: Path) -> pd.DataFrame:
+def _write_outputs(study, study_name, batch_size, dataset, results, out_dir: Path, resume_dir: Path) -> pd.DataFrame:
     """The cell's files from its finished runs (the chosen learning rate's), and the resume state removed."""
     every_run = pd.DataFrame(
         [{"study": study_name, "dataset": dataset, "model": study.model.kind, **r.record} for r in results.values()]
@@ -110,7 +110,7 @@ def _write_outputs(study, study_name, batch_size, dataset, results, out_dir: Pat
     io.write_parquet(pd.DataFrame(curves), out_dir / "curves.parquet")
     io.write_parquet(lr_search, out_dir / "lr_search.parquet")
     io.write_parquet(runs, out_dir / "runs.parquet")
-    shutil.rmtree(out_dir / ".resume", ignore_errors=True)
+    shutil.rmtree(resume_dir, ignore_errors=True)
     return runs
 
 

@@ -39,7 +39,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from batchlab import stacked_optim
 from batchlab.config import Study
 from batchlab.data import Dataset
-from batchlab.contrastive import InfoNCELoss, runs_info_nce
+from batchlab.contrastive import runs_info_nce
 from batchlab.objectives import SampleLoss, sample_loss_for
 from batchlab.phases import phase
 from batchlab.resume import ResumePoint
@@ -290,7 +290,7 @@ class _Step:
         self.optim, self.device, self.n_warmup = study.optim, device, n_warmup
         # one loss for every run; contrastive runs one each, every run drawing its own augmentations
         self.losses, self.loss_fn, self.eval_losses = losses, losses[0], eval_losses
-        self.contrastive = isinstance(self.loss_fn, InfoNCELoss)
+        self.contrastive = study.model.kind == "contrastive"
         self.precision, self.batch_size, self.k = study.training.precision, batch_size, len(models)
         params, buffers = stack_module_state(models)
         if buffers:
