@@ -184,10 +184,16 @@ def failing_capture(monkeypatch):
     monkeypatch.setattr(torch.cuda, "graph", capture)
 
 
-def test_a_failed_capture_is_recorded_not_silent(failing_capture, caplog):
-    study = _study("dense_ae")
+def _step_wanting_graphs(study: Study):
+    """The step of two runs of the study, set to capture as on CUDA (the capture itself is faked or refused)."""
     step = _Training(study, _data(study), 4, [(1e-3, 0), (1e-3, 1)], CPU, {}).step_fn
     step.graphs_wanted = True
+    return step
+
+
+def test_a_failed_capture_is_recorded_not_silent(failing_capture, caplog):
+    study = _study("dense_ae")
+    step = _step_wanting_graphs(study)
     assert not step._graph(False, None, None, None)
     assert not step.graphs_wanted and "operation not permitted when stream is capturing" in step.graph_fallback
     assert "training continues with eager steps" in caplog.text
@@ -195,8 +201,7 @@ def test_a_failed_capture_is_recorded_not_silent(failing_capture, caplog):
 
 def test_a_failed_capture_fails_the_job_when_graphs_are_required(failing_capture):
     study = _study("dense_ae", training={"cuda_graphs": "require"})
-    step = _Training(study, _data(study), 4, [(1e-3, 0), (1e-3, 1)], CPU, {}).step_fn
-    step.graphs_wanted = True
+    step = _step_wanting_graphs(study)
     with pytest.raises(CudaGraphRequired, match="require"):
         step._graph(False, None, None, None)
 
@@ -238,8 +243,7 @@ def test_contrastive_steps_are_not_captured_and_say_why(monkeypatch, caplog):
     contrastive = ({"name": "mnist1d", "n_samples": 200}, {"kind": "contrastive", "channels": [4, 8], "latent": 8, "projection": 4})
     monkeypatch.setitem(MODELS, "contrastive", contrastive)
     study = _study("contrastive")
-    step = _Training(study, _data(study), 4, [(1e-3, 0), (1e-3, 1)], CPU, {}).step_fn
-    step.graphs_wanted = True
+    step = _step_wanting_graphs(study)
     assert not step._graph(False, None, None, None)
     assert not step.graphs_wanted and "augmentations on the host" in step.graph_fallback
     assert "training continues with eager steps" in caplog.text
