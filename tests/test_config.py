@@ -237,3 +237,19 @@ def test_scaling_cell_names_may_not_clash_with_studies():
     raw["studies"]["tiny_ehr-n50-w1"] = copy.deepcopy(raw["studies"]["tiny_signal"])
     with pytest.raises(ConfigError, match="clash with the scaling cells of 'tiny_ehr'"):
         validate_config(raw, "tiny.yaml")
+
+
+def test_compare_with_names_a_finished_run_of_another_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for where, words in [
+        (tmp_path / "missing", "missing: no such folder"),
+        (tmp_path, "is this run's own folder"),
+        (".", "is this run's own folder"),
+    ]:
+        with pytest.raises(ConfigError, match="x.yaml: field 'compare_with': .*" + words):
+            validate_config({**TINY, "compare_with": str(where)}, "x.yaml")
+    (tmp_path / "other/results/s").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"field 'compare_with': other: not a finished run's working folder"):
+        validate_config({**TINY, "compare_with": "other"}, "x.yaml")
+    (tmp_path / "other/results/s/table.parquet").write_bytes(b"")
+    assert validate_config({**TINY, "compare_with": "other"}, "x.yaml").compare_with == Path("other")

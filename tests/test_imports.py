@@ -28,6 +28,7 @@ USES = {
     "collect": {"pandas"},
     "report": {"pandas", "scipy", "matplotlib", "seaborn"},
     "scaling": {"pandas", "scipy", "matplotlib", "seaborn"},
+    "compare": {"pandas"},
     "index": set(),
 }
 DATA_SOURCES = {

@@ -277,6 +277,32 @@ def test_operational_settings_rerun_nothing(local_run: Path, tmp_path: Path):
     assert re.findall(r"^train\s+3$", dry.stdout + dry.stderr, flags=re.M), dry.stdout
 
 
+def test_compare_with_another_run_lists_its_flipped_verdict_and_retrains_nothing(finished_run: Path, tmp_path: Path):
+    """`compare_with` names another finished run of the config: only the comparison and the index run, and
+    the index lists the claim whose verdict differs; a loss changed in the other run shows at its size."""
+    work, other = tmp_path / "work", tmp_path / "other"
+    for folder in (work, other):
+        shutil.copytree(finished_run, folder, symlinks=True)
+    card = pd.read_csv(other / "reports/tiny_ehr/scorecard.csv")
+    flipped = card.loc[0, "claim"]
+    card.loc[0, "verdict"] = "not replicated" if card.loc[0, "verdict"] != "not replicated" else "replicated"
+    card.to_csv(other / "reports/tiny_ehr/scorecard.csv", index=False)
+    table = pd.read_parquet(other / "results/tiny_signal/table.parquet")
+    table.loc[table.index[0], "val_loss"] /= 1.5
+    table.to_parquet(other / "results/tiny_signal/table.parquet")
+    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
+    (work / "config/config.yaml").write_text(yaml.safe_dump({**cfg, "compare_with": str(other)}))
+    assert _dry_run_jobs(work) == {"compare": 1, "index": 1}
+    result = snakemake(work, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    index = (work / "reports/index.html").read_text()
+    assert "Against another run" in index and "The verdicts of 1 claim differ" in index
+    assert f'<td class="l">tiny_ehr</td><td class="l">{flipped}</td>' in index
+    metrics = pd.read_csv(work / "reports/comparison_metrics.csv").set_index(["study", "metric"])
+    assert metrics.loc[("tiny_signal", "val_loss"), "max_rel_diff"] == pytest.approx(0.5)
+    assert metrics.loc[("tiny_ehr", "val_loss"), "max_rel_diff"] == 0
+
+
 def test_run_table_and_report_say_how_each_cell_trained(finished_run: Path):
     table = pd.read_parquet(finished_run / "results/tiny_ehr/table.parquet")
     assert table["cuda_graph"].isna().all() and (table["cuda_graph_fallback"] == "").all()  # CPU: not applicable

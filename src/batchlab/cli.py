@@ -272,10 +272,18 @@ def cmd_scaling(args: argparse.Namespace) -> None:
     build_scaling_report(args.study, study, cells, [pd.read_parquet(f) for f in args.steps], meta, args.out_dir)
 
 
+def cmd_compare(args: argparse.Namespace) -> None:
+    from batchlab.report.comparison import compare_with, write_comparison
+
+    found = compare_with(args.tables, args.scorecards, Path(args.other))
+    write_comparison(found, args.other, args.out_dir)
+    print(f"against {args.other}: {found.matched} runs matched, {len(found.changed)} verdicts differ")
+
+
 def cmd_index(args: argparse.Namespace) -> None:
     from batchlab.report.index import build_index
 
-    build_index(args.summaries, args.out)
+    build_index(args.summaries, args.out, args.comparison)
     print(f"Report: {Path(args.out).resolve()}")
 
 
@@ -411,8 +419,17 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--steps", nargs="+", required=True, help="every cell's steps_to_target.parquet, in grid order")
     sp.add_argument("--tables", nargs="+", required=True, help="every cell's table.parquet, in grid order")
     sp.add_argument("--out-dir", required=True)
+    sp = add(
+        "compare", cmd_compare, "this run against another finished run of the config: metrics and verdicts",
+        ("batchlab.report.comparison",), study=False,
+    )
+    sp.add_argument("--tables", nargs="+", required=True, help="this run's table.parquet of every study")
+    sp.add_argument("--scorecards", nargs="+", required=True, help="this run's scorecard.csv of every report page")
+    sp.add_argument("--other", required=True, help="the other run's working folder (results/, reports/)")
+    sp.add_argument("--out-dir", required=True)
     sp = add("index", cmd_index, "render reports/index.html", ("batchlab.report.index",), study=False)
     sp.add_argument("--summaries", nargs="+", required=True)
+    sp.add_argument("--comparison", help="comparison.json of `batchlab compare`: the verdicts that differ")
     sp.add_argument("--out", required=True)
     return p
 

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from batchlab import finished_run
+
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -1121,7 +1123,24 @@ class Config(Strict):
         description="Warn (batchlab validate, and every run as it starts) when the config's estimated time on this "
         "machine exceeds this many hours, naming the costliest cells (no effect on results).",
     )
+    compare_with: Path | None = Field(
+        None,
+        description="The working folder (results/ and reports/) of a finished run of this config elsewhere, for "
+        "example on another device; relative paths from the folder the pipeline runs in. The report then lists every "
+        "claim whose verdict differs between the two runs and each metric's differences (no effect on results).",
+    )
     studies: dict[str, Study] = Field(min_length=1, description="Studies by name (letters, digits, _ and -).")
+
+    @field_validator("compare_with")
+    @classmethod
+    def _finished_run(cls, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        if _existing(path, "folder").resolve() == Path.cwd().resolve():
+            raise ValueError(f"{path}: is this run's own folder; name another run's")
+        if not finished_run.table_files(path):
+            raise ValueError(f"{path}: not a finished run's working folder (it has no {finished_run.RUN_TABLES})")
+        return path
 
     @field_validator("studies")
     @classmethod

@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from batchlab.cli import warm_preload
 from batchlab.config import ConfigError, validate_config
 from batchlab.cost import print_estimate
+from batchlab.finished_run import scorecard_files, table_files
 from batchlab.gpu_slots import GpuSlotError, plan_slots, visible_gpus
 from batchlab.train import resolve_device
 from batchlab.warm import start_for_run
@@ -153,6 +154,19 @@ def cell_files(filename, to_target=False):
 
 def study_summaries(wildcards):
     return [f"reports/{name}/summary.json" for name in [*STUDIES, *GRIDS]]
+
+
+def comparison_summary(wildcards):
+    """The comparison with `compare_with`'s run that the index lists, when the config names one."""
+    return [] if CFG.compare_with is None else ["reports/comparison.json"]
+
+
+def other_run_files(wildcards):
+    """The run tables and scorecards of `compare_with`'s run: comparing again when that run changes."""
+    return [
+        str(p)
+        for p in [*table_files(CFG.compare_with), *scorecard_files(CFG.compare_with)]
+    ]
 
 
 def grid_json(wildcards):

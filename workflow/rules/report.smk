@@ -194,9 +194,37 @@ rule report_scaling:
         "--out-dir $(dirname {output.html}) > {log} 2>&1"
 
 
+if CFG.compare_with is not None:
+
+    rule compare:
+        input:
+            tables=expand("results/{study}/table.parquet", study=STUDIES),
+            scorecards=expand("reports/{page}/scorecard.csv", page=[*STUDIES, *GRIDS]),
+            other=other_run_files,
+        output:
+            html="reports/comparison.html",
+            summary="reports/comparison.json",
+            metrics="reports/comparison_metrics.csv",
+        log:
+            "logs/compare.log",
+        benchmark:
+            "logs/compare.benchmark.tsv"
+        localrule: True
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            other=str(CFG.compare_with),
+        shell:
+            "{BATCHLAB} compare --tables {input.tables} --scorecards {input.scorecards} --other {params.other:q} "
+            "--out-dir $(dirname {output.html}) > {log} 2>&1"
+
+
 rule index:
     input:
-        study_summaries,
+        summaries=study_summaries,
+        comparison=comparison_summary,
     output:
         "reports/index.html",
     log:
@@ -208,5 +236,10 @@ rule index:
     resources:
         mem_mb=1000,
         runtime=5,
+    params:
+        comparison=lambda wildcards, input: (
+            f"--comparison {input.comparison}" if input.comparison else ""
+        ),
     shell:
-        "{BATCHLAB} index --summaries {input} --out {output} 2> {log}"
+        "{BATCHLAB} index --summaries {input.summaries} "
+        "{params.comparison} --out {output} 2> {log}"

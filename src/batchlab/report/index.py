@@ -1,7 +1,8 @@
 """reports/index.html: one page that links every study.
 
 It reads only the studies' summary.json files, which carry their scorecard rows and the rules of
-the statistics behind them, so this step needs neither pandas nor scipy.
+the statistics behind them, and with `compare_with` the comparison's comparison.json (the verdicts
+that differ from the other run's), so this step needs neither pandas nor scipy.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from batchlab import io
 from batchlab.report.html import render
 
 
-def build_index(summary_paths: list[str | Path], out: str | Path) -> None:
+def build_index(summary_paths: list[str | Path], out: str | Path, comparison: str | Path | None = None) -> None:
     studies = [json.loads(Path(p).read_text()) for p in summary_paths]
     scorecard = [row for s in studies for row in s.get("scorecard", [])]
     counts = Counter(row["verdict"] for row in scorecard)
@@ -26,5 +27,6 @@ def build_index(summary_paths: list[str | Path], out: str | Path) -> None:
         scorecard=scorecard,
         counts=counts,
         statistics={k: s["statistics"][k] for s in studies for k in s.get("statistics", {})},
+        comparison=json.loads(Path(comparison).read_text()) if comparison else None,
     )
     io.write_text(html, out)
