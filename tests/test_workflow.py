@@ -1,5 +1,6 @@
 """End to end: snakemake on the tiny config in a temporary folder, then the report and the table."""
 
+import importlib.util
 import json
 import re
 import shutil
@@ -73,6 +74,22 @@ def test_report_and_table(finished_run: Path):
     assert "Critical batch size" in (finished_run / "reports/tiny_ehr/index.html").read_text()
     log = (finished_run / "logs/tiny_ehr/train_bs1.log").read_text()
     assert "step 192/192" in log and "samples/s" in log
+
+
+def test_a_report_drawn_by_several_processes_is_the_one_drawn_by_one(finished_run: Path, tmp_path: Path, monkeypatch):
+    """The study page's figures drawn two at a time give the pipeline's report byte for byte."""
+    monkeypatch.chdir(finished_run)  # where the pipeline ran: the page records its git commit
+    from batchlab.cli import main
+
+    spec = importlib.util.spec_from_file_location("report_workers", ROOT / "benchmarks/report_workers.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = [*bench.report_args(finished_run, "tiny_signal"), "--workers", "2", "--out-dir", str(tmp_path)]
+    assert main(args) == 0
+    drawn = sorted(p.name for p in tmp_path.iterdir())
+    assert len([n for n in drawn if n.endswith(".png")]) == 12
+    for name in drawn:
+        assert (tmp_path / name).read_bytes() == (finished_run / "reports/tiny_signal" / name).read_bytes(), name
 
 
 def test_scorecard_opens_the_index(finished_run: Path):

@@ -228,7 +228,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         "tasks": data.tasks,
         "target": data.target,
     }
-    section = describe_data(data, args.out_dir)
+    section, examples = describe_data(data, args.out_dir)
     to_target = None
     if args.to_target:
         runs, curves, noise = args.to_target
@@ -248,6 +248,8 @@ def cmd_report(args: argparse.Namespace) -> None:
         args.out_dir,
         data_section=section,
         to_target=to_target,
+        more_figures=[examples],
+        workers=args.workers,
     )
 
 
@@ -410,6 +412,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--to-target", nargs=3, metavar=("RUNS", "CURVES", "NOISE"),
                     help="the train-to-target analysis's runs, curves and gradient noise (its steps and critical "
                     "tables are --steps and --critical)")
+    sp.add_argument("--workers", type=int, default=1, help="figures drawn at once, in separate processes")
     sp.add_argument("--out-dir", required=True)
     sp = add(
         "scaling", cmd_scaling, "critical batch size across a scaling grid's cells, and its report",

@@ -229,6 +229,11 @@ def baselines_threads(wildcards):
     return _workers(len(downstream.baselines) * downstream.folds)
 
 
+def report_threads(wildcards):
+    """Processes drawing a study page's figures at once (its 11 own and the data examples)."""
+    return _workers(12)
+
+
 def gradient_threads(wildcards):
     """On a GPU the cells are measured one after another in one process (one GPU slot)."""
     return 1 if TRAIN_GPUS else study_threads(wildcards)

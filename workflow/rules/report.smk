@@ -145,7 +145,7 @@ rule report_study:
     benchmark:
         "logs/{study}/report.benchmark.tsv"
     localrule: True
-    threads: 1
+    threads: report_threads
     resources:
         mem_mb=2000,
         runtime=10,
@@ -157,7 +157,7 @@ rule report_study:
         "--data {input.data} --table {input.table} --curves {input.curves} "
         "--baselines {input.baselines} --noise {input.noise} --spread {input.spread} "
         "--steps {input.steps} --critical {input.critical} --lr-search {input.lr_search} {params.to_target} "
-        "--out-dir $(dirname {output.html}) > {log} 2>&1"
+        "--workers {threads} --out-dir $(dirname {output.html}) > {log} 2>&1"
 
 
 rule report_scaling:

@@ -36,8 +36,9 @@ def label_names(data: Dataset, indices: np.ndarray) -> list[str]:
     return [f"{data.target}: {float(v):.3g}" for v in y]
 
 
-def describe_data(data: Dataset, out_dir: str | Path) -> dict:
-    """Write data_examples.png and data_inputs.csv (the input files with their checksums); return the page's data section."""
+def describe_data(data: Dataset, out_dir: str | Path) -> tuple[dict, tuple]:
+    """Write data_inputs.csv (the input files with their checksums); return the page's data section and the
+    call that draws data_examples.png (figure function and arguments), drawn with the study's other figures."""
     out = Path(out_dir)
     source = data.source or {}
     limit = TABLE_ROWS if data.x.ndim == 2 else EXAMPLES
@@ -45,13 +46,14 @@ def describe_data(data: Dataset, out_dir: str | Path) -> dict:
     x = data.x[idx][:, :TABLE_COLUMNS] if data.x.ndim == 2 else data.x[idx]
     channels = (source.get("channels") or [f"channel {c}" for c in range(data.x.shape[1])]) if data.x.ndim == 4 else []
     features = source.get("features", [])[:TABLE_COLUMNS] if data.x.ndim == 2 else []
-    figures.data_examples(
-        x, label_names(data, idx), channels, out / "data_examples.png", f"{data.name}: example inputs", features
+    examples = (
+        figures.data_examples,
+        (x, label_names(data, idx), channels, out / "data_examples.png", f"{data.name}: example inputs", features),
     )
     io.write_text(source.get("inputs_csv", "role,path,bytes,sha256\n"), out / "data_inputs.csv")
     n_groups = len(np.unique(data.groups)) if data.groups is not None else None
     inputs = [{**row, "bytes": int(row["bytes"])} for row in csv.DictReader(io_text.StringIO(source.get("inputs_csv", "")))]
-    return {
+    section = {
         "counts": source.get("counts", []),
         "left_out": source.get("left_out", []),
         "unmapped": source.get("unmapped", []),
@@ -64,6 +66,7 @@ def describe_data(data: Dataset, out_dir: str | Path) -> dict:
         "caption": source.get("examples_caption", "Example inputs with their labels.")
         + (f" One per {source['grouped_by']}." if n_groups is not None else ""),
     }
+    return section, examples
 
 
 def data_provenance(section: dict) -> dict:

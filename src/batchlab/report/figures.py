@@ -12,11 +12,25 @@ import pandas as pd  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from batchlab import forked  # noqa: E402
 from batchlab.io import atomic_path  # noqa: E402
 
 SEED_RANGE = ("pi", 100)  # shaded band = min..max over seeds
 LOSS_LABEL = "reconstruction loss (per-feature mean)"
 CLASSIFIER_LOSS_LABEL = "cross-entropy loss"
+
+
+def draw_all(calls: list[tuple], workers: int = 1) -> None:
+    """Draw each (figure function, arguments): up to `workers` at once, each in a forked process.
+
+    A figure is drawn by the same code from the same data in any process, so the files do not depend
+    on the number of workers. A study page's figures are independent and most of its report's time."""
+    for _ in forked.imap(_draw, calls, workers):
+        pass
+
+
+def _draw(fn, args: tuple) -> None:
+    fn(*args)
 
 
 def _log2_batch_axis(ax: plt.Axes, batch_sizes) -> None:

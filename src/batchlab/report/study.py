@@ -162,12 +162,15 @@ def build_study_report(
     out_dir: str | Path,
     data_section: dict | None = None,
     to_target: dict[str, pd.DataFrame] | None = None,
+    more_figures: tuple = (),
+    workers: int = 1,
 ) -> dict:
     """Write reports/<study>/: figures, runs.csv, summary.csv, baselines.csv, provenance, index.html.
 
     data_section (from batchlab.report.data.describe_data) adds where the samples came from and what was left out.
     to_target (runs, curves, noise of the train-to-target analysis): `steps` and `critical` are then that
     analysis's, and the steps-to-target figure and the claims on B_crit read its curves and noise.
+    more_figures: further (figure function, arguments) calls, drawn with the study's own by `workers` processes.
     """
     target_curves = curves if to_target is None else to_target["curves"]
     target_noise = noise if to_target is None else to_target["noise"]
@@ -178,17 +181,22 @@ def build_study_report(
     loss_label = {"contrastive": "InfoNCE loss (in-batch negatives)"}.get(
         study.model.kind, figures.CLASSIFIER_LOSS_LABEL if study.is_classifier else figures.LOSS_LABEL
     )
-    figures.loss_vs_batch(table, out / "loss_vs_batch.png", title, loss_label)
-    figures.downstream_vs_batch(table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)
-    figures.loss_curves(curves, "samples_seen", out / "loss_curves_samples.png", title, loss_label, critical)
-    figures.loss_curves(curves, "step", out / "loss_curves_steps.png", title, loss_label, critical)
-    figures.throughput_vs_batch(table, out / "throughput_vs_batch.png", title)
-    figures.geometry_vs_batch(table, out / "geometry_vs_batch.png", title)
-    figures.lr_search(lr_search, out / "lr_search.png", title)
-    figures.gradient_spread(spread, out / "gradient_spread.png", title)
-    figures.b_simple_over_training(noise, out / "b_simple.png", title, loss_label, steps, critical, target_noise)
-    figures.steps_to_target(steps, critical, out / "steps_to_target.png", title, target_curves)
-    figures.tradeoff(steps, critical, out / "tradeoff.png", title)
+    drawn = [
+        (figures.loss_vs_batch, (table, out / "loss_vs_batch.png", title, loss_label)),
+        (figures.downstream_vs_batch,
+         (table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)),
+        (figures.loss_curves, (curves, "samples_seen", out / "loss_curves_samples.png", title, loss_label, critical)),
+        (figures.loss_curves, (curves, "step", out / "loss_curves_steps.png", title, loss_label, critical)),
+        (figures.throughput_vs_batch, (table, out / "throughput_vs_batch.png", title)),
+        (figures.geometry_vs_batch, (table, out / "geometry_vs_batch.png", title)),
+        (figures.lr_search, (lr_search, out / "lr_search.png", title)),
+        (figures.gradient_spread, (spread, out / "gradient_spread.png", title)),
+        (figures.b_simple_over_training,
+         (noise, out / "b_simple.png", title, loss_label, steps, critical, target_noise)),
+        (figures.steps_to_target, (steps, critical, out / "steps_to_target.png", title, target_curves)),
+        (figures.tradeoff, (steps, critical, out / "tradeoff.png", title)),
+    ]
+    figures.draw_all(drawn + list(more_figures), workers)
 
     summary_cols = ["train_loss", "val_loss", "test_loss", f"svm_{metric}_mean", "svm_accuracy_mean", "svm_mae_mean"]
     geometry = ["generalization_gap", "distance_from_init", "sharpness"]
