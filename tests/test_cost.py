@@ -103,9 +103,14 @@ def test_validate_prints_steps_and_time(capsys, tmp_path: Path):
     assert "estimated cost (test rates" in out
     assert "tiny_ehr: " in out and "optimizer steps over 3 cells" in out
     assert "tiny_scaling: " in out and "over 16 cells" in out  # 4 grid cells x 4 batch sizes
-    assert "tiny_signal: " in out and "over 5 cells, " in out and "(3 train-to-target cells counted at their cap" in out
+    assert "tiny_signal: " in out and "over 5 cells, " in out
+    assert "for its 2 fixed-budget cells and up to" in out and "for its 3 train-to-target cells (counted at their cap" in out
     lines = [ln for ln in out.splitlines() if "optimizer steps" in ln]
     assert sum(int(ln.split(": ")[1].split(" optimizer")[0].replace(",", "")) for ln in lines) == steps
+    cells = [c for study in cost.estimate(cfg, cost.read_rates(RATES)).values() for c in study]
+    fixed, capped = (sum(c.seconds for c in cells if c.to_target == t) for t in (False, True))
+    assert f"all: ≈ {cost._duration(fixed)} of training and measurement, one job at a time, and up to " \
+           f"{cost._duration(capped)} more for the train-to-target cells at their caps" in out
     assert "warning" not in err
 
 

@@ -388,27 +388,38 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
     """The lines to print (per study and in all) and the warning, if the estimate exceeds warn_above_hours."""
     where = "no rates" if rates is None else f"{rates.device}; {rates.source}"
     lines = [f"estimated cost ({where}):"]
-    total, cells = 0.0, []
+    fixed_total, capped_total, cells = 0.0, 0.0, []
     for name, study_cells in costs.items():
         steps = sum(c.runs * c.steps for c in study_cells)
-        known = [c.seconds for c in study_cells if c.seconds is not None]
-        time_text = f"≈ {_duration(sum(known))}" if len(known) == len(study_cells) else "time not estimated (sample shape unknown before the data are made)"
-        capped = sum(c.to_target for c in study_cells)
-        capped_text = f" ({capped} train-to-target cells counted at their cap: an upper bound)" if capped else ""
-        lines.append(f"  {name}: {_count(steps)} optimizer steps over {len(study_cells)} cells, {time_text}{capped_text}")
-        total += sum(known)
-        cells += [c for c in study_cells if c.seconds is not None]
+        known = [c for c in study_cells if c.seconds is not None]
+        capped = [c for c in known if c.to_target]
+        fixed = sum(c.seconds for c in known if not c.to_target)
+        if len(known) < len(study_cells):
+            time_text = "time not estimated (sample shape unknown before the data are made)"
+        elif capped:
+            time_text = (f"≈ {_duration(fixed)} for its {len(known) - len(capped)} fixed-budget cells and up to "
+                         f"{_duration(sum(c.seconds for c in capped))} for its {len(capped)} train-to-target cells "
+                         "(counted at their cap: an upper bound)")
+        else:
+            time_text = f"≈ {_duration(fixed)}"
+        lines.append(f"  {name}: {_count(steps)} optimizer steps over {len(study_cells)} cells, {time_text}")
+        fixed_total += fixed
+        capped_total += sum(c.seconds for c in capped)
+        cells += known
+    more = f", and up to {_duration(capped_total)} more for the train-to-target cells at their caps" if capped_total else ""
     lines.append(
-        f"  all: ≈ {_duration(total)} of training and measurement, one job at a time "
+        f"  all: ≈ {_duration(fixed_total)} of training and measurement, one job at a time{more} "
         "(not counted: the SVMs and each job's start-up; jobs side by side divide it)"
     )
     warning = None
+    total = fixed_total + capped_total
     if total > cfg.warn_above_hours * 3600:
         top = sorted(cells, key=lambda c: c.seconds, reverse=True)[:3]
         named = "; ".join(f"{c.study}{' to target' if c.to_target else ''} batch size {c.batch_size} ({c.runs} runs x {_count(c.steps)} steps, "
-                          f"{_duration(c.seconds)})" for c in top)
+                          f"{_duration(c.seconds)}{' at its cap' if c.to_target else ''})" for c in top)
+        bound = "up to " if capped_total else ""
         warning = (
-            f"warning: {source} is estimated at {_duration(total)}, above warn_above_hours "
+            f"warning: {source} is estimated at {bound}{_duration(total)}, above warn_above_hours "
             f"({cfg.warn_above_hours:g} h). The costliest cells: {named}"
         )
     return lines, warning
