@@ -181,20 +181,20 @@ def build_study_report(
     loss_label = {"contrastive": "InfoNCE loss (in-batch negatives)"}.get(
         study.model.kind, figures.CLASSIFIER_LOSS_LABEL if study.is_classifier else figures.LOSS_LABEL
     )
-    drawn = [
-        (figures.loss_vs_batch, (table, out / "loss_vs_batch.png", title, loss_label)),
-        (figures.downstream_vs_batch,
-         (table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)),
+    drawn = [  # the slowest first, so that none is left to end the job alone
+        (figures.steps_to_target, (steps, critical, out / "steps_to_target.png", title, target_curves)),
         (figures.loss_curves, (curves, "samples_seen", out / "loss_curves_samples.png", title, loss_label, critical)),
         (figures.loss_curves, (curves, "step", out / "loss_curves_steps.png", title, loss_label, critical)),
-        (figures.throughput_vs_batch, (table, out / "throughput_vs_batch.png", title)),
-        (figures.geometry_vs_batch, (table, out / "geometry_vs_batch.png", title)),
         (figures.lr_search, (lr_search, out / "lr_search.png", title)),
         (figures.gradient_spread, (spread, out / "gradient_spread.png", title)),
+        (figures.geometry_vs_batch, (table, out / "geometry_vs_batch.png", title)),
         (figures.b_simple_over_training,
          (noise, out / "b_simple.png", title, loss_label, steps, critical, target_noise)),
-        (figures.steps_to_target, (steps, critical, out / "steps_to_target.png", title, target_curves)),
         (figures.tradeoff, (steps, critical, out / "tradeoff.png", title)),
+        (figures.loss_vs_batch, (table, out / "loss_vs_batch.png", title, loss_label)),
+        (figures.throughput_vs_batch, (table, out / "throughput_vs_batch.png", title)),
+        (figures.downstream_vs_batch,
+         (table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)),
     ]
     figures.draw_all(drawn + list(more_figures), workers)
 
