@@ -27,11 +27,10 @@ def compare_with(tables: list[Path], cards: list[Path], other: Path) -> Comparis
 
 def summary(c: Comparison, other: str) -> dict:
     """What the index shows: the other run, the devices of both, runs matched and the flipped verdicts."""
-    flips = [{k: _plain(v) for k, v in row.items()} for row in c.changed.to_dict("records")]
     return {
         "other": other, "devices": {"this": c.devices[0], "other": c.devices[1]},
         "runs": {"this": c.runs[0], "other": c.runs[1], "matched": c.matched},
-        "claims": {"this": c.claims[0], "other": c.claims[1]}, "verdicts_differ": flips,
+        "claims": {"this": c.claims[0], "other": c.claims[1]}, "verdicts_differ": _rows(c.changed),
     }
 
 
@@ -42,7 +41,7 @@ def write_comparison(c: Comparison, other: str, out_dir: str | Path) -> None:
     html = render("comparison.html", facts=facts, summary=_rows(c.summary), differences=_rows(c.differences))
     io.write_text(html, out_dir / "comparison.html")
     io.write_json(facts, out_dir / "comparison.json")
-    io.write_text(c.differences.to_csv(index=False), out_dir / "comparison_metrics.csv")
+    io.write_csv(c.differences, out_dir / "comparison_metrics.csv")
 
 
 def _rows(df: pd.DataFrame) -> list[dict]:
