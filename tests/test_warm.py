@@ -2,6 +2,7 @@
 bit, passes on its status, streams and signals, resumes when killed, and starts cold, saying so, when
 no server answers."""
 
+import json
 import os
 import re
 import signal
@@ -194,3 +195,34 @@ def test_after_the_source_changes_jobs_start_cold_and_say_why(servers, tmp_path)
     assert "this job starts cold" in job.stderr
     again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
     assert again.returncode == 0 and "warm start unavailable" not in again.stderr  # the same source: warm again
+
+
+CUDA_PROBE = """
+import importlib, json, sys
+import torch, torch.cuda
+calls = []
+def recorded(name, original):
+    def call(*args, **kwargs):
+        calls.append(name)
+        return original(*args, **kwargs)
+    return call
+for name in ("is_available", "device_count", "init", "_lazy_init", "current_device", "set_device",
+             "get_device_properties", "mem_get_info", "synchronize", "set_per_process_memory_fraction"):
+    setattr(torch.cuda, name, recorded(name, getattr(torch.cuda, name)))
+from batchlab.cli import warm_preload
+for modules in warm_preload().values():
+    for module in modules:
+        importlib.import_module(module)
+print(json.dumps({"calls": calls, "initialized": torch.cuda.is_initialized()}))
+"""
+
+
+def test_a_server_loads_its_libraries_without_touching_cuda():
+    """A process that has asked CUDA anything (even how many devices there are) cannot hand CUDA to the
+    children it forks, so a warm server must load every step's modules without a call into torch.cuda:
+    else every GPU job forked from it fails. The probe records those calls while the modules load."""
+    out = subprocess.run([sys.executable, "-c", CUDA_PROBE], capture_output=True, text=True, env=_env(), check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"calls": [], "initialized": False}
+    broken = CUDA_PROBE.replace("from batchlab.cli", "torch.cuda.is_available()\nfrom batchlab.cli")
+    out = subprocess.run([sys.executable, "-c", broken], capture_output=True, text=True, env=_env(), check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1])["calls"] == ["is_available"]  # the probe sees a call
