@@ -226,3 +226,28 @@ def test_a_server_loads_its_libraries_without_touching_cuda():
     broken = CUDA_PROBE.replace("from batchlab.cli", "torch.cuda.is_available()\nfrom batchlab.cli")
     out = subprocess.run([sys.executable, "-c", broken], capture_output=True, text=True, env=_env(), check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1])["calls"] == ["is_available"]  # the probe sees a call
+
+
+def test_a_server_that_initialised_cuda_refuses_jobs_which_start_cold_and_say_why(tmp_path, monkeypatch):
+    """A server whose modules initialised CUDA cannot give its forked jobs CUDA: they start cold, saying why
+    (CUDA's state is pretended here, with no GPU). The servers run with torch's NVML device check, whose
+    answer to `is_available()` leaves the driver uninitialised."""
+    (tmp_path / "pretend_cuda.py").write_text("import torch.cuda\ntorch.cuda._initialized = True\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    log = tmp_path / "log"
+    started = warm.Servers.start({warm.ANY: ["batchlab.cli", "pretend_cuda"]}, log)
+    os.environ.pop(warm.ENV)
+    try:
+        deadline = time.monotonic() + 60
+        while "loaded 2 modules" not in log.read_text():  # a job that came earlier would be forked before the pretence
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        env = _env(**{warm.ENV: str(started.folder)})
+        job = subprocess.run([sys.executable, "-m", "batchlab", "schema", "--out", "s.json"], env=env, cwd=tmp_path,
+                             capture_output=True, text=True)
+        server_env = Path(f"/proc/{started.processes[warm.ANY].pid}/environ").read_bytes().split(b"\0")
+    finally:
+        started.stop()
+    assert job.returncode == 0 and (tmp_path / "s.json").exists(), job.stderr
+    assert "the server initialised CUDA" in job.stderr and "this job starts cold" in job.stderr
+    assert b"PYTORCH_NVML_BASED_CUDA_CHECK=1" in server_env

@@ -256,6 +256,15 @@ class Server:
             print(f"batchlab warm server: could not load {module}:", file=sys.stderr)
             traceback.print_exc()
 
+    def _refusal(self) -> str | None:
+        """Why a job forked now would not run as a cold one does (it then starts cold, saying so), or None."""
+        if source_state() != self.source:  # a job runs the code as it is now, as a cold one would
+            return f"batchlab's source under {PACKAGE} changed since the server loaded it"
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_initialized():
+            return "the server initialised CUDA while loading its modules, and a process forked from it cannot use CUDA"
+        return None
+
     def _say(self, what: str) -> None:
         """A line of the server's log: what it did, and its own CPU-seconds so far (benchmarks/pipeline_time.py)."""
         own = resource.getrusage(resource.RUSAGE_SELF)
@@ -275,11 +284,12 @@ class Server:
             print(f"batchlab warm server: bad request: {err}", file=sys.stderr, flush=True)
             conn.close()
             return
-        if source_state() != self.source:  # a job runs the code as it is now, as a cold one would
+        refusal = self._refusal()
+        if refusal:
             for fd in fds:
                 os.close(fd)
             try:
-                _send(conn, {"refused": f"batchlab's source under {PACKAGE} changed since the server loaded it"})
+                _send(conn, {"refused": refusal})
             except OSError:
                 pass
             conn.close()
@@ -399,7 +409,9 @@ class Servers:
             raise OSError(reason)
         folder = Path(tempfile.mkdtemp(prefix="batchlab-warm-"))  # mode 0700: this user's jobs only
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # torch's NVML device check: should anything the servers load ask whether CUDA is there, the
+        # answer leaves the driver uninitialised, so their forked GPU jobs can still initialise it.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
         processes = {}
         with open(log, "ab") as out:
             for name, modules in preload.items():
