@@ -251,3 +251,29 @@ def test_a_server_that_initialised_cuda_refuses_jobs_which_start_cold_and_say_wh
     assert job.returncode == 0 and (tmp_path / "s.json").exists(), job.stderr
     assert "the server initialised CUDA" in job.stderr and "this job starts cold" in job.stderr
     assert b"PYTORCH_NVML_BASED_CUDA_CHECK=1" in server_env
+
+
+def test_a_message_sent_whole_to_a_server_that_then_answers_and_closes_is_not_an_error():
+    """A refusing server reads the request, answers and closes at once; the client, having sent it all, must
+    not send again (an empty send to a closed peer fails with EPIPE, which once made such a job start cold
+    without the server's reason)."""
+    import socket
+
+    client, server = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    class AnsweredAtOnce:
+        """The client's end, whose peer reads each message whole and closes before the client's next call."""
+
+        def sendmsg(self, *args):
+            sent = client.sendmsg(*args)
+            server.recv(1 << 16)
+            server.close()
+            return sent
+
+        def sendall(self, data):
+            client.sendall(data)
+
+    try:
+        warm._send(AnsweredAtOnce(), {"argv": ["schema"]}, [0, 1, 2])
+    finally:
+        client.close()

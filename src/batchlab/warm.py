@@ -81,7 +81,8 @@ def _send(conn: socket.socket, message: dict, fds: list[int] = ()) -> None:
     payload = json.dumps(message).encode()
     data = HEADER.pack(len(payload)) + payload
     sent = socket.send_fds(conn, [data], list(fds)) if fds else conn.send(data)
-    conn.sendall(data[sent:])
+    if sent < len(data):  # not an empty send: to a peer that has answered and closed, that fails with EPIPE
+        conn.sendall(data[sent:])
 
 
 def _receive(conn: socket.socket, max_fds: int = 0) -> tuple[dict | None, list[int]]:
