@@ -1,5 +1,5 @@
 """Compare two finished runs of the same config, for example on a GPU and on a CPU: how far apart the
-numbers in every run table are, per metric, and which scorecard verdicts differ (batchlab.compare).
+numbers in every run table are, per metric, and which scorecard verdicts differ (batchlab.analysis.compare).
 
 Each argument is a pipeline working folder (holding results/ and reports/). The output is a Markdown
 report: per study and metric the median and largest relative difference and where the largest lies,
@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from batchlab.compare import report
+from batchlab.analysis.compare import report
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,9 @@ import torch
 
 from batchlab.config import Study
 from batchlab.data import make_dataset
-from batchlab.engine import train_runs
-from batchlab.train import resolve_device, train_run
+from batchlab.training.engine import train_runs
+from batchlab.training.device import resolve_device
+from batchlab.training.reference import train_run
 
 MODEL = {"kind": "contrastive", "channels": [32, 64], "latent": 64, "projection": 32, "temperature": 0.2}
 

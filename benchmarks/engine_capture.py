@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from batchlab import engine
+from batchlab.training import engine
 from batchlab.config import Study
 from batchlab.data import make_dataset
 

@@ -23,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).parent))
 from train_throughput import make_data, make_study  # noqa: E402
 
-from batchlab.engine import _Training  # noqa: E402
+from batchlab.training.engine import _Training  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,9 +20,9 @@ import time
 
 import torch
 
-from batchlab import stacked_optim
+from batchlab.training import stacked_optim
 from batchlab.config import Optim
-from batchlab.train import resolve_device
+from batchlab.training.device import resolve_device
 
 SHAPES = [(256, 784), (256,), (32, 256), (32,), (256, 32), (256,), (784, 256), (784,)]
 BYTES_PER_PARAM = 28  # the update reads weights, gradients and both moments, and writes weights and moments

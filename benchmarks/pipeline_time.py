@@ -34,8 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 from batchlab.cli import USAGE_LINE
-from batchlab.phases import PHASES_LINE, parse
-from batchlab.warm import STOPPED_LINE
+from batchlab.training.phases import PHASES_LINE, parse
+from batchlab.jobs.warm import STOPPED_LINE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ def rule_table(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 def phase_table(jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per rule whose jobs log phases (batchlab.phases): job-seconds, start-up, each phase's seconds, and the time
+    """Per rule whose jobs log phases (batchlab.training.phases): job-seconds, start-up, each phase's seconds, and the time
     outside the step (the shell, the warm client or the interpreter's own start, Snakemake's benchmark), summed."""
     columns = sorted((c for c in jobs.columns if c.startswith(PHASE)), key=lambda c: c == f"{PHASE}other")
     if not columns:

@@ -29,11 +29,12 @@ from torch.nn import functional as F
 
 from batchlab.config import Study
 from batchlab.data import Dataset
-from batchlab.engine import train_runs
-from batchlab.models import count_parameters
-from batchlab.objectives import sample_loss_for
-from batchlab.run import autocast, init_model, peak_memory_mb
-from batchlab.train import resolve_device, train_run
+from batchlab.training.engine import train_runs
+from batchlab.nets.models import count_parameters
+from batchlab.nets.objectives import sample_loss_for
+from batchlab.training.run import autocast, init_model, peak_memory_mb
+from batchlab.training.device import resolve_device
+from batchlab.training.reference import train_run
 
 N_TRAIN, N_EVAL, FEATURES = 2048, 64, 784
 BYTES_PER_PARAM = 8 * 4  # fp32: weights read + write, gradient write + read, Adam's two moments read + write

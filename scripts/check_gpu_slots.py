@@ -1,6 +1,6 @@
 """Check GPU slots on a real machine: jobs spread over the GPUs, each capped at its memory share.
 
-Starts as many processes as there are slots (each like a Snakemake GPU job: batchlab.gpu_slots.acquire),
+Starts as many processes as there are slots (each like a Snakemake GPU job: batchlab.jobs.gpu_slots.acquire),
 in a temporary slot folder. Each reports the slot and GPU it got, and on a GPU allocates half its
 memory share, then 1.1 times it: the first must succeed and the second fail with out-of-memory. On a
 machine without a GPU it checks the slot assignment only.
@@ -21,7 +21,7 @@ from collections import Counter
 JOB = r"""
 import json, sys
 from pathlib import Path
-from batchlab.gpu_slots import SlotPlan, acquire
+from batchlab.jobs.gpu_slots import SlotPlan, acquire
 plan = SlotPlan(gpus={gpus}, slots_per_gpu={slots})
 slot = acquire(plan, Path({folder!r}))
 import os, torch

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-# Cost estimates in tests come from fixed rates, not a calibration of the machine (batchlab.cost).
+# Cost estimates in tests come from fixed rates, not a calibration of the machine (batchlab.training.cost).
 os.environ["BATCHLAB_RATES"] = str(ROOT / "tests/config/rates.json")
 
 

@@ -1,9 +1,9 @@
-"""batchlab.adam.Adam is torch.optim.Adam bit for bit, on the sparse gradients that make its CPU step faster."""
+"""batchlab.training.adam.Adam is torch.optim.Adam bit for bit, on the sparse gradients that make its CPU step faster."""
 
 import pytest
 import torch
 
-from batchlab.adam import FLUSH, Adam
+from batchlab.training.adam import FLUSH, Adam
 
 
 def _train(optimizer_class, weight_decay: float, steps: int = 300) -> list[torch.Tensor]:

@@ -5,13 +5,13 @@ import sys
 
 import pytest
 
-from batchlab.allocator import keep_freed_memory
+from batchlab.jobs.allocator import keep_freed_memory
 
 # A small training loop of the default EHR study's shape (1866 features, a 256-unit layer, Adam, batch 2):
 # prints its minor page faults and a digest of its final weights.
 LOOP = """
 import resource, sys, torch
-from batchlab.allocator import keep_freed_memory
+from batchlab.jobs.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
 torch.manual_seed(0)

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from batchlab.config import ConfigError, DataSpec, Split, load_config
 from batchlab.data import assign_split, limit_training, make_dataset
 from batchlab.data.brats import list_cases, load_ras, midline_offset_mm, normalise, read_case, slice_indices, to_images
-from batchlab.downstream import folds
+from batchlab.measure.downstream import folds
 from realdata import (
     SHAPE, TUMOUR_SLICE, VOXEL_MM, case_volumes, ras_affine, to_las, write_brats, write_case,
 )  # fmt: skip

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchlab.cbs import bootstrap_fit, empirical_b20, fit_steps_model, steps_table, steps_to_target
-from batchlab.targets import resolve_target
+from batchlab.analysis.cbs import bootstrap_fit, empirical_b20, fit_steps_model, steps_table, steps_to_target
+from batchlab.analysis.targets import resolve_target
 
 SIZES = 2 ** np.arange(11)  # 1 .. 1024
 S_MIN, B_CRIT = 1000.0, 64.0

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchlab.claims import evaluate_claims, spread_slope_test, trend_test
+from batchlab.analysis.claims import evaluate_claims, spread_slope_test, trend_test
 from batchlab.config import Claim
 
 SIZES = [1, 2, 4, 8, 16, 32, 64]
@@ -153,7 +153,7 @@ def curves(loss_of, n_train: int = 4096, seeds: int = 4, noise: float = 0.002, s
 
 
 def test_samples_seen_predict_when_the_loss_follows_samples_and_not_when_it_follows_steps():
-    from batchlab.claims import samples_predict_test
+    from batchlab.analysis.claims import samples_predict_test
 
     by_samples = samples_predict_test(curves(lambda n, s: 1 / np.log1p(n)), "val_loss", n_boot=300)
     by_steps = samples_predict_test(curves(lambda n, s: 1 / np.log1p(s)), "val_loss", n_boot=300)
@@ -162,7 +162,7 @@ def test_samples_seen_predict_when_the_loss_follows_samples_and_not_when_it_foll
 
 
 def test_samples_seen_claim_on_pure_noise_is_inconclusive():
-    from batchlab.claims import samples_predict_test
+    from batchlab.analysis.claims import samples_predict_test
 
     result = samples_predict_test(curves(lambda n, s: 0.0, noise=1.0), "val_loss", n_boot=300)
     assert result["low"] < 0 < result["high"] and result["verdict"] == "inconclusive"
@@ -181,7 +181,7 @@ def budget_table(loss_of_b, seeds: int = 5, noise: float = 0.002) -> pd.DataFram
 
 
 def test_flat_until_b_crit_then_worse_is_replicated():
-    from batchlab.claims import degradation_test
+    from batchlab.analysis.claims import degradation_test
 
     table = budget_table(lambda b: 0.30 if b <= 16 else 0.45)
     result = degradation_test(table, "val_loss", b_crit=20.0, tolerance=0.05, n_boot=300)
@@ -192,7 +192,7 @@ def test_flat_until_b_crit_then_worse_is_replicated():
 
 
 def test_degrading_below_b_crit_or_holding_beyond_it_is_not_replicated():
-    from batchlab.claims import degradation_test
+    from batchlab.analysis.claims import degradation_test
 
     steady_rise = budget_table(lambda b: 0.3 * (1 + 0.2 * math.log2(b)))
     assert degradation_test(steady_rise, "val_loss", 20.0, 0.05, 300)["verdict"] == "not replicated"
@@ -201,7 +201,7 @@ def test_degrading_below_b_crit_or_holding_beyond_it_is_not_replicated():
 
 
 def test_linear_scaling_claim_without_room_below_b_crit_is_inconclusive():
-    from batchlab.claims import degradation_test
+    from batchlab.analysis.claims import degradation_test
 
     table = budget_table(lambda b: 0.30 if b <= 16 else 0.45)
     assert degradation_test(table, "val_loss", b_crit=1.5, tolerance=0.05, n_boot=200)["verdict"] == "inconclusive"
@@ -230,7 +230,7 @@ def steps_of(b_crit_per_seed, sizes=SIZES, s_min: float = 100.0) -> pd.DataFrame
 def test_b_crit_uncertainty_is_carried_into_the_linear_scaling_claim():
     """The same point B_crit (~22) and the same losses: replicated when the seeds agree on B_crit, inconclusive
     when they disagree so much that resampled B_crit often puts 32 (already worse) below it."""
-    from batchlab.claims import b_crit_of_seeds, degradation_test
+    from batchlab.analysis.claims import b_crit_of_seeds, degradation_test
 
     table = budget_table(lambda b: 0.30 if b <= 16 else 0.45)
     agree = b_crit_of_seeds(steps_of([22.0] * 5))
@@ -244,7 +244,7 @@ def test_b_crit_uncertainty_is_carried_into_the_linear_scaling_claim():
 
 
 def test_a_flagged_b_crit_makes_the_linear_scaling_claim_inconclusive_with_the_reason():
-    from batchlab.claims import b_crit_of_seeds, degradation_test
+    from batchlab.analysis.claims import b_crit_of_seeds, degradation_test
 
     ehr_flat = [17.4, 15.9, 14.9, 14.4, 14.0, 13.6, 13.4, 13.3, 13.2, 13.5, np.nan]
     sizes = 2 ** np.arange(11)
@@ -275,7 +275,7 @@ def noise_table(b_simple_of, seeds=(0, 1), sizes=SIZES, fractions=(0.0, 0.25, 1.
 
 
 def test_the_checkpoint_closest_to_the_crossing_in_log_step_is_used():
-    from batchlab.critical import noise_at_crossing
+    from batchlab.analysis.critical import noise_at_crossing
 
     noise = noise_table(lambda b, s, f: 10 + 100 * f, sizes=[1, 4], seeds=[0], total=lambda b: {1: 400, 4: 4000}[b])
     steps = pd.DataFrame({"batch_size": [1, 4], "seed": [0, 0], "steps": [3.0, 1500.0], "reached": [True, True]})
@@ -289,7 +289,7 @@ def test_the_checkpoint_closest_to_the_crossing_in_log_step_is_used():
 
 
 def test_noise_scale_matching_b_crit_is_replicated_and_a_tenfold_miss_is_not():
-    from batchlab.claims import noise_scale_test
+    from batchlab.analysis.claims import noise_scale_test
 
     rng = np.random.default_rng(0)
     steps = steps_of([40.0, 50.0, 60.0])
@@ -301,7 +301,7 @@ def test_noise_scale_matching_b_crit_is_replicated_and_a_tenfold_miss_is_not():
 
 
 def test_noise_scale_claim_is_inconclusive_without_two_measured_seeds_or_a_measured_b_crit():
-    from batchlab.claims import noise_scale_test
+    from batchlab.analysis.claims import noise_scale_test
 
     one_seed = noise_scale_test(noise_table(lambda b, s, f: 50.0, seeds=[0]), steps_of([50.0] * 3), 3.0, 200)
     assert one_seed["verdict"] == "inconclusive"
@@ -322,7 +322,7 @@ def test_two_seeds_with_b_crit_flagged_in_one_seeds_resample_give_no_interval():
     inside. The resample {seed 0, seed 0}, a quarter of the draws, has no B_crit: leaving it out gave
     [value of {1, 1}, the estimate], an interval ending at the estimate. There is no 95% interval, the claim is
     inconclusive, and the detail says how few resamples two seeds give."""
-    from batchlab.claims import b_crit_of_seeds, degradation_test
+    from batchlab.analysis.claims import b_crit_of_seeds, degradation_test
 
     losses = {1: 0.30, 2: 0.30, 4: 0.30, 8: 0.30, 16: 0.30, 32: 0.45, 64: 0.60}
     table = budget_table(lambda b: losses[b], seeds=2, noise=0.0)

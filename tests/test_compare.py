@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from batchlab.compare import metric_differences, report
+from batchlab.analysis.compare import metric_differences, report
 
 
 def _run(folder, val_loss, verdict):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from batchlab.contrastive import InfoNCELoss, augment, nt_xent, runs_info_nce, runs_nt_xent
+from batchlab.nets.contrastive import InfoNCELoss, augment, nt_xent, runs_info_nce, runs_nt_xent
 
 
 def test_nt_xent_matches_a_hand_computed_case():

@@ -10,10 +10,10 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from batchlab import cost
+from batchlab.training import cost
 from batchlab.cli import main
 from batchlab.config import ConvAE, DenseAE, MLPClassifier, CNNClassifier, ContrastiveEncoder, validate_config
-from batchlab.models import build_model, count_parameters
+from batchlab.nets.models import build_model, count_parameters
 from conftest import ROOT
 
 RATES = ROOT / "tests/config/rates.json"

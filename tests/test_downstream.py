@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from batchlab.config import Downstream
-from batchlab.downstream import evaluate_baselines, evaluate_embeddings, folds, make_estimator, predicted
+from batchlab.measure.downstream import evaluate_baselines, evaluate_embeddings, folds, make_estimator, predicted
 
 SPEC = Downstream(folds=5)
 

@@ -16,9 +16,9 @@ import torch
 
 from batchlab.config import Study
 from batchlab.data import make_dataset
-from batchlab.engine import _Training, train_runs
-from batchlab.resume import ResumePoint, StopFlag, TrainingInterrupted
-from batchlab.train import train_run
+from batchlab.training.engine import _Training, train_runs
+from batchlab.training.resume import ResumePoint, StopFlag, TrainingInterrupted
+from batchlab.training.reference import train_run
 
 CPU = torch.device("cpu")
 TIMING = {"wall_time_s", "samples_per_s", "peak_mem_mb", "resumed_at_step"}
@@ -225,7 +225,7 @@ def test_the_captured_step_body_equals_the_eager_step(monkeypatch):
 
 @pytest.mark.parametrize("model", ["dense_ae", "contrastive"])
 def test_auto_engine_batches_on_a_gpu_only(model):
-    from batchlab.engine import use_batched
+    from batchlab.training.engine import use_batched
 
     study = _study(model)
     auto = study.model_copy(update={"training": study.training.model_copy(update={"engine": "auto"})})
@@ -246,7 +246,7 @@ def test_contrastive_runs_batched_with_micro_batches_are_bitwise_the_reference()
 def test_contrastive_validation_losses_of_all_runs_at_once_equal_each_runs_own():
     """At a logged step every contrastive run is evaluated at once, each on its own fresh stream of views and in
     the reference's chunks (a chunk holds the negatives): each value is the reference's mean_loss for that run."""
-    from batchlab.run import mean_loss
+    from batchlab.training.run import mean_loss
 
     study = _study("contrastive")
     runs = [(1e-3, 0), (1e-3, 1), (3e-3, 2)]
@@ -266,7 +266,7 @@ def test_contrastive_validation_losses_of_all_runs_at_once_equal_each_runs_own()
 def test_out_of_memory_halves_the_micro_batch_except_for_contrastive_runs(model, monkeypatch):
     """A step out of memory is taken again in micro-batches of half the size; a contrastive run's negatives come
     from its micro-batch, so halving would change its task: the error reaches the job instead."""
-    from batchlab.engine import _Step
+    from batchlab.training.engine import _Step
 
     training = _Training(_study(model), _data(_study(model)), 4, [(1e-3, 0), (1e-3, 1)], CPU, {})
     step, original, calls = training.step_fn, _Step._dispatch, []

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
-from batchlab import stacked_optim
+from batchlab.training import stacked_optim
 from batchlab.config import Optim, Study
 from batchlab.data import make_dataset
-from batchlab.engine import CudaGraphRequired, _Training, train_runs
-from batchlab.host_sync import HostSyncError, NoHostSync
-from batchlab.train import train_run
+from batchlab.training.engine import CudaGraphRequired, _Training, train_runs
+from batchlab.training.host_sync import HostSyncError, NoHostSync
+from batchlab.training.reference import train_run
 
 CPU = torch.device("cpu")
 EHR = {"name": "synthetic_ehr", "n_samples": 120, "n_features": 24, "n_factors": 3}
@@ -218,8 +218,8 @@ def test_logged_validation_losses_of_all_runs_at_once_equal_each_runs_own(model,
     """At a logged step the engine evaluates every run in one vmapped pass (chunked when the K runs'
     activations would be large): each run's value is what the reference's mean_loss gives that run
     alone, and the pass reads nothing back to the host."""
-    from batchlab import engine
-    from batchlab.run import mean_loss
+    from batchlab.training import engine
+    from batchlab.training.run import mean_loss
 
     study = _study(model)
     runs = [(1e-3, 0), (1e-3, 1), (3e-3, 2)]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from batchlab.geometry import distance_from_init, top_hessian_eigenvalue
+from batchlab.measure.geometry import distance_from_init, top_hessian_eigenvalue
 
 
 def squared_error(model, x, y):

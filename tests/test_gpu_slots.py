@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from batchlab import gpu_slots
-from batchlab.gpu_slots import GpuSlotError, SlotPlan, plan_slots, try_slot
+from batchlab.jobs import gpu_slots
+from batchlab.jobs.gpu_slots import GpuSlotError, SlotPlan, plan_slots, try_slot
 from conftest import ROOT, snakemake, tiny_workdir
 
 
@@ -65,7 +65,7 @@ def test_slots_spread_over_the_gpus_and_run_out(tmp_path: Path):
 def test_a_killed_job_frees_its_slot(tmp_path: Path):
     plan = SlotPlan(gpus=1, slots_per_gpu=1)
     code = (
-        "import sys, time; from pathlib import Path; from batchlab.gpu_slots import SlotPlan, try_slot\n"
+        "import sys, time; from pathlib import Path; from batchlab.jobs.gpu_slots import SlotPlan, try_slot\n"
         f"slot = try_slot(SlotPlan(1, 1), Path({str(tmp_path)!r})); print('held', flush=True); time.sleep(600)"
     )
     job = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from batchlab.gradients import (
+from batchlab.measure.gradients import (
     draw,
     flatten_grads,
     gradient_spread,

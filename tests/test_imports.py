@@ -72,7 +72,7 @@ def test_data_source_imports_only_what_it_uses(source):
 
 
 def test_config_and_data_import_nothing_heavy():
-    assert heavy_after("import batchlab.config, batchlab.data, batchlab.io, batchlab.cost, batchlab.gpu_slots") == set()
+    assert heavy_after("import batchlab.config, batchlab.data, batchlab.io, batchlab.training.cost, batchlab.jobs.gpu_slots") == set()
 
 
 def test_validate_with_known_rates_imports_nothing_heavy():
@@ -87,4 +87,4 @@ def test_validate_with_known_rates_imports_nothing_heavy():
 
 def test_the_check_catches_a_heavy_import():
     """The probe itself: a module that imports torch is seen to."""
-    assert "torch" in heavy_after("import batchlab.io\nimport batchlab.noise")
+    assert "torch" in heavy_after("import batchlab.io\nimport batchlab.measure.noise")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchlab.cbs import bootstrap_fit, fit_steps_model
-from batchlab.measured import MAX_RMSE_LOG, flag, flag_reasons, measured_b_crit
+from batchlab.analysis.cbs import bootstrap_fit, fit_steps_model
+from batchlab.analysis.measured import MAX_RMSE_LOG, flag, flag_reasons, measured_b_crit
 
 SIZES = 2.0 ** np.arange(11)  # 1 .. 1024
 # Mean steps to the 80% target in the default EHR run (2026-11-26): flat, the last batch size never got there.

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from batchlab.config import CNNClassifier, ConvAE, DenseAE, MLPClassifier
-from batchlab.models import build_model
-from batchlab.objectives import sample_loss_for
+from batchlab.nets.models import build_model
+from batchlab.nets.objectives import sample_loss_for
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
-"""Phases of a job's work (batchlab.phases): nested phases counted once, the log line and its reading."""
+"""Phases of a job's work (batchlab.training.phases): nested phases counted once, the log line and its reading."""
 
 import subprocess
 
 import pytest
 
-from batchlab import phases
+from batchlab.training import phases
 from batchlab.cli import USAGE_LINE
 from test_resume import _train_command, data_file  # noqa: F401
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from batchlab.resampling import describe_interval, distinct_resamples, percentile_interval, resample, seed_bootstrap
+from batchlab.analysis.resampling import describe_interval, distinct_resamples, percentile_interval, resample, seed_bootstrap
 
 
 def test_draws_without_a_value_widen_the_interval_instead_of_truncating_it():

@@ -15,8 +15,8 @@ import torch
 from batchlab import io
 from batchlab.config import Study
 from batchlab.data import make_dataset, save_dataset
-from batchlab.resume import ResumePoint, StopFlag, TrainingInterrupted, run_identity
-from batchlab.train import train_run
+from batchlab.training.resume import ResumePoint, StopFlag, TrainingInterrupted, run_identity
+from batchlab.training.reference import train_run
 
 CPU = torch.device("cpu")
 TIMING = ["wall_time_s", "samples_per_s", "peak_mem_mb", "resumed_at_step"]

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from batchlab.config import Claim
-from batchlab.scaling import analyse_grid, evaluate_scaling_claims, log_slopes
+from batchlab.analysis.scaling import analyse_grid, evaluate_scaling_claims, log_slopes
 
 SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 N = [1000, 4000, 16000]

@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from batchlab import io
-from batchlab.cell_cache import Cell, CellCache, cell_key, compute_cells
+from batchlab.jobs.cell_cache import Cell, CellCache, cell_key, compute_cells
 from batchlab.config import Downstream, GradientNoise, validate_config
 from batchlab.data import load_dataset, make_dataset, save_dataset
-from batchlab.downstream import evaluate_embeddings
-from batchlab.models import build_model
-from batchlab.noise import measure_cell
+from batchlab.measure.downstream import evaluate_embeddings
+from batchlab.nets.models import build_model
+from batchlab.measure.noise import measure_cell
 from batchlab.forked import one_thread
-from batchlab.study_cells import downstream_cells, gradient_cells
+from batchlab.jobs.study_cells import downstream_cells, gradient_cells
 
 STUDY = {
     "data": {"name": "synthetic_ehr", "n_samples": 120, "n_features": 24, "n_factors": 3},
@@ -122,7 +122,7 @@ def test_a_cell_missing_one_table_is_computed_again(tmp_path: Path):
 
 def test_changed_code_is_not_answered_from_the_cache(tmp_path: Path):
     """The key covers the package's source: edit any module of it and the code's digest changes."""
-    from batchlab.cell_cache import code_digest
+    from batchlab.jobs.cell_cache import code_digest
 
     package = tmp_path / "batchlab"
     (package / "report").mkdir(parents=True)
@@ -138,9 +138,9 @@ def test_changed_code_is_not_answered_from_the_cache(tmp_path: Path):
 def test_the_code_digest_does_not_depend_on_what_the_process_imported():
     """A job forked from a warm server has imported every step's modules, a cold one only its own: both
     must name a cell the same."""
-    probe = "from batchlab.cell_cache import code_digest\n{}print(code_digest())"
+    probe = "from batchlab.jobs.cell_cache import code_digest\n{}print(code_digest())"
     lean, loaded = (
         subprocess.run([sys.executable, "-c", probe.format(extra)], capture_output=True, text=True, check=True).stdout
-        for extra in ("", "import batchlab.cli, batchlab.noise, batchlab.report.study\n")
+        for extra in ("", "import batchlab.cli, batchlab.measure.noise, batchlab.report.study\n")
     )
     assert lean == loaded and len(lean.strip()) == 64

@@ -8,7 +8,7 @@ import pytest
 
 from batchlab.config import ConvAE, DenseAE, MLPClassifier, StepsToTarget, Study
 from batchlab.data import PARTS, Dataset
-from batchlab.targets import constant_prediction_loss, resolve_target
+from batchlab.analysis.targets import constant_prediction_loss, resolve_target
 
 CURVES = pd.DataFrame(
     {

@@ -10,12 +10,12 @@ import torch
 
 from batchlab.config import ConfigError, Study, validate_config
 from batchlab.data import make_dataset
-from batchlab.engine import train_runs
-from batchlab.host_sync import NoHostSync
-from batchlab.noise import measure_cell
-from batchlab.run import StopAt
-from batchlab.targets import pilot_loss, stop_target
-from batchlab.train import train_run
+from batchlab.training.engine import train_runs
+from batchlab.training.host_sync import NoHostSync
+from batchlab.measure.noise import measure_cell
+from batchlab.training.run import StopAt
+from batchlab.analysis.targets import pilot_loss, stop_target
+from batchlab.training.reference import train_run
 
 CPU = torch.device("cpu")
 TIMING = {"wall_time_s", "samples_per_s", "peak_mem_mb", "resumed_at_step", "engine", "runs_together"}
@@ -89,7 +89,7 @@ def test_the_engine_stops_each_run_where_the_reference_does(view_and_data):
 
 def test_the_stopping_step_body_does_not_sync_with_the_host(view_and_data, monkeypatch):
     """The stop freezes runs through the active mask the diverged runs use: the step itself reads nothing back."""
-    from batchlab import engine
+    from batchlab.training import engine
 
     view, data = view_and_data
     target, _ = _target_between(view, data)
@@ -167,7 +167,7 @@ def test_a_stopped_to_target_cell_resumes_to_the_same_stops(view_and_data, tmp_p
     an uninterrupted one does, with the same checkpoints."""
     import signal
 
-    from batchlab.resume import ResumePoint, StopFlag, TrainingInterrupted
+    from batchlab.training.resume import ResumePoint, StopFlag, TrainingInterrupted
 
     view, data = view_and_data
     target, _ = _target_between(view, data)
@@ -214,7 +214,7 @@ def test_a_study_with_to_target_survives_the_json_the_jobs_receive():
 def test_stops_in_the_step_a_cuda_graph_captures_match_the_eager_ones(view_and_data, monkeypatch):
     """With the graph body (device-tensor step, in-place commit; what a CUDA graph replays) the runs stop at
     the same steps with the same weights as with eager steps: the stop is the divergence mask's frozen step."""
-    from batchlab.engine import _Training
+    from batchlab.training.engine import _Training
 
     view, data = view_and_data
     target, _ = _target_between(view, data)
@@ -239,7 +239,7 @@ def test_state_saved_before_checkpoint_steps_existed_still_resumes(view_and_data
     same run, its checkpoint steps falling back to their fraction of the budget."""
     import signal
 
-    from batchlab.resume import ResumePoint, StopFlag, TrainingInterrupted
+    from batchlab.training.resume import ResumePoint, StopFlag, TrainingInterrupted
 
     view, data = view_and_data
 

@@ -8,8 +8,8 @@ import torch
 
 from batchlab.config import Optim, Study
 from batchlab.data import Dataset
-from batchlab.schedule import lr_at, scaled_lr, warmup_steps
-from batchlab.train import log_spaced_steps, sample_stream, train_run
+from batchlab.training.schedule import lr_at, scaled_lr, warmup_steps
+from batchlab.training.reference import log_spaced_steps, sample_stream, train_run
 
 CPU = torch.device("cpu")
 

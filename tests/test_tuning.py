@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from batchlab.tuning import rank_learning_rates
+from batchlab.training.tuning import rank_learning_rates
 
 
 def runs(rows):

@@ -1,4 +1,4 @@
-"""Warm start (batchlab.warm): a job forked from a server computes what it computes started cold, bit for
+"""Warm start (batchlab.jobs.warm): a job forked from a server computes what it computes started cold, bit for
 bit, passes on its status, streams and signals, resumes when killed, and starts cold, saying so, when
 no server answers."""
 
@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 import torch
 
-from batchlab import warm
-from batchlab.cli import warm_preload
+from batchlab import PACKAGE
+from batchlab.jobs import warm
+from batchlab.cli import ENTRY, warm_preload
 from test_resume import STATE_FILE, _outputs, _train_command, data_file, uninterrupted  # noqa: F401
 
 pytestmark = pytest.mark.skipif(warm.supported() is not None, reason="warm start is Linux only")
@@ -37,7 +38,7 @@ def _children(pid: int) -> list[int]:
 def servers(tmp_path_factory):
     """The train step's server as the workflow starts it, and a lean one for every other step."""
     log = tmp_path_factory.mktemp("warm") / "warm.log"
-    started = warm.Servers.start({"train": warm_preload()["train"], warm.ANY: ["batchlab.cli"]}, log)
+    started = warm.Servers.start({"train": warm_preload()["train"], warm.ANY: ["batchlab.cli"]}, log, ENTRY)
     os.environ.pop(warm.ENV)  # each test passes it on to its jobs itself
     yield started
     started.stop()
@@ -121,8 +122,8 @@ def test_without_a_server_the_job_starts_cold_and_says_so(tmp_path):
 def test_servers_stop_when_snakemake_is_gone(tmp_path):
     """A run killed outright (no onsuccess or onerror hook) leaves no server behind."""
     code = (
-        "import sys; from pathlib import Path; from batchlab import warm\n"
-        f"s = warm.Servers.start({{warm.ANY: []}}, Path({str(tmp_path / 'log')!r}))\n"
+        "import sys; from pathlib import Path; from batchlab.jobs import warm; from batchlab.cli import ENTRY\n"
+        f"s = warm.Servers.start({{warm.ANY: []}}, Path({str(tmp_path / 'log')!r}), ENTRY)\n"
         "print(s.processes[warm.ANY].pid, s.folder, flush=True)\n"
         "import os; os._exit(0)\n"
     )
@@ -136,13 +137,13 @@ def test_servers_stop_when_snakemake_is_gone(tmp_path):
 
 def test_a_server_that_cannot_start_is_reported(tmp_path):
     with pytest.raises(OSError, match="warm server no/such failed"):
-        warm.Servers.start({"no/such": []}, tmp_path / "log")  # no folder for its socket
+        warm.Servers.start({"no/such": []}, tmp_path / "log", ENTRY)  # no folder for its socket
     assert warm.ENV not in os.environ
 
 
 def test_a_module_the_server_cannot_load_is_logged_and_left_to_the_job(tmp_path):
     log = tmp_path / "log"
-    started = warm.Servers.start({warm.ANY: ["batchlab.no_such_module", "batchlab.cli"]}, log)
+    started = warm.Servers.start({warm.ANY: ["batchlab.no_such_module", "batchlab.cli"]}, log, ENTRY)
     os.environ.pop(warm.ENV)
     try:
         env = _env(**{warm.ENV: str(started.folder)})
@@ -157,7 +158,7 @@ def test_a_module_the_server_cannot_load_is_logged_and_left_to_the_job(tmp_path)
 def test_a_job_whose_server_dies_fails_and_is_stopped(data_file, tmp_path):
     """The server killed under a running job: the client says so and fails at once (it cannot wait for
     a process that is not its child), and stops the orphaned job, which saves its state as on SIGTERM."""
-    started = warm.Servers.start({"train": warm_preload()["train"]}, tmp_path / "log")
+    started = warm.Servers.start({"train": warm_preload()["train"]}, tmp_path / "log", ENTRY)
     os.environ.pop(warm.ENV)
     out = tmp_path / "cell"
     try:
@@ -182,7 +183,7 @@ def test_a_job_whose_server_dies_fails_and_is_stopped(data_file, tmp_path):
 
 def test_after_the_source_changes_jobs_start_cold_and_say_why(servers, tmp_path):
     """A server runs the code it loaded; once batchlab's source changes, jobs start cold, running it as it is."""
-    source = Path(warm.__file__).with_name("seeding.py")
+    source = PACKAGE / "seeding.py"
     times = source.stat()
     env = _env(**{warm.ENV: str(servers.folder)})
     command = [sys.executable, "-m", "batchlab", "schema", "--out", "s.json"]
@@ -235,7 +236,7 @@ def test_a_server_that_initialised_cuda_refuses_jobs_which_start_cold_and_say_wh
     (tmp_path / "pretend_cuda.py").write_text("import torch.cuda\ntorch.cuda._initialized = True\n")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
     log = tmp_path / "log"
-    started = warm.Servers.start({warm.ANY: ["batchlab.cli", "pretend_cuda"]}, log)
+    started = warm.Servers.start({warm.ANY: ["batchlab.cli", "pretend_cuda"]}, log, ENTRY)
     os.environ.pop(warm.ENV)
     try:
         deadline = time.monotonic() + 60

@@ -120,7 +120,7 @@ def test_train_to_target_analysis_feeds_the_critical_batch_size(finished_run: Pa
     the pilot being the sweep's batch size 2; its critical-batch tables and B_simple come from those runs."""
     from batchlab.config import load_config
     from batchlab.data import load_dataset
-    from batchlab.targets import constant_prediction_loss
+    from batchlab.analysis.targets import constant_prediction_loss
 
     runs = pd.read_parquet(finished_run / "results/tiny_signal/to_target/runs.parquet")
     assert sorted(runs["batch_size"].unique()) == [2, 8, 32] and sorted(runs["seed"].unique()) == [0, 1]

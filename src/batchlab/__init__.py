@@ -8,5 +8,5 @@ PACKAGE = Path(__file__).resolve().parent
 
 def source_files(package: Path = PACKAGE) -> list[Path]:
     """Every Python source file of the package, sorted: "the code" to the cell cache's keys
-    (batchlab.cell_cache) and to a warm server's check that its jobs run the code as it is (batchlab.warm)."""
+    (batchlab.jobs.cell_cache) and to a warm server's check that its jobs run the code as it is (batchlab.jobs.warm)."""
     return sorted(package.rglob("*.py"))

@@ -1,9 +1,9 @@
 """`python -m batchlab`, as the workflow's jobs call it: in a child of the run's warm server when there is
-one (batchlab.warm: the libraries already loaded), else here (batchlab.cli.run_job)."""
+one (batchlab.jobs.warm: the libraries already loaded), else here (batchlab.cli.run_job)."""
 
 import sys
 
-from batchlab.warm import delegate
+from batchlab.jobs.warm import delegate
 
 status = delegate(sys.argv[1:])
 if status is not None:

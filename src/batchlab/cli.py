@@ -19,9 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from batchlab import io, phases
-from batchlab import warm as warm_start
-from batchlab.allocator import keep_freed_memory
+from batchlab import io
+
+from batchlab.training import phases
+from batchlab.jobs import warm as warm_start
+from batchlab.jobs.allocator import keep_freed_memory
 from batchlab.config import ConfigError, Downstream, data_from_json, json_schema, load_config, study_from_json
 
 HEAVY = ("torch", "sklearn", "scipy", "matplotlib", "seaborn", "pandas")
@@ -38,7 +40,7 @@ def _study(args: argparse.Namespace):
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from batchlab.cost import print_estimate
+    from batchlab.training.cost import print_estimate
 
     cfg = load_config(args.config)
     for name, study in cfg.studies.items():
@@ -60,8 +62,8 @@ def cmd_data(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
-    from batchlab.cell import train_cell
-    from batchlab.resume import StopFlag
+    from batchlab.training.cell import train_cell
+    from batchlab.training.resume import StopFlag
 
     from batchlab.data import training_size
 
@@ -96,8 +98,8 @@ def _stop_at(args: argparse.Namespace, study):
 
     from batchlab.config import ToTarget
     from batchlab.data import load_dataset
-    from batchlab.run import StopAt
-    from batchlab.targets import constant_prediction_loss, pilot_loss, stop_target
+    from batchlab.training.run import StopAt
+    from batchlab.analysis.targets import constant_prediction_loss, pilot_loss, stop_target
 
     spec = ToTarget.model_validate_json(args.to_target_json)
     baseline = math.nan if spec.kind == "value" else constant_prediction_loss(load_dataset(args.data), study.model, "val")
@@ -112,14 +114,14 @@ def _stop_at(args: argparse.Namespace, study):
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
-    from batchlab.aggregate import read_all
+    from batchlab.analysis.aggregate import read_all
 
     io.write_parquet(read_all(args.runs), args.runs_out)
     io.write_parquet(read_all(args.curves), args.curves_out)
 
 
 def cmd_downstream(args: argparse.Namespace) -> None:
-    from batchlab.study_cells import downstream_cells
+    from batchlab.jobs.study_cells import downstream_cells
 
     _same_length(args, "embeddings")
     table = downstream_cells(
@@ -131,7 +133,7 @@ def cmd_downstream(args: argparse.Namespace) -> None:
 
 def cmd_baselines(args: argparse.Namespace) -> None:
     from batchlab.data import load_dataset
-    from batchlab.downstream import evaluate_baselines
+    from batchlab.measure.downstream import evaluate_baselines
 
     spec, data = Downstream.model_validate_json(args.downstream_json), load_dataset(args.data)
     try:
@@ -145,7 +147,7 @@ def cmd_baselines(args: argparse.Namespace) -> None:
 
 def cmd_gradients(args: argparse.Namespace) -> None:
     from batchlab.config import GradientNoise
-    from batchlab.study_cells import gradient_cells
+    from batchlab.jobs.study_cells import gradient_cells
 
     _take_gpu_slot(args)
     _same_length(args, "checkpoints")
@@ -166,7 +168,7 @@ def _take_gpu_slot(args: argparse.Namespace) -> None:
     """With --gpu-slots (a shared GPU), hold a free slot for the job's life: its GPU and a bounded memory share."""
     if args.gpu_slots is None:
         return
-    from batchlab import gpu_slots
+    from batchlab.jobs import gpu_slots
 
     with phases.phase("gpu_slot"):
         slot = gpu_slots.acquire(gpu_slots.SlotPlan(args.gpus, args.gpu_slots))
@@ -177,11 +179,11 @@ def cmd_critical(args: argparse.Namespace) -> None:
     import pandas as pd
     from pydantic import TypeAdapter
 
-    from batchlab.aggregate import read_all
+    from batchlab.analysis.aggregate import read_all
     from batchlab.config import ModelSpec, StepsToTarget
-    from batchlab.critical import analyse
+    from batchlab.analysis.critical import analyse
     from batchlab.data import load_dataset
-    from batchlab.targets import SPLITS, constant_prediction_loss
+    from batchlab.analysis.targets import SPLITS, constant_prediction_loss
 
     spec = StepsToTarget.model_validate_json(args.target_json)
     model = TypeAdapter(ModelSpec).validate_json(args.model_json)
@@ -204,7 +206,7 @@ def cmd_critical(args: argparse.Namespace) -> None:
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
-    from batchlab.aggregate import join_runs, read_all
+    from batchlab.analysis.aggregate import join_runs, read_all
 
     table = join_runs(read_all(args.runs), read_all(args.downstream))
     io.write_parquet(table, args.table)
@@ -215,7 +217,7 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from batchlab.aggregate import read_all
+    from batchlab.analysis.aggregate import read_all
     from batchlab.data import load_dataset
     from batchlab.report.data import describe_data
     from batchlab.report.study import build_study_report
@@ -317,7 +319,7 @@ def parser() -> argparse.ArgumentParser:
         sp.add_argument("--gpus", type=int, default=1, help="GPUs the slots spread over (with --gpu-slots)")
 
     sp = add("validate", cmd_validate, "validate a config file, list its studies and estimate their cost",
-             ("batchlab.cost",), study=False, job=False)
+             ("batchlab.training.cost",), study=False, job=False)
     sp.add_argument("config")
     sp.add_argument("--rates", help="per-model-kind rates (JSON) instead of this machine's calibration")
     sp = add("schema", cmd_schema, "write the config's JSON schema", (), study=False, job=False)
@@ -327,7 +329,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     # torch._inductor.config: torch.use_deterministic_algorithms imports it (0.8 s), in every cell.
     sp = add("train", cmd_train, "train every seed of one (study, batch size) cell",
-             ("batchlab.cell", "batchlab.resume", "torch._inductor.config"))
+             ("batchlab.training.cell", "batchlab.training.resume", "torch._inductor.config"))
     sp.add_argument("--batch-size", type=int, required=True)
     sp.add_argument("--data", required=True)
     sp.add_argument("--out-dir", required=True)
@@ -342,7 +344,7 @@ def parser() -> argparse.ArgumentParser:
     gpu_slots(sp)
     sp = add(
         "downstream", cmd_downstream, "SVM in k-fold CV on the embeddings of every cell of a study",
-        ("batchlab.study_cells", "batchlab.downstream"), study=False,
+        ("batchlab.jobs.study_cells", "batchlab.measure.downstream"), study=False,
     )
     sp.add_argument("--study", required=True, help="study name")
     sp.add_argument("--downstream-json", required=True, help="the study's validated downstream block, as JSON")
@@ -351,7 +353,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp = add(
         "baselines", cmd_baselines, "the downstream protocol on raw inputs and PCA",
-        ("batchlab.data", "batchlab.downstream"), study=False,
+        ("batchlab.data", "batchlab.measure.downstream"), study=False,
     )
     sp.add_argument("--study", required=True, help="study name")
     sp.add_argument("--downstream-json", required=True, help="the study's validated downstream block, as JSON")
@@ -361,7 +363,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp = add(
         "gradients", cmd_gradients, "gradient noise and spread at the checkpoints of every cell of a study",
-        ("batchlab.study_cells", "batchlab.noise"),
+        ("batchlab.jobs.study_cells", "batchlab.measure.noise"),
     )
     sp.add_argument("--gradients-json", required=True, help="the study's validated gradients block, as JSON")
     sp.add_argument("--data", required=True)
@@ -373,7 +375,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-spread", action="store_true", help="the noise statistics only (the spread table is empty)")
     sp = add(
         "critical", cmd_critical, "steps-to-target, the S(B) fit and the critical batch size",
-        ("batchlab.aggregate", "batchlab.critical", "batchlab.data", "batchlab.targets"), study=False,
+        ("batchlab.analysis.aggregate", "batchlab.analysis.critical", "batchlab.data", "batchlab.analysis.targets"), study=False,
     )
     sp.add_argument("--study", required=True, help="study name")
     sp.add_argument("--target-json", required=True, help="the study's validated steps_to_target block, as JSON")
@@ -384,12 +386,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--target-runs", nargs="+", help="train-to-target runs: the analysis uses the target they trained to")
     sp.add_argument("--steps", required=True)
     sp.add_argument("--out", required=True)
-    sp = add("collect", cmd_collect, "concatenate a study's train-to-target cells", ("batchlab.aggregate",), study=False)
+    sp = add("collect", cmd_collect, "concatenate a study's train-to-target cells", ("batchlab.analysis.aggregate",), study=False)
     sp.add_argument("--runs", nargs="+", required=True)
     sp.add_argument("--curves", nargs="+", required=True)
     sp.add_argument("--runs-out", required=True)
     sp.add_argument("--curves-out", required=True)
-    sp = add("aggregate", cmd_aggregate, "join a study's cells into one tidy table", ("batchlab.aggregate",), study=False)
+    sp = add("aggregate", cmd_aggregate, "join a study's cells into one tidy table", ("batchlab.analysis.aggregate",), study=False)
     sp.add_argument("--runs", nargs="+", required=True)
     sp.add_argument("--downstream", nargs="+", required=True)
     sp.add_argument("--curves", nargs="+", required=True)
@@ -398,7 +400,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--lr-search", nargs="+", required=True, help="every cell's lr_search.parquet")
     sp.add_argument("--lr-search-out", required=True)
     sp = add(
-        "report", cmd_report, "render one study's report", ("batchlab.aggregate", "batchlab.data", "batchlab.report.study")
+        "report", cmd_report, "render one study's report", ("batchlab.analysis.aggregate", "batchlab.data", "batchlab.report.study")
     )
     sp.add_argument("--data", required=True)
     sp.add_argument("--table", required=True)
@@ -437,8 +439,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+ENTRY = f"{__name__}:main"  # what a warm server's child calls to run a job (batchlab.jobs.warm)
+
+
 def warm_preload() -> dict[str, list[str]]:
-    """What each warm server loads before it serves jobs (batchlab.warm): the train step's own server just
+    """What each warm server loads before it serves jobs (batchlab.jobs.warm): the train step's own server just
     what a cold train job loads, so that its process memory (peak_mem_mb on the CPU) holds no other
     step's libraries; the server of every other step what any of them loads, the data step's first."""
     steps = parser().get_default("step_imports")
@@ -450,7 +455,7 @@ def warm_preload() -> dict[str, list[str]]:
 
 def usage_line(command: str, startup_s: float, work_s: float, warm: bool = False) -> str:
     """What a job cost: start-up (process start to its step's modules imported), work, CPU-seconds, heavy
-    libraries, and whether it started warm (forked from a server that had loaded them: batchlab.warm)."""
+    libraries, and whether it started warm (forked from a server that had loaded them: batchlab.jobs.warm)."""
     cpu = sum(
         u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
     )
@@ -463,7 +468,7 @@ def usage_line(command: str, startup_s: float, work_s: float, warm: bool = False
 
 def main(argv: list[str] | None = None, started: float | None = None, warm: bool = False) -> int:
     """Run one step. `started`: when the job's process started (warm.boot_time's clock), this one's by default."""
-    from batchlab.resume import TrainingInterrupted
+    from batchlab.training.resume import TrainingInterrupted
 
     args = parser().parse_args(argv)
     phases.reset()

@@ -571,7 +571,7 @@ class Training(Strict):
     engine: Literal["auto", "batched", "reference"] = Field(
         "auto",
         description="batched: the runs of a cell (seeds x lr grid) trained together, sharing every kernel launch "
-        "(batchlab.engine); reference: one run after another by the reference trainer (batchlab.train); "
+        "(batchlab.training.engine); reference: one run after another by the reference trainer (batchlab.training.reference); "
         "auto: batched on a GPU, reference on a CPU (where batching runs does not pay: docs/benchmarks.md).",
     )
     micro_batch_size: PositiveInt | None = Field(
@@ -796,7 +796,7 @@ DEFAULT_TOLERANCE = {
 
 
 class Claim(Strict):
-    """A published finding the study tests; the report gives it a verdict (see batchlab.claims)."""
+    """A published finding the study tests; the report gives it a verdict (see batchlab.analysis.claims)."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Short slug naming the claim.")
     source: str = Field(description="Where the claim comes from (paper, section).")
@@ -946,7 +946,7 @@ class Study(Strict):
         """The studies a scaling grid runs, by name (the study itself when it has no grid).
 
         Each cell trains on `train_samples` of the training split with widths times the factor; it keeps the
-        per-batch-size claims, while the grid's own claims are tested across cells (batchlab.scaling).
+        per-batch-size claims, while the grid's own claims are tested across cells (batchlab.analysis.scaling).
         """
         if self.scaling is None:
             return {name: self}

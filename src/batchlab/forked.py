@@ -12,6 +12,8 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
+FORKED_JOB = False  # True in a job forked from a warm server (batchlab.jobs.warm): its peak memory counts less
+
 
 @contextmanager
 def one_thread() -> Iterator[None]:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from batchlab.cli import warm_preload
+from batchlab.cli import ENTRY, warm_preload
 from batchlab.config import ConfigError, validate_config
-from batchlab.cost import print_estimate
+from batchlab.training.cost import print_estimate
 from batchlab.finished_run import scorecard_files, table_files
-from batchlab.gpu_slots import GpuSlotError, plan_slots, visible_gpus
-from batchlab.train import resolve_device
-from batchlab.warm import start_for_run
+from batchlab.jobs.gpu_slots import GpuSlotError, plan_slots, visible_gpus
+from batchlab.training.device import resolve_device
+from batchlab.jobs.warm import start_for_run
 
 
 def _config_source():
@@ -41,7 +41,7 @@ TRAIN_GPUS = 1 if DEVICE.type == "cuda" else 0
 
 # GPU sharing on one machine: the profile's `gpu` resource is the number of GPU slots in all (slots
 # per GPU x GPUs), `gpu_devices` optionally the number of GPUs to use. Checked here, before any job
-# starts; each GPU job then takes a free slot itself (batchlab.gpu_slots): Snakemake's local executor
+# starts; each GPU job then takes a free slot itself (batchlab.jobs.gpu_slots): Snakemake's local executor
 # counts the resource but hands out no device IDs. Passed outside `params`: it changes no result.
 def _global_resource(name):
     """The value of a `resources:` entry of the profile or `--resources`, or None."""
@@ -73,7 +73,7 @@ if workflow.is_main_process:
 
 
 # Every job of a local run starts warm: forked from a server that has already loaded its libraries
-# (batchlab.warm), for as long as the run lasts. Off with `warm_start: false`; no result changes.
+# (batchlab.jobs.warm), for as long as the run lasts. Off with `warm_start: false`; no result changes.
 WARM_SERVERS = []
 
 
@@ -88,6 +88,7 @@ onstart:
         workflow.local_exec,
         warm_preload(),
         Path("logs/warm_start.log"),
+        ENTRY,
     )
     WARM_SERVERS.extend([servers] if servers else [])
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from batchlab import io
-from batchlab.compare import Comparison, compare, read_scorecards, read_tables
+from batchlab.analysis.compare import Comparison, compare, read_scorecards, read_tables
 from batchlab.finished_run import scorecard_files, table_files
 from batchlab.report.html import render
 

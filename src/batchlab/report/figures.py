@@ -188,7 +188,7 @@ def gradient_spread(spread: pd.DataFrame, path: str | Path, title: str) -> None:
 
 def _own_spread_panel(ax: plt.Axes, spread: pd.DataFrame) -> None:
     """Each measured run's spread at its own batch size, last checkpoint, with the B^-1/2 line through the smallest."""
-    from batchlab.claims import own_spread
+    from batchlab.analysis.claims import own_spread
 
     own = own_spread(spread)
     own = own[np.isfinite(own["log_spread"])]
@@ -241,7 +241,7 @@ def b_simple_over_training(
 
 
 def _mark_noise_at_target(ax: plt.Axes, noise: pd.DataFrame, steps: pd.DataFrame, critical: pd.DataFrame) -> None:
-    from batchlab.critical import noise_at_crossing
+    from batchlab.analysis.critical import noise_at_crossing
 
     at = noise_at_crossing(noise, steps)
     if not at.empty:
@@ -292,7 +292,7 @@ def steps_to_target(
 ) -> None:
     """Left: the loss curves against steps with the target across them. Right: steps to the target against
     batch size with the S(B) fit, B_crit and B_20; flagged estimates greyed and never drawn beyond the data."""
-    from batchlab.cbs import StepsFit
+    from batchlab.analysis.cbs import StepsFit
 
     if curves is not None:
         fig, (left, ax) = plt.subplots(1, 2, figsize=(12, 4.4))

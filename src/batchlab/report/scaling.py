@@ -8,11 +8,11 @@ import pandas as pd
 import yaml
 
 from batchlab import io, provenance
-from batchlab.claims import STATISTICS
+from batchlab.analysis.claims import STATISTICS
 from batchlab.config import Study
 from batchlab.report import figures
 from batchlab.report.html import render
-from batchlab.scaling import analyse_grid, evaluate_scaling_claims
+from batchlab.analysis.scaling import analyse_grid, evaluate_scaling_claims
 
 CAPTION = (
     "Critical batch size B_crit of every cell of the grid, from the S(B) = S_min(1 + B_crit/B) fit to its seed-mean "

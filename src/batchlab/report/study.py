@@ -8,8 +8,8 @@ import pandas as pd
 import yaml
 
 from batchlab import io, provenance
-from batchlab.aggregate import summary_by_batch_size
-from batchlab.claims import STATISTICS, evaluate_claims
+from batchlab.analysis.aggregate import summary_by_batch_size
+from batchlab.analysis.claims import STATISTICS, evaluate_claims
 from batchlab.config import Study
 from batchlab.report import figures
 from batchlab.report.data import data_provenance

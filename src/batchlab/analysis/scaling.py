@@ -1,17 +1,17 @@
 """The critical batch size across a data-size x model-size grid (Zhang et al. 2025).
 
 Each cell of the grid is a whole batch-size study; its B_crit comes from the S(B) = S_min(1 + B_crit/B)
-fit to the seed-mean steps to target (batchlab.cbs). Across cells, log B_crit is regressed on log
+fit to the seed-mean steps to target (batchlab.analysis.cbs). Across cells, log B_crit is regressed on log
 training-set size and log width together, so each slope is the effect of one with the other held
 fixed. Seeds are the replicates: one bootstrap draw resamples seeds once and refits every cell with
 the same draw (a seed's runs share their initialisation rule and data order in every cell), which
 gives intervals for each cell's B_crit and for both slopes. B_20 = B_crit / 5 has the same slopes.
-A cell whose B_crit the rule of batchlab.measured flags (outside the batch sizes that reached the
+A cell whose B_crit the rule of batchlab.analysis.measured flags (outside the batch sizes that reached the
 target, too few of them, or a poor fit) keeps its fit and flag in the table, and the grid's claims are
 then inconclusive with the cell's reason. A bootstrap draw in which the rule flags some cell gives no
 slope: it was drawn all the same, and its slope could lie on either side, so the intervals hold wherever
 such draws lie, and when they are more than (1 - level)/2 of the draws no interval holds and the claims
-are inconclusive too (batchlab.resampling.percentile_interval). With 2 seeds a draw is one of only 3
+are inconclusive too (batchlab.analysis.resampling.percentile_interval). With 2 seeds a draw is one of only 3
 distinct resamples; the claims' details say so.
 """
 
@@ -22,10 +22,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from batchlab.cbs import seed_mean_steps, steps_matrix
-from batchlab.claims import interval_verdict, scorecard_row
-from batchlab.measured import measured_b_crit
-from batchlab.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, resample
+from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
+from batchlab.analysis.claims import interval_verdict, scorecard_row
+from batchlab.analysis.measured import measured_b_crit
+from batchlab.analysis.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, resample
 
 CELL_COLUMNS = ["study", "train_samples", "width_factor", "n_params"]
 

@@ -1,6 +1,6 @@
 """A study's critical batch size, three ways side by side: the S(B) fit, the 20% rule, and B_simple.
 
-Every estimate carries a `flag` (batchlab.measured: '' when the runs measure it, else why not). The
+Every estimate carries a `flag` (batchlab.analysis.measured: '' when the runs measure it, else why not). The
 gradient noise scale enters twice: at each checkpoint, and at the target (each measured run's
 checkpoint closest to where it crossed the target), the one McCandlish et al. compare with B_crit.
 """
@@ -12,11 +12,11 @@ import math
 import numpy as np
 import pandas as pd
 
-from batchlab import measured
-from batchlab.cbs import bootstrap_fit, seed_mean_steps, steps_matrix, steps_table
+from batchlab.analysis import measured
+from batchlab.analysis.cbs import bootstrap_fit, seed_mean_steps, steps_matrix, steps_table
 from batchlab.config import StepsToTarget
-from batchlab.resampling import percentile_interval, seed_bootstrap
-from batchlab.targets import resolve_target
+from batchlab.analysis.resampling import percentile_interval, seed_bootstrap
+from batchlab.analysis.targets import resolve_target
 
 FIT_LABELS = {
     "s_min": ("S(B) fit (McCandlish)", "S_min: steps at infinite batch"),
@@ -71,7 +71,7 @@ def analyse(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-run steps-to-target, and one table of critical-batch-size estimates with intervals and flags.
 
-    baseline: the data's constant-prediction loss (batchlab.targets), needed by a baseline_fraction target
+    baseline: the data's constant-prediction loss (batchlab.analysis.targets), needed by a baseline_fraction target
     and recorded beside the target for the figures.
     """
     target = resolve_target(curves, spec.metric, spec.kind, spec.value, baseline)

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from batchlab.cbs import fit_steps_model
+from batchlab.analysis.cbs import fit_steps_model
 
 MIN_BATCH_SIZES = 4
 MAX_RMSE_LOG = 0.15

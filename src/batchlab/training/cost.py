@@ -98,7 +98,7 @@ def _conv(a: int, b: int, kernel: int, dims: int, positions: int) -> tuple[int, 
 
 
 def model_work(spec, shape: tuple[int, ...], classes: int) -> tuple[int, int]:
-    """(multiply-accumulates of one sample's forward pass, parameters) of the model batchlab.models builds."""
+    """(multiply-accumulates of one sample's forward pass, parameters) of the model batchlab.nets.models builds."""
     layers: list[tuple[int, int]] = []
     if isinstance(spec, (DenseAE, MLPClassifier)):
         widths = [math.prod(shape), *spec.hidden]
@@ -233,9 +233,9 @@ def _seconds_per_step(spec, shape: tuple[int, ...], batch: int, device: torch.de
     """Adam steps of a fresh model on random data: the fastest of a few blocks (other work only adds time)."""
     import torch
 
-    from batchlab.adam import Adam
-    from batchlab.models import build_model
-    from batchlab.objectives import sample_loss_for
+    from batchlab.training.adam import Adam
+    from batchlab.nets.models import build_model
+    from batchlab.nets.objectives import sample_loss_for
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -271,7 +271,7 @@ def machine_rates(device_setting: str, kinds: set[str], device: torch.device | N
     missing = sorted(kinds - set(have))
     if missing:
         if device is None:
-            from batchlab.train import resolve_device
+            from batchlab.training.device import resolve_device
 
             device = resolve_device(device_setting)
         started = time.perf_counter()

@@ -2,7 +2,7 @@
 
 A process per cell paid its imports (scikit-learn or torch) for seconds of work; one job per study pays
 them once. Each cell is still computed on its own by the per-cell functions (`downstream.evaluate_embeddings`,
-`noise.measure_cell`), cached by the content of its inputs (batchlab.cell_cache) and computed on one
+`noise.measure_cell`), cached by the content of its inputs (batchlab.jobs.cell_cache) and computed on one
 thread (batchlab.forked), so its numbers are those of a job of one cell, and adding a batch size computes only the new cell.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchlab import io
-from batchlab.cell_cache import Cell, CellCache, cell_key, compute_cells, file_digest
+from batchlab.jobs.cell_cache import Cell, CellCache, cell_key, compute_cells, file_digest
 from batchlab.config import Downstream, GradientNoise, Study, study_from_json
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def downstream_cells(
     cache_dir: str | Path, workers: int = 1,
 ) -> pd.DataFrame:
     """The downstream table of every cell (batch size, embeddings file), in the order given."""
-    from batchlab.aggregate import read_all
+    from batchlab.analysis.aggregate import read_all
 
     shared = {"study": study_name, "downstream": spec.model_dump_json(), "data": file_digest(data_path)}
     jobs = [
@@ -43,7 +43,7 @@ def downstream_cells(
 def downstream_cell(study_name: str, spec_json: str, data_path: str, batch_size: int, embeddings: str) -> tuple:
     """SVM scores of one cell's embeddings (one row per run)."""
     from batchlab.data import load_dataset
-    from batchlab.downstream import evaluate_embeddings
+    from batchlab.measure.downstream import evaluate_embeddings
 
     spec, data = Downstream.model_validate_json(spec_json), load_dataset(data_path)
     emb = io.read_npz(embeddings)
@@ -68,8 +68,8 @@ def gradient_cells(
     The initial weights, the same in every cell of a seed, are measured in the smallest batch size's
     cell only. On a GPU the cells run one after another in this process (it holds one GPU slot).
     """
-    from batchlab.aggregate import read_all
-    from batchlab.train import resolve_device
+    from batchlab.analysis.aggregate import read_all
+    from batchlab.training.device import resolve_device
 
     dev = resolve_device(device)
     if dev.type == "cuda":
@@ -95,7 +95,7 @@ def gradient_cell(
     import torch
 
     from batchlab.data import load_dataset
-    from batchlab.noise import measure_cell
+    from batchlab.measure.noise import measure_cell
 
     stats, spread = measure_cell(
         study_from_json(cell_json),

@@ -16,7 +16,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from batchlab.gradients import SampleLoss
+from batchlab.measure.gradients import SampleLoss
 
 
 def distance_from_init(initial: dict[str, Tensor], model: nn.Module) -> float:

@@ -9,14 +9,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from batchlab import engine, io
+from batchlab import io
+
+from batchlab.training import engine
 from batchlab.config import Study
 from batchlab.data import load_dataset
-from batchlab.phases import phase
-from batchlab.resume import ResumePoint, StopFlag, run_identity
-from batchlab.run import RunResult, StopAt
-from batchlab.train import Progress, resolve_device, train_run
-from batchlab.tuning import rank_learning_rates
+from batchlab.training.phases import phase
+from batchlab.training.resume import ResumePoint, StopFlag, run_identity
+from batchlab.training.run import RunResult, StopAt
+from batchlab.training.device import resolve_device
+from batchlab.training.reference import Progress, train_run
+from batchlab.training.tuning import rank_learning_rates
 
 
 def train_cell(
@@ -33,10 +36,10 @@ def train_cell(
 ) -> pd.DataFrame:
     """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt.
 
-    The runs are trained together by the batched engine (batchlab.engine), or one after another by the
+    The runs are trained together by the batched engine (batchlab.training.engine), or one after another by the
     reference trainer when the study's training.engine says so (`auto`: on a CPU).
     A run per (learning rate, seed): one rate unless the study's lr_rule is tuned, in which case every
-    rate of the grid is trained and the best on validation loss is kept (batchlab.tuning).
+    rate of the grid is trained and the best on validation loss is kept (batchlab.training.tuning).
     lr_search.parquet holds every run with its rate's rank; the other outputs hold the chosen rate's.
     Every run keeps its final weights; the runs of the seeds whose gradient noise is measured also keep
     the weights at the study's gradient checkpoints. State is kept in out_dir/.resume/ while the cell

@@ -16,11 +16,11 @@ replacement, the same seeds at every batch size, since runs of one seed are pair
   B_simple / B_crit, B_simple taken at each run's checkpoint closest to its crossing of the target;
 - "gradient spread falls as B^-1/2, then flattens" (Vaessen & van Leeuwen 2024): the slope of log
   spread on log batch size over the trained runs, each measured at its own batch size, against -1/2;
-- claims across a scaling grid (Zhang et al. 2025) are tested in batchlab.scaling with the same rules.
-A claim that rests on B_crit is inconclusive when the rule of batchlab.measured flags B_crit (the
+- claims across a scaling grid (Zhang et al. 2025) are tested in batchlab.analysis.scaling with the same rules.
+A claim that rests on B_crit is inconclusive when the rule of batchlab.analysis.measured flags B_crit (the
 reason is written in its detail), or when B_crit is not measured in more than (1 - L)/2 of the draws:
 those draws are no less real for having no value, and they could all lie in one tail, so no interval
-at level L holds (batchlab.resampling.percentile_interval). Every detail says how many distinct resamples
+at level L holds (batchlab.analysis.resampling.percentile_interval). Every detail says how many distinct resamples
 the seeds allow (3 for 2 seeds) and when an end of the interval is one seed's own value or the estimate.
 Inconclusive also covers too little data to say (fewer than 3 batch sizes or 2 seeds with finite
 values). Runs whose metric is not finite (diverged, not evaluated) are left out and counted.
@@ -34,11 +34,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from batchlab.cbs import seed_mean_steps, steps_matrix
-from batchlab.critical import geometric_mean, noise_at_crossing
-from batchlab.measured import flag as measured_flag
-from batchlab.measured import measured_b_crit
-from batchlab.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, seed_bootstrap
+from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
+from batchlab.analysis.critical import geometric_mean, noise_at_crossing
+from batchlab.analysis.measured import flag as measured_flag
+from batchlab.analysis.measured import measured_b_crit
+from batchlab.analysis.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, seed_bootstrap
 
 STATISTICS = {
     "spearman_rho": {
@@ -479,7 +479,7 @@ def evaluate_claims(
     noise: pd.DataFrame | None = None,
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """One scorecard row per per-study claim (claims across a scaling grid are evaluated in batchlab.scaling).
+    """One scorecard row per per-study claim (claims across a scaling grid are evaluated in batchlab.analysis.scaling).
 
     steps: the per-run steps to target (claims on B_crit); noise: the gradient statistics (the noise-scale claim).
     """

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from batchlab.models import count_parameters
+from batchlab.nets.models import count_parameters
 
 SampleLoss = Callable[[nn.Module, Tensor, Tensor], Tensor]
 """sample_loss(model, x, y) -> per-example losses of shape [B], not reduced."""

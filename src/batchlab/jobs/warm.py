@@ -40,7 +40,6 @@ ENV = "BATCHLAB_WARM"  # the folder of the run's server sockets, set for every j
 ANY = "any"  # the server of every step without a server of its own
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 HEADER = struct.Struct("!I")
-FORKED_JOB = False  # True in a job forked from a warm server
 # The line a server ends its log with (Server._say), as benchmarks/pipeline_time.py reads it.
 STOPPED_LINE = re.compile(r"^batchlab warm server (?P<name>\S+): stopped after (?P<jobs>\d+) jobs; cpu (?P<cpu>[\d.]+) s", re.M)
 
@@ -182,10 +181,17 @@ def _fresh_state() -> None:
         torch.random.default_generator.manual_seed(torch.random.default_generator.initial_seed())
 
 
-def _run_child(request: dict, fds: list[int]) -> int:
+def entry_point(entry: str):
+    """The function `module:name` names: what a server's children call with the job's arguments."""
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _run_child(request: dict, fds: list[int], entry: str) -> int:
     """In the forked child: become the job (streams, folder, environment, threads), run its step."""
-    global FORKED_JOB
-    FORKED_JOB = True
+    from batchlab import forked
+
+    forked.FORKED_JOB = True
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -195,9 +201,7 @@ def _run_child(request: dict, fds: list[int]) -> int:
     _job_threads(request["env"])
     _fresh_state()
     sys.argv = [sys.argv[0], *request["argv"]]
-    from batchlab import cli
-
-    return cli.main(request["argv"], started=request["started"], warm=True)
+    return entry_point(entry)(request["argv"], started=request["started"], warm=True)
 
 
 def source_state() -> dict[str, tuple[int, int]]:
@@ -218,6 +222,7 @@ class Server:
 
     path: Path
     parent: int
+    entry: str  # `module:function` each child calls with the job's arguments (batchlab.cli:main)
     modules: list[str]
     grace_s: float = 10.0  # at shutdown, what running jobs get between SIGTERM and SIGKILL
     jobs: dict[int, _Job] = field(default_factory=dict)
@@ -327,7 +332,7 @@ class Server:
             conn.close()  # only the server may hold it: the client sees the server's end, not the job's
             for job in self.jobs.values():
                 job.conn.close()
-            code = _run_child(request, fds)
+            code = _run_child(request, fds, self.entry)
         except SystemExit as exit:
             code = exit.code if isinstance(exit.code, int) else 1
         except BaseException:
@@ -402,9 +407,10 @@ class Servers:
     processes: dict[str, subprocess.Popen]
 
     @classmethod
-    def start(cls, preload: dict[str, list[str]], log: Path, timeout_s: float = 30.0) -> Servers:
+    def start(cls, preload: dict[str, list[str]], log: Path, entry: str, timeout_s: float = 30.0) -> Servers:
         """Start the servers (children of this process, each in its own session) and wait until each
-        accepts connections. Jobs find them through the environment variable ENV, set here."""
+        accepts connections; their children run a job by calling `entry` (`module:function`, which
+        takes the job's arguments). Jobs find the servers through the environment variable ENV, set here."""
         reason = supported()
         if reason:
             raise OSError(reason)
@@ -416,7 +422,8 @@ class Servers:
         processes = {}
         with open(log, "ab") as out:
             for name, modules in preload.items():
-                command = [sys.executable, "-m", "batchlab.warm", str(folder / f"{name}.sock"), str(os.getpid()), *modules]
+                command = [sys.executable, "-m", "batchlab.jobs.warm", str(folder / f"{name}.sock"), str(os.getpid()), entry,
+                           *modules]
                 processes[name] = subprocess.Popen(
                     command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True,
                 )
@@ -446,7 +453,7 @@ class Servers:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_for_run(enabled: bool, local: bool, preload: dict[str, list[str]], log: Path) -> Servers | None:
+def start_for_run(enabled: bool, local: bool, preload: dict[str, list[str]], log: Path, entry: str) -> Servers | None:
     """The warm servers of a Snakemake run, or None when its jobs start cold; says which, and why, on stderr."""
     reason = (
         "warm_start: false in the config" if not enabled
@@ -455,7 +462,7 @@ def start_for_run(enabled: bool, local: bool, preload: dict[str, list[str]], log
     )
     if reason is None:
         try:
-            servers = Servers.start(preload, log)
+            servers = Servers.start(preload, log, entry)
         except OSError as err:
             reason = str(err)
         else:
@@ -466,12 +473,12 @@ def start_for_run(enabled: bool, local: bool, preload: dict[str, list[str]], log
 
 
 def main(argv: list[str]) -> None:
-    """`python -m batchlab.warm SOCKET PARENT_PID MODULE...`: serve until stopped or the parent is gone."""
-    path, parent, *modules = argv
-    Server(Path(path), int(parent), modules).serve()
+    """`python -m batchlab.jobs.warm SOCKET PARENT_PID ENTRY MODULE...`: serve until stopped or the parent is gone."""
+    path, parent, entry, *modules = argv
+    Server(Path(path), int(parent), entry, modules).serve()
 
 
-if __name__ == "__main__":  # `python -m batchlab.warm`: serve from the module the jobs import, not __main__
-    from batchlab.warm import main as serve
+if __name__ == "__main__":  # `python -m batchlab.jobs.warm`: serve from the module the jobs import, not __main__
+    from batchlab.jobs.warm import main as serve
 
     serve(sys.argv[1:])

@@ -1,7 +1,7 @@
 """What a run is, shared by both trainers: its initial weights, sample stream, log steps,
 micro-batches and precision, and the measurements and record of a trained run.
 
-The reference trainer (batchlab.train) and the batched engine (batchlab.engine) both import these,
+The reference trainer (batchlab.training.reference) and the batched engine (batchlab.training.engine) both import these,
 so a run is fed and measured the same way whichever trains it, and neither trainer imports the other.
 """
 
@@ -16,13 +16,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from batchlab import warm
+from batchlab import forked
 from batchlab.config import Study
 from batchlab.data import Dataset
-from batchlab.geometry import distance_from_init, top_hessian_eigenvalue
-from batchlab.models import build_model, count_parameters
-from batchlab.objectives import SampleLoss
-from batchlab.phases import phase
+from batchlab.measure.geometry import distance_from_init, top_hessian_eigenvalue
+from batchlab.nets.models import build_model, count_parameters
+from batchlab.nets.objectives import SampleLoss
+from batchlab.training.phases import phase
 from batchlab.seeding import derive_seed, numpy_rng
 
 
@@ -113,7 +113,7 @@ def peak_memory_mb(device: torch.device) -> tuple[float, str]:
     torch than a job started cold), so its kind says so."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    kind = "process_max_rss_forked" if warm.FORKED_JOB else "process_max_rss"
+    kind = "process_max_rss_forked" if forked.FORKED_JOB else "process_max_rss"
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, kind
 
 

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from batchlab.config import CLASSIFIER_KINDS
-from batchlab.contrastive import InfoNCELoss
+from batchlab.nets.contrastive import InfoNCELoss
 
 SampleLoss = Callable[[nn.Module, Tensor, Tensor], Tensor]
 

@@ -40,7 +40,7 @@ def code_digest(package: Path = PACKAGE) -> str:
 
     A changed measurement (or a new scikit-learn or torch) must not be answered from the cache, even
     when Snakemake is told to rerun a job whose inputs have not changed. The whole package, not the
-    modules this process happens to have imported: a job forked from a warm server (batchlab.warm) has
+    modules this process happens to have imported: a job forked from a warm server (batchlab.jobs.warm) has
     imported more than a cold one, and both must find the same cells.
     """
     digest = hashlib.sha256()

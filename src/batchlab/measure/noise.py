@@ -17,9 +17,9 @@ import torch
 
 from batchlab.config import GradientNoise, Study
 from batchlab.data import Dataset
-from batchlab.gradients import gradient_spread, per_example_stats, two_batch_stats
-from batchlab.models import build_model
-from batchlab.objectives import sample_loss_for
+from batchlab.measure.gradients import gradient_spread, per_example_stats, two_batch_stats
+from batchlab.nets.models import build_model
+from batchlab.nets.objectives import sample_loss_for
 from batchlab.seeding import derive_seed, numpy_rng
 
 

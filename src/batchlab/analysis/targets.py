@@ -70,12 +70,12 @@ def constant_prediction_loss(data, model_spec, split: str) -> float:
     classifiers the training class frequencies. Where the loss takes a log of them (BCE, cross-entropy)
     they count half an extra observation of each outcome ((sum + 1/2) / (n + 1) per feature, (n_k + 1/2) /
     (n + K/2) per class), so a value never seen in training costs a finite loss. The prediction goes
-    through the same per-sample loss training uses (batchlab.objectives): the baseline is in the curves' units.
+    through the same per-sample loss training uses (batchlab.nets.objectives): the baseline is in the curves' units.
     """
     import torch
 
     from batchlab.config import CLASSIFIER_KINDS
-    from batchlab.objectives import sample_loss_for
+    from batchlab.nets.objectives import sample_loss_for
 
     if model_spec.kind == "contrastive":
         raise ValueError("a contrastive loss has no constant prediction: the data define no baseline for it")

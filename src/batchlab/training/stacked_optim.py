@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from batchlab.adam import second_moment_root
+from batchlab.training.adam import second_moment_root
 from batchlab.config import Optim
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, which the reference trainer uses

@@ -3,8 +3,8 @@
 At small batch sizes a GPU waits on Python and kernel launches, and the runs of a cell are
 independent; so their parameters are stacked along a leading axis (`stack_module_state`) and one
 step computes every run's gradient at once (`vmap(functional_call)` and autograd; no vmap for one run),
-then updates each run with its own learning rate and optimizer state (batchlab.stacked_optim). Every
-run is initialised, fed and scheduled exactly as the reference trainer (batchlab.train) does, and is
+then updates each run with its own learning rate and optimizer state (batchlab.training.stacked_optim). Every
+run is initialised, fed and scheduled exactly as the reference trainer (batchlab.training.reference) does, and is
 measured by the reference's own functions on a plain module holding its weights, so a run's record,
 curve, embeddings and checkpoints are the reference's (bitwise on CPU where the kernels agree; see
 tests/test_engine.py). A run whose logged training loss is not finite is frozen at that step and
@@ -19,7 +19,7 @@ all stacked parameters (one launch per group of runs sharing a learning rate), i
 moves each parameter's bytes about once. Whether a cell's steps were captured is recorded in its run
 table (`cuda_graph`, and `cuda_graph_fallback` with the reason when they were not). Contrastive
 runs are batched too: each run draws its two views from its own loss's CPU generator, as it would
-trained alone, and takes its negatives from its own batch only (batchlab.contrastive.runs_info_nce);
+trained alone, and takes its negatives from its own batch only (batchlab.nets.contrastive.runs_info_nce);
 their steps are not captured as CUDA graphs, since a graph would replay the first step's views.
 """
 
@@ -36,18 +36,18 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from batchlab import stacked_optim
+from batchlab.training import stacked_optim
 from batchlab.config import Study
 from batchlab.data import Dataset
-from batchlab.contrastive import runs_info_nce
-from batchlab.objectives import SampleLoss, sample_loss_for
-from batchlab.phases import phase
-from batchlab.resume import ResumePoint
-from batchlab.run import (
+from batchlab.nets.contrastive import runs_info_nce
+from batchlab.nets.objectives import SampleLoss, sample_loss_for
+from batchlab.training.phases import phase
+from batchlab.training.resume import ResumePoint
+from batchlab.training.run import (
     RunFacts, RunResult, StopAt, autocast, init_model, log_spaced_steps, mean_loss_on_device, measure_run, micro_batch_columns,
     micro_batches, sample_stream,
 )
-from batchlab.schedule import lr_at, scaled_lr, warmup_steps
+from batchlab.training.schedule import lr_at, scaled_lr, warmup_steps
 from batchlab.seeding import derive_seed, numpy_rng
 
 log = logging.getLogger(__name__)

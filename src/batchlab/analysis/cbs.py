@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from batchlab.resampling import percentile_interval, resample
+from batchlab.analysis.resampling import percentile_interval, resample
 
 QUANTITIES = ("s_min", "b_crit", "b_20", "b_20_empirical")
 
@@ -171,7 +171,7 @@ def bootstrap_fit(table: pd.DataFrame, n_boot: int = 1000, level: float = 0.95, 
     replacement and the same resampled seeds serve every batch size (runs of one seed are paired).
     The interval is the (1-level)/2 and (1+level)/2 quantiles of the replicates, n_boot_ok of n_boot
     of which have a finite value; those without one (too few batch sizes reached the target in them)
-    count as draws of unknown value (batchlab.resampling.percentile_interval): the interval holds
+    count as draws of unknown value (batchlab.analysis.resampling.percentile_interval): the interval holds
     wherever they lie, and there is none when they are more than (1-level)/2 of the draws.
     rng: a numpy Generator or a seed; None means default_rng(0).
     """

@@ -4,7 +4,7 @@ A run is (study, batch size, learning rate, seed). Its weights are initialised f
 alone and it reads the training set as one seeded stream of epoch permutations, cut into
 batches; so for a given seed every batch size starts from the same weights and sees the same
 samples in the same order: a paired comparison in which only the batch size differs. What a run is
-(its stream, initial weights, log steps, measurements) lives in batchlab.run, shared with the engine.
+(its stream, initial weights, log steps, measurements) lives in batchlab.training.run, shared with the engine.
 """
 
 from __future__ import annotations
@@ -17,31 +17,22 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from batchlab.adam import Adam
+from batchlab.training.adam import Adam
 from batchlab.config import Study
-from batchlab.contrastive import InfoNCELoss
+from batchlab.nets.contrastive import InfoNCELoss
 from batchlab.data import Dataset
-from batchlab.objectives import SampleLoss, sample_loss_for
-from batchlab.resume import ResumePoint
-from batchlab.run import (
+from batchlab.nets.objectives import SampleLoss, sample_loss_for
+from batchlab.training.resume import ResumePoint
+from batchlab.training.run import (
     RunFacts, RunResult, StopAt, autocast, init_model, log_spaced_steps, mean_loss, measure_run, micro_batch_columns,
     micro_batches, sample_stream,
 )
-from batchlab.schedule import lr_at, scaled_lr, warmup_steps
+from batchlab.training.schedule import lr_at, scaled_lr, warmup_steps
 from batchlab.seeding import derive_seed, numpy_rng
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks the GPU when one is present."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for, but torch sees no GPU")
-    return torch.device(name)
-
-
 def make_optimizer(study: Study, params, lr: float) -> torch.optim.Optimizer:
-    """torch.optim's Adam (batchlab.adam: the same bits, faster on a CPU when gradients are sparse) or SGD."""
+    """torch.optim's Adam (batchlab.training.adam: the same bits, faster on a CPU when gradients are sparse) or SGD."""
     o = study.optim
     if o.name == "adam":
         return Adam(params, lr=lr, weight_decay=o.weight_decay)

@@ -1,0 +1,1 @@
+"""What makes many small jobs cheap: warm start, study-wide jobs over per-cell caches, GPU slots, the memory allocator."""
