@@ -15,7 +15,10 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/downstream.smk"
 include: "workflow/rules/gradients.smk"
 include: "workflow/rules/to_target.smk"
+include: "workflow/rules/critical.smk"
+include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/warm_start.smk"
 
 
 rule all:

@@ -1,3 +1,7 @@
+def data_json(wildcards):
+    return STUDIES[wildcards.study].data.model_dump_json()
+
+
 rule make_data:
     input:
         data_inputs,

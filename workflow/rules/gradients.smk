@@ -26,29 +26,3 @@ rule gradients:
         "--checkpoints {input.checkpoints} --device {params.device} {GPU_SLOTS} "
         "--cache results/{wildcards.study}/cache --workers {threads} "
         "--out {output.noise} --spread {output.spread} > {log} 2>&1"
-
-
-rule critical_batch:
-    input:
-        unpack(critical_inputs),
-        data="data/{study}.npz",
-    output:
-        steps="results/{study}/steps_to_target.parquet",
-        table="results/{study}/critical_batch.parquet",
-    log:
-        "logs/{study}/critical_batch.log",
-    benchmark:
-        "logs/{study}/critical_batch.benchmark.tsv"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        target=target_json,
-        model=model_json,
-        target_runs=target_runs_arg,
-    shell:
-        "{BATCHLAB} critical --study {wildcards.study} --target-json {params.target:q} "
-        "--model-json {params.model:q} {params.target_runs} "
-        "--data {input.data} --curves {input.curves} "
-        "--noise {input.noise} --steps {output.steps} --out {output.table} > {log} 2>&1"
