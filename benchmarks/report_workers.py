@@ -21,11 +21,12 @@ from pathlib import Path
 
 from batchlab.cli import main as batchlab
 from batchlab.config import load_config
+from batchlab.data.inspect import inspect_files
 
 
 def report_args(run: Path, name: str) -> list[str]:
     """The arguments the workflow's report rule passes for this study of the finished run."""
-    study = load_config(run / "config/config.yaml").runnable_studies()[name]
+    study = load_config(run / "config/config.yaml", inspect=inspect_files).runnable_studies()[name]
     r = run / "results" / name
     args = ["report", "--study", name, "--study-json", study.model_dump_json(), "--data", str(run / f"data/{name}.npz")]
     for flag, file in [("--table", "table"), ("--curves", "curves"), ("--baselines", "baselines"), ("--noise", "gradients"),

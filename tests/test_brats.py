@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from batchlab.config import ConfigError, DataSpec, Split, load_config
 from batchlab.data import assign_split, limit_training, make_dataset
 from batchlab.data.brats import list_cases, load_ras, midline_offset_mm, normalise, read_case, slice_indices, to_images
+from batchlab.data.inspect import inspect_files
 from batchlab.measure.downstream import folds
 from realdata import (
     SHAPE, TUMOUR_SLICE, VOXEL_MM, case_volumes, ras_affine, to_las, write_brats, write_case,
@@ -20,7 +21,9 @@ from realdata import (
 
 
 def spec(path: Path, **fields):
-    return TypeAdapter(DataSpec).validate_python({"name": "brats", "path": str(path), **fields})
+    return TypeAdapter(DataSpec).validate_python(
+        {"name": "brats", "path": str(path), **fields}, context={"inspect": inspect_files}
+    )
 
 
 def test_labels_are_the_patients_side_in_ras_and_las(tmp_path: Path):
@@ -194,11 +197,11 @@ def test_a_case_missing_a_modality_names_the_case_and_field(tmp_path: Path):
     write_brats(tmp_path / "brats", n_cases=4)
     next((tmp_path / "brats/BraTS_00002").glob("*_t1ce.nii.gz")).unlink()
     with pytest.raises(ConfigError) as err:
-        load_config(_config(tmp_path))
+        load_config(_config(tmp_path), inspect=inspect_files)
     msg = str(err.value)
     assert "case 'BraTS_00002' has no *_t1ce.nii or .nii.gz file (data.modalities)" in msg
     assert "study 'mri', field 'data'" in msg
-    load_config(_config(tmp_path, modalities=["flair", "t2"]))  # not needed: fine
+    load_config(_config(tmp_path, modalities=["flair", "t2"]), inspect=inspect_files)  # not needed: fine
 
 
 def test_a_non_nifti_file_names_the_file(tmp_path: Path):
@@ -207,7 +210,7 @@ def test_a_non_nifti_file_names_the_file(tmp_path: Path):
     (case / "BraTS_00001_t2.nii.gz").unlink()
     (case / "BraTS_00001_t2.mha").write_bytes(b"not nifti")
     with pytest.raises(ConfigError, match=r"BraTS_00001_t2.mha: not a NIfTI file \(.nii or .nii.gz\) \(data.path\)"):
-        load_config(_config(tmp_path))
+        load_config(_config(tmp_path), inspect=inspect_files)
     (case / "BraTS_00001_t2.mha").unlink()
     (case / "BraTS_00001_t2.nii.gz").write_bytes(b"this is not a NIfTI volume at all")
     with pytest.raises(ValueError, match=r"BraTS_00001_t2.nii.gz: case 'BraTS_00001': not a readable NIfTI file"):

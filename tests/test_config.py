@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from batchlab.config import Budget, ConfigError, Optim, json_schema, load_config, validate_config
+from batchlab.data.inspect import inspect_files
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
@@ -35,7 +36,7 @@ def _broken(edit) -> str:
     raw = copy.deepcopy(TINY)
     edit(raw["studies"]["tiny_ehr"])
     with pytest.raises(ConfigError) as info:
-        validate_config(raw, "tiny.yaml")
+        validate_config(raw, "tiny.yaml", inspect=inspect_files)
     return str(info.value)
 
 
@@ -187,7 +188,7 @@ def test_bad_file_dataset_stops_validation(tmp_path, write, data, message):
     raw = _file_study(path, **data)
     raw["studies"]["tiny_ehr"]["downstream"] = {"folds": 10}
     with pytest.raises(ConfigError) as info:
-        validate_config(raw, "study.yaml")
+        validate_config(raw, "study.yaml", inspect=inspect_files)
     text = str(info.value)
     assert "study.yaml: study 'tiny_ehr'" in text
     assert ("field 'data" in text or "study 'tiny_ehr': data: " in text) and str(path) in text and message in text
@@ -196,7 +197,7 @@ def test_bad_file_dataset_stops_validation(tmp_path, write, data, message):
 def test_good_file_dataset_validates(tmp_path):
     path = tmp_path / "cohort.parquet"
     _cohort().to_parquet(path)
-    study = validate_config(_file_study(path), "study.yaml").studies["tiny_ehr"]
+    study = validate_config(_file_study(path), "study.yaml", inspect=inspect_files).studies["tiny_ehr"]
     assert study.data.n_samples_total() == 60 and study.data.summary().smallest_class == 30
 
 

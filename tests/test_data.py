@@ -8,6 +8,7 @@ from sklearn.model_selection import cross_val_score
 
 from batchlab.config import DigitsData, FileData, Mnist1dData, PhantomMRIData, Split, SyntheticEHRData, split_sizes
 from batchlab.data import assign_split, load_dataset, make_dataset, save_dataset
+from batchlab.data.inspect import inspect_files
 from batchlab.data.mnist1d_data import generate as mnist1d_generate
 
 SPECS = {
@@ -138,7 +139,9 @@ def test_file_tables_load(tmp_path, suffix):
     path = tmp_path / f"cohort{suffix}"
     frame = _frame()
     frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path)
-    spec = FileData(name="file", path=path, label="sex", features=["a", "b"])
+    spec = FileData.model_validate(
+        {"name": "file", "path": path, "label": "sex", "features": ["a", "b"]}, context={"inspect": inspect_files}
+    )
     ds = make_dataset(spec)
     assert ds.x.shape == (60, 2) and np.allclose(ds.x[:, 0], frame["a"])
     assert np.array_equal(ds.labels["sex"], (frame["sex"] == "M").astype(int))
@@ -169,7 +172,10 @@ def test_bad_files_name_file_and_column(tmp_path, frame_edit, spec_edit, message
     path = tmp_path / "bad.csv"
     frame_edit(_frame()).to_csv(path, index=False)
     with pytest.raises(ValueError) as info:  # the config model itself refuses the file
-        FileData(name="file", path=path, label="sex", **{"features": ["a", "b"], **spec_edit})
+        FileData.model_validate(
+            {"name": "file", "path": path, "label": "sex", "features": ["a", "b"], **spec_edit},
+            context={"inspect": inspect_files},
+        )
     assert "bad.csv" in str(info.value) and message in str(info.value)
 
 

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from batchlab.config import ConfigError, DataSpec, load_config
 from batchlab.data import make_dataset
 from batchlab.data.ehr_codes import canonical_codes, phecode_matrix, phecode_order
+from batchlab.data.inspect import inspect_files
 from realdata import ehr_spec, write_ehr
 
 
@@ -138,7 +139,7 @@ def _config(tmp_path: Path, paths: dict, **overrides) -> Path:
 
 
 def test_batch_sizes_powers_of_two_up_to_the_training_split(tmp_path: Path):
-    study = load_config(_config(tmp_path, write_ehr(tmp_path, n_persons=40))).studies["ehr"]
+    study = load_config(_config(tmp_path, write_ehr(tmp_path, n_persons=40)), inspect=inspect_files).studies["ehr"]
     assert study.data.n_train() == 32 and study.batch_sizes == [1, 2, 4, 8, 16, 32]
 
 
@@ -168,7 +169,7 @@ def test_bad_tables_stop_validation_naming_file_and_field(tmp_path: Path, table:
     paths = write_ehr(tmp_path)
     _rewrite(paths[table], edit)
     with pytest.raises(ConfigError) as err:
-        load_config(_config(tmp_path, paths))
+        load_config(_config(tmp_path, paths), inspect=inspect_files)
     assert f"study 'ehr', field 'data': {paths[table]}: {expected}" in str(err.value)
 
 
@@ -176,7 +177,7 @@ def test_missing_and_malformed_paths_one_line_each(tmp_path: Path):
     paths = write_ehr(tmp_path)
     paths = {**paths, "codes": tmp_path / "nowhere/codes.csv", "map": tmp_path / "map.xlsx"}
     with pytest.raises(ConfigError) as err:
-        load_config(_config(tmp_path, paths))
+        load_config(_config(tmp_path, paths), inspect=inspect_files)
     lines = str(err.value).splitlines()
     assert len(lines) == 3, lines
     assert f"field 'data.codes.path': {tmp_path / 'nowhere/codes.csv'}: no such file" in lines[1]

@@ -40,9 +40,10 @@ def _study(args: argparse.Namespace):
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
+    from batchlab.data.inspect import inspect_files
     from batchlab.training.cost import print_estimate
 
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, inspect=inspect_files)
     for name, study in cfg.studies.items():
         grid = f", scaling grid of {len(study.variants(name))} cells" if study.scaling else ""
         print(f"{name}: {study.data.name}, {study.model.kind}, batch sizes {study.batch_sizes}, seeds {study.seeds}{grid}")

@@ -6,6 +6,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 
 from batchlab.config import ConfigError, validate_config
+from batchlab.data.inspect import inspect_files
 from batchlab.training.cost import print_estimate
 from batchlab.jobs.gpu_slots import GpuSlotError, plan_slots, visible_gpus
 from batchlab.training.device import resolve_device
@@ -17,7 +18,7 @@ def _config_source():
 
 
 try:
-    CFG = validate_config(config, source=_config_source())
+    CFG = validate_config(config, source=_config_source(), inspect=inspect_files)
 except ConfigError as err:
     raise WorkflowError(str(err))
 

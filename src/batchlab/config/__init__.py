@@ -1,0 +1,41 @@
+"""Typed configuration: the pydantic models every part of batchlab reads, one module per concern.
+
+Every name is re-exported here, so `from batchlab.config import Study` works as before the split. This
+package imports nothing of batchlab.data: a user's files are read through the inspector passed to
+validate_config / load_config (batchlab.data.inspect.inspect_files).
+"""
+
+from batchlab.config.base import ConfigError, FilesNotChecked, Strict
+from batchlab.config.claims import (
+    CLAIM_EXPECTATIONS, CLAIM_METRICS, CURVE_METRICS, DEFAULT_TOLERANCE, GRADIENT_METRICS, ONLY_WITH,
+    SCALING_EXPECTATIONS, Claim, Scaling,
+)
+from batchlab.config.data import (
+    BRATS_MODALITIES, DATASET_NAMES, BratsData, DataSpec, DigitsData, EHRCodesData, FileData, Mnist1dData,
+    PhantomMRIData, Split, SyntheticEHRData, split_sizes,
+)
+from batchlab.config.load import (
+    data_from_json, format_validation_error, json_schema, load_config, study_from_json, validate_config,
+)
+from batchlab.config.measures import (
+    SPREAD_SUBSET_SHARE, TO_TARGET_KINDS, Downstream, GradientNoise, Sharpness, StepsToTarget, ToTarget,
+)
+from batchlab.config.models import (
+    CLASSIFIER_KINDS, CNNClassifier, ContrastiveEncoder, ConvAE, DenseAE, MLPClassifier, ModelSpec, widened,
+)
+from batchlab.config.study import STUDY_NAME, Config, Study, variant_name
+from batchlab.config.tables import TABLE_SUFFIXES, VOCABULARIES, CodeTable, Demographics, PhecodeMap
+from batchlab.config.training import Budget, Optim, Training
+
+__all__ = [
+    "BRATS_MODALITIES", "CLAIM_EXPECTATIONS", "CLAIM_METRICS", "CLASSIFIER_KINDS", "CURVE_METRICS", "DATASET_NAMES",
+    "DEFAULT_TOLERANCE", "GRADIENT_METRICS", "ONLY_WITH", "SCALING_EXPECTATIONS", "SPREAD_SUBSET_SHARE", "STUDY_NAME",
+    "TABLE_SUFFIXES", "TO_TARGET_KINDS", "VOCABULARIES",
+    "BratsData", "Budget", "CNNClassifier", "Claim", "CodeTable", "Config", "ConfigError", "ContrastiveEncoder",
+    "ConvAE", "DataSpec", "Demographics", "DenseAE", "DigitsData", "Downstream", "EHRCodesData", "FileData",
+    "FilesNotChecked", "GradientNoise", "MLPClassifier", "Mnist1dData", "ModelSpec", "Optim", "PhantomMRIData",
+    "PhecodeMap", "Scaling", "Sharpness", "Split", "StepsToTarget", "Strict", "Study", "SyntheticEHRData", "ToTarget",
+    "Training",
+    "data_from_json", "format_validation_error", "json_schema", "load_config", "split_sizes", "study_from_json",
+    "validate_config", "variant_name", "widened",
+]  # fmt: skip

@@ -1,0 +1,178 @@
+"""What is measured of the runs: downstream SVMs, gradient noise, sharpness and steps to a target."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
+
+from batchlab.config.base import Strict, _no_repeats
+from batchlab.config.training import Budget
+
+
+class Downstream(Strict):
+    """SVM on the latent embeddings in stratified k-fold cross-validation (the paper's protocol)."""
+
+    folds: int = Field(10, ge=2, le=50, description="Cross-validation folds.")
+    kernel: Literal["rbf", "linear"] = Field("rbf", description="SVM kernel.")
+    C: PositiveFloat = Field(1.0, description="SVM regularisation.")
+    baselines: list[Literal["raw", "pca"]] = Field(
+        ["raw", "pca"], description="Reference embeddings: the raw inputs, and PCA with the latent's dimension."
+    )
+
+
+SPREAD_SUBSET_SHARE = 4  # a probe minibatch is at most this fraction of the subset: draws stay mostly distinct
+
+
+class GradientNoise(Strict):
+    """Gradient statistics measured at checkpoints of each run (McCandlish et al. 2018; Vaessen & van Leeuwen 2024)."""
+
+    checkpoints: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        [0.0, 0.25, 1.0], min_length=1, description="Fractions of each run's steps at which to measure (0 = initialisation)."
+    )
+    seeds: PositiveInt = Field(1, description="Measure the runs of the first this many seeds (cost grows with it).")
+    eval_samples: PositiveInt | None = Field(
+        None, description="Fixed random subset of the training split the statistics use (default: min(256, training set))."
+    )
+    method: Literal["per_example", "two_batch"] = Field(
+        "per_example",
+        description="per_example: exact unbiased tr(Sigma), |G|^2 from torch.func per-example gradients; "
+        "two_batch: McCandlish's estimator from minibatch gradient norms at two batch sizes (cheaper).",
+    )
+    two_batch_sizes: tuple[PositiveInt, PositiveInt] = Field((4, 64), description="B_small and B_big of two_batch.")
+    two_batch_draws: PositiveInt = Field(64, description="Minibatch draws per batch size for two_batch.")
+    spread_batch_sizes: list[PositiveInt] | None = Field(
+        None,
+        min_length=2,
+        description="Probe batch sizes of the spread sweep, drawn without replacement from the evaluation subset, "
+        "each at most a quarter of eval_samples (default: 1, 2, 4, ... up to min(128, eval_samples / 4)).",
+    )
+    spread_draws: int = Field(10, ge=2, description="Minibatches drawn per batch size for the spread (10 in Vaessen's code).")
+    chunk_size: PositiveInt = Field(64, description="Examples per vmap chunk (bounds memory; no effect on results).")
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _sorted_unique(cls, fractions: list[float]) -> list[float]:
+        return sorted(set(fractions))
+
+    @model_validator(mode="after")
+    def _increasing(self) -> "GradientNoise":
+        small, big = self.two_batch_sizes
+        if small >= big:
+            raise ValueError(f"two_batch_sizes must be increasing, got {small}, {big}")
+        return self
+
+    def eval_size(self, n_train: int) -> int:
+        return self.eval_samples if self.eval_samples is not None else min(256, n_train)
+
+    def spread_sizes(self, n_train: int) -> list[int]:
+        if self.spread_batch_sizes is not None:
+            return sorted(set(self.spread_batch_sizes))
+        top = min(128, max(1, self.eval_size(n_train) // SPREAD_SUBSET_SHARE))
+        return [2**k for k in range(top.bit_length()) if 2**k <= top]
+
+
+class Sharpness(Strict):
+    """Where each run ended: sharpness of the minimum (Keskar et al. 2017), measured after training."""
+
+    samples: int = Field(
+        512, ge=0, description="Fixed training examples the Hessian of the loss is taken on (0: not measured)."
+    )
+    iters: PositiveInt = Field(20, description="Most Hessian-vector products of the power iteration.")
+    tol: PositiveFloat = Field(1e-3, description="Stop when the eigenvalue estimate changes by less than this (relative).")
+
+
+class StepsToTarget(Strict):
+    """Target for steps-to-target and the critical-batch-size fit (McCandlish et al. 2018; Zhang et al. 2025)."""
+
+    metric: Literal["val_loss", "train_loss"] = Field("val_loss", description="Logged curve the target applies to.")
+    kind: Literal["fraction", "value", "within_best", "baseline_fraction"] = Field(
+        "fraction",
+        description="fraction: reach initial - value x (initial - best final of any run); value: reach this loss; "
+        "within_best: reach best final x (1 + value); baseline_fraction: reach baseline - value x (baseline - best "
+        "final), the baseline being the loss of the best constant prediction fitted on the training split "
+        "(each feature's mean for an autoencoder, the class frequencies for a classifier).",
+    )
+    value: PositiveFloat = Field(0.5, description="The fraction (0-1], the loss value, or the relative margin.")
+    interpolate: bool = Field(True, description="Place the crossing between logged points, linearly in log(step).")
+    bootstrap: int = Field(1000, ge=0, description="Bootstrap resamples of seeds for the intervals.")
+
+    @model_validator(mode="after")
+    def _fraction_range(self) -> "StepsToTarget":
+        if self.kind in ("fraction", "baseline_fraction") and self.value > 1:
+            raise ValueError(f"a {self.kind} target must be in (0, 1], got {self.value}")
+        return self
+
+    def describe(self) -> str:
+        """The target in words, for captions and pages."""
+        return {
+            "value": f"{self.metric} {self.value:g}",
+            "fraction": f"{self.value:g} of the best run's improvement in {self.metric} from the initial loss",
+            "within_best": f"{self.metric} within {self.value:.0%} of the best run's final value",
+            "baseline_fraction": f"{self.value:g} of the best run's improvement in {self.metric} below the data's "
+            "baseline (the best constant prediction)",
+        }[self.kind]
+
+
+TO_TARGET_KINDS = ("value", "baseline_ratio", "pilot_fraction")
+
+
+class ToTarget(Strict):
+    """A train-to-target analysis of the critical batch size beside the fixed-budget sweep (McCandlish et al. 2018).
+
+    Every batch size trains until its validation loss reaches a target known before training, or until the
+    cap; the study's critical-batch estimates then come from these runs' steps to the target.
+    """
+
+    kind: Literal[TO_TARGET_KINDS] = Field(
+        "pilot_fraction",
+        description="value: reach this validation loss; baseline_ratio: reach value x the data's baseline (the loss "
+        "of the best constant prediction); pilot_fraction: reach baseline - value x (baseline - pilot), the pilot being "
+        "the mean final validation loss of the fixed-budget sweep's smallest batch size (value 1: the pilot's own loss).",
+    )
+    value: PositiveFloat = Field(0.5, description="The loss, the ratio to the baseline, or the share of the pilot's improvement.")
+    cap: Budget = Field(description="Most training a run gets if it does not reach the target (epochs or samples).")
+    batch_sizes: list[PositiveInt] | None = Field(None, min_length=1, description="Batch sizes (default: the study's).")
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=2, description="Seeds, at least 2 for the intervals (default: the study's first two)."
+    )
+    checks: int = Field(
+        100, ge=4, le=1000, description="Log-spaced steps over the cap at which the target is checked and the curve logged."
+    )
+    gradient_seeds: PositiveInt = Field(
+        2, description="Seeds whose gradient noise is measured where their runs stopped: at the target, when they reached it."
+    )
+
+    @field_validator("cap")
+    @classmethod
+    def _cap_in_samples(cls, cap: Budget) -> Budget:
+        if cap.unit == "steps":
+            raise ValueError("the cap must be in epochs or samples, the same data for every batch size")
+        return cap
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _sorted_unique(cls, sizes: list[int] | None) -> list[int] | None:
+        return None if sizes is None else sorted(_no_repeats(sizes, "to_target.batch_sizes"))
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        return None if seeds is None else _no_repeats(seeds, "to_target.seeds")
+
+    @model_validator(mode="after")
+    def _share_in_range(self) -> "ToTarget":
+        if self.kind == "pilot_fraction" and self.value > 1:
+            raise ValueError(f"a pilot_fraction target must be in (0, 1], got {self.value}")
+        if self.gradient_seeds > len(self.seeds or [0, 1]):
+            raise ValueError(f"gradient_seeds ({self.gradient_seeds}) exceeds the number of seeds")
+        return self
+
+    def describe(self) -> str:
+        """The target in words, for captions and pages."""
+        return {
+            "value": f"validation loss {self.value:g}",
+            "baseline_ratio": f"{self.value:g} x the data's baseline (the best constant prediction)",
+            "pilot_fraction": f"{self.value:g} of the pilot's improvement below the data's baseline (the pilot: "
+            "the fixed-budget sweep's smallest batch size)",
+        }[self.kind]
