@@ -20,17 +20,10 @@ from batchlab.config import ConfigError, FilesNotChecked, load_config, study_fro
 from batchlab.data.inspect import inspect_files
 from conftest import ROOT
 from realdata import ehr_spec, write_brats, write_ehr
+from test_to_target import BASE as TO_TARGET_BASE
 
 TINY = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
 EHR = TINY["studies"]["tiny_ehr"]
-TO_TARGET_BASE = {
-    "data": {"name": "synthetic_ehr", "n_samples": 120, "n_features": 24, "n_factors": 3},
-    "model": {"kind": "dense_ae", "hidden": [16], "latent": 4},
-    "budget": {"unit": "epochs", "amount": 1},
-    "batch_sizes": [2, 8],
-    "seeds": [0, 1],
-    "sharpness": {"samples": 0},
-}
 CLAIM = {"id": "g", "source": "M"}
 
 
