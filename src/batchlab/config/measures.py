@@ -78,8 +78,10 @@ class Sharpness(Strict):
     samples: int = Field(
         512, ge=0, description="Fixed training examples the Hessian of the loss is taken on (0: not measured)."
     )
-    iters: PositiveInt = Field(20, description="Most Hessian-vector products of the power iteration.")
-    tol: PositiveFloat = Field(1e-3, description="Stop when the eigenvalue estimate changes by less than this (relative).")
+    iters: PositiveInt = Field(20, description="Most Hessian-vector products of the Lanczos iteration.")
+    tol: PositiveFloat = Field(
+        1e-3, description="Converged when the residual bound of the largest Ritz value is below this (relative)."
+    )
 
 
 class StepsToTarget(Strict):

@@ -134,7 +134,7 @@ def where_training_ended(
         size = min(study.sharpness.samples, len(tr))
         pick = torch.as_tensor(tr[np.sort(numpy_rng("sharpness-subset").choice(len(tr), size, replace=False))], device=x.device)
         model.eval()
-        out["sharpness"], out["sharpness_iters"] = top_hessian_eigenvalue(
+        out["sharpness"], out["sharpness_iters"], out["sharpness_converged"] = top_hessian_eigenvalue(
             model, loss_fn, x[pick], y[pick], study.sharpness.iters, study.sharpness.tol, seed=derive_seed(seed, "sharpness")
         )
     return out
@@ -213,6 +213,7 @@ def measure_run(
         "distance_from_init": distance_from_init(initial, model),
         "sharpness": ending.get("sharpness", math.nan),
         "sharpness_iters": ending.get("sharpness_iters", 0),
+        "sharpness_converged": ending.get("sharpness_converged", False),  # False where not measured
         **({k: ending.get(k, math.nan) for k in ACCURACY_COLUMNS} if study.is_classifier else {}),
         "diverged": diverged,
         "diverged_step": run.diverged_step if diverged else -1,
