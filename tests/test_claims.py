@@ -1,13 +1,14 @@
-"""The scorecard's trend test on run tables whose verdict is known."""
+"""The scorecard's tests on run tables whose verdict is known."""
 
+import itertools
 import math
-import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
-from batchlab.analysis.claims import evaluate_claims, spread_slope_test, trend_test
+from batchlab.analysis.claims import evaluate_claims, seed_interval_rule, spread_knee_test, trend_test
 from batchlab.config import Claim
 
 SIZES = [1, 2, 4, 8, 16, 32, 64]
@@ -39,11 +40,48 @@ def test_no_trend_is_inconclusive():
     assert result["verdict"] == "inconclusive"
 
 
-def test_one_seed_or_two_batch_sizes_is_inconclusive():
-    assert trend_test(runs(0.1, 0.01, seeds=1), "batch_size", "val_loss", "increases_with_batch_size")["verdict"] == "inconclusive"
-    two = runs(0.1, 0.01)
-    two = two[two["batch_size"] <= 2]
-    assert trend_test(two, "batch_size", "val_loss", "increases_with_batch_size")["verdict"] == "inconclusive"
+def exact_p_increasing(means) -> float:
+    """Independent reference: the share of all orderings of the batch sizes whose rho reaches the observed one."""
+    x = np.arange(len(means))
+    observed = spearmanr(x, means).statistic
+    rhos = [spearmanr(x, order).statistic for order in itertools.permutations(means)]
+    return float(np.mean(np.asarray(rhos) >= observed - 1e-12))
+
+
+def test_an_effect_each_batch_size_shares_across_its_seeds_is_no_evidence():
+    """The null the old seed bootstrap failed: every seed of a batch size shares that batch size's offset (a data
+    order, a rate that suits it), with no trend. Batch sizes are the units, so the p-value is that of the seed
+    means' ordering among all orderings of 7 batch sizes, computed here by enumeration."""
+    offsets = np.array([0.3, -0.2, 0.5, 0.1, 0.6, -0.1, 0.4])  # a rise-ish order, rho 0.43
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame([{"batch_size": b, "seed": s, "val_loss": offsets[i] + 1e-4 * rng.normal()}
+                          for i, b in enumerate(SIZES) for s in range(5)])
+    result = trend_test(table, "batch_size", "val_loss", "increases_with_batch_size")
+    means = table.groupby("batch_size")["val_loss"].mean().to_numpy()
+    assert result["p_value"] == pytest.approx(exact_p_increasing(means), rel=1e-12)
+    assert result["p_value"] > 0.05 and result["verdict"] == "inconclusive"
+
+
+def test_one_seed_can_carry_a_trend_but_three_batch_sizes_cannot():
+    """Seeds are not the units: one seed over 7 batch sizes (p = 1/5040) replicates; 3 batch sizes, whose best
+    ordering has p = 1/6, never can."""
+    one = trend_test(runs(0.1, 0.01, seeds=1), "batch_size", "val_loss", "increases_with_batch_size")
+    assert one["p_value"] == pytest.approx(1 / 5040) and one["verdict"] == "replicated"
+    three = runs(0.1, 0.01)
+    three = three[three["batch_size"] <= 4]
+    result = trend_test(three, "batch_size", "val_loss", "increases_with_batch_size")
+    assert result["verdict"] == "inconclusive" and "3 batch sizes" in result["detail"]
+
+
+def test_a_significant_trend_below_the_minimum_effect_is_not_replicated_as_such():
+    """Four batch sizes in order: p = 1/24 < 0.05 and rho = 1; asking for rho >= 1.0 still passes, and the
+    opposite claim is refuted only by the opposite direction's test (p = 1), so it stays inconclusive."""
+    table = runs(0.1, 0.01)
+    four = table[table["batch_size"] <= 8]
+    up = trend_test(four, "batch_size", "val_loss", "increases_with_batch_size", min_effect=1.0)
+    assert up["p_value"] == pytest.approx(1 / 24) and up["verdict"] == "replicated"
+    down = trend_test(four, "batch_size", "val_loss", "decreases_with_batch_size", min_effect=0.5)
+    assert down["p_value"] == pytest.approx(1.0) and down["verdict"] == "not replicated"  # p_opposite = 1/24
 
 
 def test_diverged_runs_are_left_out_and_counted():
@@ -54,16 +92,16 @@ def test_diverged_runs_are_left_out_and_counted():
     assert result["verdict"] == "replicated"
 
 
-def test_bootstrap_is_paired_over_seeds():
-    # Each seed has its own offset, identical at every batch size, plus a small rise: pairing removes the
-    # offsets, so the rise is detected although the offsets dwarf it.
+def test_seed_offsets_shared_by_every_batch_size_cancel_in_the_seed_means():
+    # Each seed has its own offset, identical at every batch size, plus a small rise: the seed means carry the
+    # rise alone, so it is detected although the offsets dwarf it.
     rng = np.random.default_rng(1)
     offsets = rng.normal(0, 10, 5)
     table = pd.DataFrame(
         [{"batch_size": b, "seed": s, "val_loss": offsets[s] + 0.01 * math.log2(b)} for b in SIZES for s in range(5)]
     )
     result = trend_test(table, "batch_size", "val_loss", "increases_with_batch_size")
-    assert result["low"] == pytest.approx(1.0) and result["verdict"] == "replicated"
+    assert result["estimate"] == pytest.approx(1.0) and result["verdict"] == "replicated"
 
 
 def own_spread_table(spread_of, seeds: int = 3, noise: float = 0.02, sizes=SIZES, seed: int = 0) -> pd.DataFrame:
@@ -89,49 +127,73 @@ def test_scorecard_rows_for_table_and_spread_claims():
     card = evaluate_claims(claims, runs(0.1, 0.01), spread, n_boot=200)
     assert card["claim"].tolist() == ["loss-up", "spread-down", "spread-flat"]
     assert card["verdict"].tolist() == ["replicated", "replicated", "not replicated"]
-    assert card.loc[1, "n_units"] == 3 and "interval of ρ" in card.loc[0, "rule"]
+    assert card.loc[1, "n_units"] == 3 and "adjusted p-value" in card.loc[0, "rule"]
+    assert card.loc[0, "p_adjusted"] == pytest.approx(1.5 / 5040)  # BH over 3 p-values, two of them 1/5040
     with pytest.raises(ValueError, match="no gradient spread"):
         evaluate_claims(claims[1:], runs(0.1, 0.01), None)
     with pytest.raises(ValueError, match="own batch sizes"):  # a table from before own-batch-size probes
         evaluate_claims(claims[1:], runs(0.1, 0.01), spread.drop(columns="probe"))
 
 
-# ---------------------------------------------------------------- gradient spread flattens (Vaessen)
+def test_runs_that_never_beat_the_baseline_are_left_out_of_claims_about_trained_models_and_named():
+    """Sharpness speaks of minima: runs above the data's baseline loss, and unconverged eigenvalues, are left
+    out and counted; the loss claim keeps every run (the paper's own fixed-epoch design)."""
+    table = runs(0.1, 0.01)
+    table["sharpness"] = table["batch_size"].astype(float)
+    table["sharpness_converged"] = table["seed"] != 4
+    baseline = 0.1 * math.log2(16) - 0.05  # batch sizes 16, 32 and 64 end above it
+    claims = [Claim(id="sharp", source="K", metric="sharpness", expect="increases_with_batch_size"),
+              Claim(id="loss", source="K", metric="val_loss", expect="increases_with_batch_size")]
+    card = evaluate_claims(claims, table, baseline=baseline)
+    sharp, loss = card.iloc[0], card.iloc[1]
+    assert sharp["n_x"] == 4 and sharp["p_value"] == pytest.approx(1 / 24)  # batch sizes 1, 2, 4, 8
+    assert sharp["left_out"].startswith("19 runs left out as not trained") and "16 (5)" in sharp["left_out"]
+    assert "8 (1)" in sharp["left_out"] and "did not converge" in sharp["left_out"]
+    assert loss["n_x"] == 7 and loss["left_out"] == ""
 
 
-def line_ratio(result: dict) -> float:
-    """The spread at the largest batch size over the B^-1/2 line, as the detail writes it."""
-    return float(re.search(r"largest batch size ([0-9.]+)x the B\^-1/2 line", result["detail"]).group(1))
+def test_below_five_seeds_a_seed_resampled_verdict_is_inconclusive_and_shows_the_range():
+    result = {"statistic": "degradation_above_b_crit", "n_units": 3, "low": 0.1, "high": 0.2, "verdict": "replicated"}
+    ruled = seed_interval_rule(result, [0.4, np.nan, 0.1, 0.3])
+    assert ruled["verdict"] == "inconclusive" and (ruled["low"], ruled["high"]) == (0.1, 0.4)
+    assert ruled["interval_kind"] == "range over 3 seeds" and "needs at least 5" in ruled["note"]
+    assert seed_interval_rule({**result, "n_units": 2}, [0.2, 0.2])["interval_kind"] == "2 seeds, all equal"
+    kept = seed_interval_rule({**result, "n_units": 5}, [])
+    assert kept["verdict"] == "replicated" and kept["low"] == 0.1 and kept["interval_kind"] == "bootstrap over 5 seeds"
+
+
+# ---------------------------------------------------------------- gradient spread falls, then flattens (Vaessen)
 
 
 def test_spread_following_inverse_square_root_is_not_replicated():
-    """The null: one model's sampling noise, spread = c B^-1/2 at every trained batch size."""
-    result = spread_slope_test(own_spread_table(lambda b: 0.3 * b**-0.5), tolerance=0.1, n_boot=300)
-    assert result["estimate"] == pytest.approx(-0.5, abs=0.02)
-    assert result["high"] < -0.4 and result["verdict"] == "not replicated"
-    assert line_ratio(result) == pytest.approx(1.0, abs=0.05)
+    """The null: one model's sampling noise, spread = c B^-1/2 at every trained batch size: no knee."""
+    result = spread_knee_test(own_spread_table(lambda b: 0.3 * b**-0.5), min_effect=0.25)
+    assert result["slope_before"] == pytest.approx(-0.5, abs=0.05) and result["slope_after"] == pytest.approx(-0.5, abs=0.05)
+    assert result["verdict"] == "not replicated"
 
 
-def test_spread_with_a_plateau_is_replicated():
-    """Vaessen & van Leeuwen: B^-1/2 up to a batch size, then flat (here from 16 on)."""
-    result = spread_slope_test(own_spread_table(lambda b: 0.3 * min(b, 16) ** -0.5), tolerance=0.1, n_boot=300)
-    assert -0.4 < result["low"] and result["verdict"] == "replicated"
-    assert result["at_largest"] == pytest.approx(0.3 / 4, rel=0.05)
-    assert line_ratio(result) == pytest.approx(2.0, rel=0.05)  # at 64: sqrt(64 / 16) above the line
+def test_spread_with_a_plateau_is_replicated_and_its_knee_found():
+    """Vaessen & van Leeuwen: falling as the batch doubles, then level (here B^-1/2 up to 16, flat after)."""
+    result = spread_knee_test(own_spread_table(lambda b: 0.3 * min(b, 16) ** -0.5), min_effect=0.25)
+    assert 8 <= result["knee"] <= 32 and result["estimate"] == pytest.approx(0.5, abs=0.1)
+    assert result["verdict"] == "replicated"
 
 
-def test_spread_slope_uses_the_last_checkpoint_and_needs_two_seeds():
+def test_spread_knee_uses_the_last_checkpoint():
     table = own_spread_table(lambda b: 0.3 * min(b, 16) ** -0.5)
     early = (table["fraction"] == 0.5) & (table["probe"] == "own")
     table.loc[early, "spread"] = 0.3 * table.loc[early, "batch_size"] ** -0.5  # the null at the earlier checkpoint
-    assert spread_slope_test(table, 0.1, 200)["verdict"] == "replicated"
-    one_seed = own_spread_table(lambda b: 0.3 * min(b, 16) ** -0.5, seeds=1)
-    assert spread_slope_test(one_seed, 0.1, 200)["verdict"] == "inconclusive"
+    assert spread_knee_test(table, 0.25)["verdict"] == "replicated"
+
+
+def test_a_spread_that_rises_never_reads_flattens():
+    result = spread_knee_test(own_spread_table(lambda b: 0.3 * b**0.3), 0.25)
+    assert result["verdict"] == "not replicated"
 
 
 def test_noisy_spread_is_inconclusive():
-    result = spread_slope_test(own_spread_table(lambda b: 0.3 * b**-0.4, noise=0.8), tolerance=0.1, n_boot=300)
-    assert result["low"] < -0.4 < result["high"] and result["verdict"] == "inconclusive"
+    result = spread_knee_test(own_spread_table(lambda b: 0.3 * b**-0.4, noise=0.8), 0.25)
+    assert result["verdict"] == "inconclusive"
 
 
 # ---------------------------------------------------------------- samples seen vs steps (Vaessen)
@@ -216,7 +278,10 @@ def test_claims_need_a_matching_metric_and_expectation():
     with pytest.raises(ValidationError, match="curve metric"):
         Claim(id="a", source="x", metric="test_loss", expect="predicted_by_samples_seen")
     with pytest.raises(ValidationError, match="tolerance applies"):
-        Claim(id="a", source="x", metric="val_loss", expect="increases_with_batch_size", tolerance=0.1)
+        Claim(id="a", source="x", metric="val_loss", expect="predicted_by_samples_seen", tolerance=0.1)
+    assert Claim(id="a", source="x", metric="val_loss", expect="increases_with_batch_size", tolerance=0.3).tolerance == 0.3
+    with pytest.raises(ValidationError, match=r"minimum effect of increases_with_batch_size lies in \(0, 1\]"):
+        Claim(id="a", source="x", metric="val_loss", expect="increases_with_batch_size", tolerance=1.5)
 
 
 def steps_of(b_crit_per_seed, sizes=SIZES, s_min: float = 100.0) -> pd.DataFrame:
@@ -310,11 +375,21 @@ def test_noise_scale_claim_is_inconclusive_without_two_measured_seeds_or_a_measu
 
 
 def test_noise_scale_claim_in_the_scorecard():
+    """Five seeds and a tuned rate: the ratio's seed interval decides. With 3 seeds, or a fixed rate (McCandlish
+    et al.'s premise unmet), the same numbers are inconclusive and say why."""
     claim = Claim(id="gns", source="McCandlish", metric="gradient_noise_scale", expect="predicts_critical_batch")
-    card = evaluate_claims([claim], runs(0.1, 0.01), None, n_boot=200, steps=steps_of([50.0] * 3),
-                           noise=noise_table(lambda b, s, f: 50.0 * (1 + 0.01 * s)))
+    noise = noise_table(lambda b, s, f: 50.0 * (1 + 0.01 * s), seeds=list(range(5)))
+    card = evaluate_claims([claim], runs(0.1, 0.01), None, n_boot=200, steps=steps_of([50.0] * 5), noise=noise,
+                           lr_rule="tuned")
     assert card.loc[0, "statistic"] == "noise_scale_ratio" and card.loc[0, "verdict"] == "replicated"
     assert "within a factor f of 1" in card.loc[0, "rule"]
+    fixed = evaluate_claims([claim], runs(0.1, 0.01), None, n_boot=200, steps=steps_of([50.0] * 5), noise=noise)
+    assert fixed.loc[0, "verdict"] == "inconclusive" and "not tuned" in fixed.loc[0, "note"]
+    assert "not tuned per batch size" in fixed.loc[0, "protocol"]
+    three = evaluate_claims([claim], runs(0.1, 0.01), None, n_boot=200, steps=steps_of([50.0] * 3), lr_rule="tuned",
+                            noise=noise_table(lambda b, s, f: 50.0 * (1 + 0.01 * s), seeds=[0, 1, 2]))
+    assert three.loc[0, "verdict"] == "inconclusive" and three.loc[0, "interval_kind"] == "range over 3 seeds"
+    assert three.loc[0, "low"] == pytest.approx(1.0, rel=0.05)
 
 
 def test_two_seeds_with_b_crit_flagged_in_one_seeds_resample_give_no_interval():
@@ -332,11 +407,3 @@ def test_two_seeds_with_b_crit_flagged_in_one_seeds_resample_give_no_interval():
     assert result["verdict"] == "inconclusive"
     assert "B_crit 60 (no interval)" in result["detail"] and "no 95% interval" in result["detail"]
     assert "2 seeds give 3 distinct resamples" in result["detail"] and result["note"].startswith("no 95% interval")
-
-
-def test_a_trend_from_two_seeds_says_its_interval_ends_are_single_seeds():
-    """Two seeds: 3 distinct resamples, {a, a} and {b, b} a quarter of the draws each, so the ends of a 95%
-    interval are the rank correlations of one seed alone; the detail says so."""
-    result = trend_test(runs(slope=0.1, noise=0.2, seeds=2), "batch_size", "val_loss", "increases_with_batch_size")
-    assert "2 seeds give 3 distinct resamples" in result["detail"]
-    assert "a resample of one seed alone is 25% of the draws, more than the 2.5% in a tail" in result["detail"]

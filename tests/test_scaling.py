@@ -15,7 +15,7 @@ N = [1000, 4000, 16000]
 W = [0.5, 1.0, 2.0]
 
 
-def grid(b_crit_of, seeds: int = 4, noise: float = 0.03, s_min: float = 200.0):
+def grid(b_crit_of, seeds: int = 5, noise: float = 0.03, s_min: float = 200.0):
     """Cells whose runs take S(B) = S_min (1 + B_crit / B) steps, times log-normal seed noise."""
     rng = np.random.default_rng(0)
     cells, steps = [], []
@@ -63,6 +63,13 @@ def test_zhangs_finding_is_replicated_when_b_crit_grows_with_data_only():
     assert v == {"data": "replicated", "width": "replicated"}
 
 
+def test_below_five_seeds_the_grid_claims_are_inconclusive_whatever_the_slopes():
+    """A seed bootstrap over 4 seeds does not hold its level, so the same clear grid reads inconclusive, saying why."""
+    table, slopes = analyse_grid(*grid(lambda n, w: 0.3 * n**0.5, seeds=4), n_boot=200)
+    card = evaluate_scaling_claims(claims(), table, slopes)
+    assert set(card["verdict"]) == {"inconclusive"} and card["note"].str.contains("needs at least 5").all()
+
+
 def test_b_crit_growing_with_width_or_falling_with_data_is_not_replicated():
     _, _, v = verdicts(*grid(lambda n, w: 800 * n**-0.5 * w))
     assert v == {"data": "not replicated", "width": "not replicated"}
@@ -101,7 +108,7 @@ def _grid_study(seeds: list[int]):
 def test_scaling_report_renders_cells_scorecard_and_figure(tmp_path):
     from batchlab.report.scaling import build_scaling_report
 
-    study = _grid_study([0, 1, 2, 3])
+    study = _grid_study([0, 1, 2, 3, 4])
     cells, steps = grid(lambda n, w: 0.3 * n**0.5)
     meta = build_scaling_report("g", study, cells, steps, {"name": "mnist1d", "synthetic": True}, tmp_path)
     assert [r["verdict"] for r in meta["scorecard"]] == ["replicated", "replicated"]
@@ -114,7 +121,7 @@ def test_scaling_report_renders_cells_scorecard_and_figure(tmp_path):
 def test_a_cell_beyond_the_data_makes_the_grid_claims_inconclusive_with_the_reason():
     """One cell's B_crit (10,000) lies far above its largest batch size (256): the slopes would rest on an
     extrapolation, so the rule flags the cell and both claims are inconclusive, naming it."""
-    cells, steps = grid(lambda n, w: 1e4 if (n, w) == (16000, 2.0) else 0.3 * n**0.5)
+    cells, steps = grid(lambda n, w: 1e4 if (n, w) == (16000, 2.0) else 0.3 * n**0.5, seeds=4)
     table, slopes, v = verdicts(cells, steps)
     flagged = table.set_index("study").loc["g-n16000-w2"]
     assert "above the largest batch size that reached the target (256)" in flagged["flag"]
@@ -169,4 +176,5 @@ def test_the_scorecard_line_says_why_an_estimate_has_no_interval(tmp_path):
     steps[-1] = last
     build_scaling_report("g", study, cells, steps, {"name": "mnist1d", "synthetic": True}, tmp_path)
     page = (tmp_path / "index.html").read_text()
-    assert re.search(r"slope on data = 0\.\d+ \[–, –\] \(no 95% interval: some cell&#39;s B_crit flagged in 2\d% of", page)
+    assert re.search(r"slope on data = 0\.\d+; no interval \(2 seeds: a verdict from resampled seeds needs at least 5; "
+                     r"no 95% interval: some cell&#39;s B_crit flagged in 2\d% of", page)

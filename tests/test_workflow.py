@@ -106,8 +106,9 @@ def test_scorecard_opens_the_index(finished_run: Path):
         "smaller-batches-lower-ae-loss", "gradient-spread-flattens", "samples-seen-predict-loss", "noise-scale-predicts-bcrit"
     ]
     assert set(card["verdict"]) <= {"replicated", "not replicated", "inconclusive"}
-    assert card["n_units"].tolist() == [2, 2, 2, 2]  # seeds: every test resamples them
-    assert card["statistic"].tolist() == ["spearman_rho", "spread_slope", "samples_advantage", "noise_scale_ratio"]
+    assert card["n_units"].tolist() == [2, 2, 2, 2]  # seeds (the trend and knee tests' units are the batch sizes)
+    assert card["statistic"].tolist() == ["spearman_rho", "spread_knee", "samples_advantage", "noise_scale_ratio"]
+    assert card.loc[2, "verdict"] == "inconclusive" and "2 seeds" in card.loc[2, "interval_kind"]
     critical = pd.read_csv(finished_run / "reports/tiny_ehr/critical_batch.csv").set_index("quantity")
     # 3 batch sizes cannot measure B_crit by the rule (at least 4), so the claim resting on it says so
     assert "batch sizes reached the target" in critical.loc["b_crit", "flag"]

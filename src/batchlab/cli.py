@@ -202,8 +202,10 @@ def cmd_critical(args: argparse.Namespace) -> None:
         steps, table = analyse(pd.read_parquet(args.curves), read_all(args.noise), spec, baseline)
     except ValueError as err:
         raise ValueError(f"study {args.study!r}, field 'steps_to_target': {err}") from None
+    # the validation loss a run must beat to count as trained (batchlab.analysis.trained), for the report
+    val_baseline = math.nan if model.kind == "contrastive" else constant_prediction_loss(load_dataset(args.data), model, "val")
     io.write_parquet(steps, args.steps)
-    io.write_parquet(table, args.out)
+    io.write_parquet(table.assign(val_baseline=val_baseline), args.out)
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -232,13 +234,15 @@ def cmd_report(args: argparse.Namespace) -> None:
         "target": data.target,
     }
     section, examples = describe_data(data, args.out_dir)
+    study, critical = _study(args), pd.read_parquet(args.critical)
+    baseline = float(critical["val_baseline"].iloc[0]) if "val_baseline" in critical and len(critical) else math.nan
     to_target = None
     if args.to_target:
         runs, curves, noise = args.to_target
         to_target = {"runs": pd.read_parquet(runs), "curves": pd.read_parquet(curves), "noise": read_all([noise])}
     build_study_report(
         args.study,
-        _study(args),
+        study,
         pd.read_parquet(args.table),
         pd.read_parquet(args.curves),
         pd.read_parquet(args.baselines),
@@ -246,13 +250,14 @@ def cmd_report(args: argparse.Namespace) -> None:
         read_all(args.noise),
         read_all(args.spread),
         pd.read_parquet(args.steps),
-        pd.read_parquet(args.critical),
+        critical,
         pd.read_parquet(args.lr_search),
         args.out_dir,
         data_section=section,
         to_target=to_target,
         more_figures=[examples],
         workers=args.workers,
+        baseline=baseline,
     )
 
 

@@ -32,130 +32,78 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr
 
 from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
 from batchlab.analysis.critical import geometric_mean, noise_at_crossing
 from batchlab.analysis.measured import flag as measured_flag
 from batchlab.analysis.measured import measured_b_crit
 from batchlab.analysis.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, seed_bootstrap
+from batchlab.analysis.significance import (
+    MIN_SEEDS_FOR_INTERVAL, SPEARMAN_VARIANCE_FACTOR, benjamini_hochberg, rho_equivalence_p, spearman_trend,
+    trend_verdict,
+)
+from batchlab.analysis.spread_shape import flattening_test
+from batchlab.analysis.trained import left_out, trained_mask
+from batchlab.analysis.verdict_rules import SEED_RESAMPLED, STATISTICS
 
-STATISTICS = {
-    "spearman_rho": {
-        "symbol": "ρ =",
-        "what": "Spearman's rank correlation ρ between batch size and the metric's mean over seeds (for gradient "
-        "spread: each measured run's spread at its own batch size, at its last checkpoint)",
-        "replicated": "the interval of ρ lies wholly on the claimed side of 0",
-        "not replicated": "the interval lies wholly on the opposite side of 0",
-        "inconclusive": "the interval contains 0, or fewer than 3 batch sizes or 2 seeds have finite values",
-    },
-    "samples_advantage": {
-        "symbol": "lead of |ρ| =",
-        "what": "the lead of |ρ| of the metric against samples seen over |ρ| against optimizer steps, and over |ρ| "
-        "against batch size (Spearman over every logged point of the seed-mean curves of all batch sizes); the "
-        "weaker lead is shown",
-        "replicated": "the intervals of both leads lie wholly above 0 (samples seen order the metric best)",
-        "not replicated": "the interval of a lead lies wholly below 0 (steps or batch size order it better)",
-        "inconclusive": "otherwise, or there are fewer than 2 seeds or 3 batch sizes",
-    },
-    "degradation_above_b_crit": {
-        "symbol": "change above B_crit =",
-        "what": "relative change of the final metric from the smallest batch size (positive = worse), paired by seed, "
-        "averaged over the batch sizes above the study's fitted B_crit (estimate, interval) and over those above the "
-        "smallest and at or below B_crit (detail), against the claim's tolerance τ; each draw refits B_crit to the "
-        "steps to target of the same resampled seeds, so B_crit's uncertainty is carried into the interval",
-        "replicated": "the change at or below B_crit stays within τ and the change above B_crit exceeds τ",
-        "not replicated": "the change at or below B_crit exceeds τ, or the change above B_crit stays within τ",
-        "inconclusive": "otherwise, or no batch size lies between the smallest and B_crit, or none above it, "
-        "or B_crit is not a measurement (flagged: outside the batch sizes that reached the target, fewer than 4 of "
-        "them, or a poor fit), or it is flagged in more than (1 − L)/2 of the draws (then no interval holds)",
-    },
-    "noise_scale_ratio": {
-        "symbol": "B_simple / B_crit =",
-        "what": "B_simple at the target divided by the fitted B_crit (McCandlish et al. 2018 predict B_crit ≈ B_noise, "
-        "of which B_simple is the Hessian-free form); B_simple at the target is the geometric mean over the measured "
-        "runs of B_simple at each run's checkpoint closest (in log step) to its crossing of the target; both come "
-        "from the same resampled seeds in every draw",
-        "replicated": "the interval of the ratio lies wholly within a factor f of 1 ([1/f, f])",
-        "not replicated": "the interval lies wholly outside [1/f, f]",
-        "inconclusive": "the interval overlaps an edge of [1/f, f], or B_crit is flagged (or flagged in more than "
-        "(1 − L)/2 of the draws: then no interval holds), or fewer than 2 seeds have gradient statistics at the target",
-    },
-    "spread_slope": {
-        "symbol": "slope =",
-        "what": "slope of log gradient spread on log batch size over the trained runs, each measured at its own batch "
-        "size (minibatches drawn with replacement from the training split) at its last checkpoint, on seed means of "
-        "log spread per batch size; a spread that follows B^-1/2 (one model's sampling noise) has slope −1/2",
-        "replicated": "the interval of the slope lies wholly above −1/2 + τ: the spread falls more slowly than "
-        "B^-1/2, it flattens",
-        "not replicated": "the interval lies wholly at or below −1/2 + τ: the spread follows B^-1/2 or falls faster",
-        "inconclusive": "the interval contains −1/2 + τ, or fewer than 3 batch sizes or 2 seeds were measured",
-    },
-    "log_slope_data": {
-        "symbol": "slope on data =",
-        "what": "slope of log B_crit on log training-set size, least squares over the scaling grid's cells with log "
-        "width as a second regressor; B_crit of each cell from the S(B) fit on seed means",
-        "replicated": "the interval of the slope lies wholly above 0",
-        "not replicated": "the interval lies wholly below 0",
-        "inconclusive": "the interval contains 0, or some cell's B_crit is flagged (or some cell is flagged in more than "
-        "(1 − L)/2 of the draws: then no interval holds)",
-    },
-    "log_slope_width": {
-        "symbol": "slope on width =",
-        "what": "slope of log B_crit on log model width, least squares over the scaling grid's cells with log "
-        "training-set size as a second regressor",
-        "replicated": "the interval of the slope lies wholly within ±τ (a width doubled changes B_crit by at most 2^τ)",
-        "not replicated": "the interval lies wholly outside ±τ",
-        "inconclusive": "the interval overlaps ±τ's edge, or some cell's B_crit is flagged (or some cell is flagged "
-        "in more than (1 − L)/2 of the draws: then no interval holds)",
-    },
-}
+MIN_TREND_SIZES = 4  # the fewest batch sizes whose every ordering can reach p < 0.05 (1/24)
+
 HIGHER_IS_BETTER = ("accuracy", "auc", "r2")
 SIGN = {"increases_with_batch_size": 1, "decreases_with_batch_size": -1}
 
 
-def _rho(sizes: np.ndarray, means: np.ndarray) -> float:
-    ok = np.isfinite(means)
-    if ok.sum() < 3 or np.ptp(means[ok]) == 0:
-        return math.nan
-    return float(spearmanr(sizes[ok], means[ok]).statistic)
+def _fisher_interval(rho: float, n: int, level: float) -> tuple[float, float]:
+    """Fisher's z interval of Spearman's rho over n units (standard error sqrt(1.06 / (n - 3)))."""
+    if not math.isfinite(rho) or n <= 3:
+        return math.nan, math.nan
+    half = norm.ppf(0.5 + level / 2) * math.sqrt(SPEARMAN_VARIANCE_FACTOR / (n - 3))
+    z = math.atanh(min(max(rho, -1 + 1e-12), 1 - 1e-12))
+    return math.tanh(z - half), math.tanh(z + half)
 
 
 def trend_test(
-    table: pd.DataFrame, x: str, metric: str, expect: str, n_boot: int = 2000, level: float = 0.95, unit: str = "seed"
+    table: pd.DataFrame, x: str, metric: str, expect: str, min_effect: float = 0.5, alpha: float = 0.05,
+    n_perm: int = 20000, level: float = 0.95, unit: str = "seed",
 ) -> dict:
-    """Spearman rho of `metric` (mean over units) against `x`, its bootstrap interval over units, and the verdict.
+    """Spearman's rho of `metric` (mean over units) against `x`, tested with the values of x as the units.
 
-    table: one row per (x, unit); unit is the replicate resampled by the bootstrap (seeds, by default).
+    A permutation test over the orderings of x: an effect shared by the units of one x (a data order, a
+    learning rate that suits one batch size) is part of the null, not evidence. table: one row per (x, unit).
     """
     sign = SIGN[expect]
     finite = table[np.isfinite(table[metric].astype(float))]
-    grid = finite.pivot_table(index=x, columns=unit, values=metric, aggfunc="mean").sort_index()
-    sizes = grid.index.to_numpy(dtype=float)
-    values = grid.to_numpy(dtype=float)
-    n_units = grid.shape[1]
-    rho, draws = seed_bootstrap(lambda cols: _rho(sizes, np.nanmean(values[:, cols], axis=1)), n_units, n_boot)
-    rho = math.nan if rho is None else rho
-    low, high = percentile_interval(draws, level)
-    claimed_low, claimed_high = sorted((sign * low, sign * high))  # the interval as seen from the claim's side
-    if len(sizes) < 3 or n_units < 2 or not math.isfinite(rho):
-        verdict = "inconclusive"
+    means = finite.groupby(x)[metric].mean().sort_index()
+    sizes, values = means.index.to_numpy(dtype=float), means.to_numpy(dtype=float)
+    n_units = int(finite[unit].nunique()) if len(finite) else 0
+    test = spearman_trend(sizes, values, n_perm=n_perm, seed=0)
+    p_claimed, p_opposite = (test.p_increasing, test.p_decreasing) if sign > 0 else (test.p_decreasing, test.p_increasing)
+    p_equivalent = rho_equivalence_p(test.rho, len(sizes), min_effect)
+    if len(sizes) < MIN_TREND_SIZES or not math.isfinite(test.rho):
+        verdict, reason = "inconclusive", f"{len(sizes)} batch sizes with finite values; the test needs {MIN_TREND_SIZES}"
     else:
-        verdict = interval_verdict(claimed_low, claimed_high)
-    first, last = np.nanmean(values[0]) if len(values) else math.nan, np.nanmean(values[-1]) if len(values) else math.nan
+        verdict, reason = trend_verdict(test.rho, p_claimed, p_opposite, p_equivalent, sign, min_effect, alpha)
+    low, high = _fisher_interval(test.rho, len(sizes), level)
+    how = "every ordering" if test.exact else f"{n_perm} random orderings"
     return {
         "statistic": "spearman_rho",
-        "estimate": rho,
-        "low": float(low),
-        "high": float(high),
+        "estimate": test.rho,
+        "low": low,
+        "high": high,
         "level": level,
-        "n_boot": n_boot,
+        "n_boot": 0,
         "n_x": len(sizes),
         "n_units": n_units,
         "n_excluded_runs": int(len(table) - len(finite)),
-        "at_smallest": float(first),
-        "at_largest": float(last),
-        "detail": describe_interval(draws, rho, low, high, n_units, level, unit),
+        "at_smallest": float(values[0]) if len(values) else math.nan,
+        "at_largest": float(values[-1]) if len(values) else math.nan,
+        "p_value": p_claimed,
+        "p_refute": min(p_opposite, p_equivalent),
+        "min_effect": min_effect,
+        "interval_kind": f"Fisher z over {len(sizes)} batch sizes",
+        "detail": f"permutation test over the batch sizes ({how}): p = {p_claimed:.3g} in the claimed direction, "
+        f"{p_opposite:.3g} in the opposite one; equivalence (|ρ| < {min_effect:g}) p = {p_equivalent:.3g}; "
+        f"means over {n_units} {unit}s; {reason}",
         "verdict": verdict,
     }
 
@@ -209,6 +157,7 @@ def samples_predict_test(curves: pd.DataFrame, metric: str, n_boot: int = 2000, 
 
     point, draws = seed_bootstrap(leads, n_units, n_boot)
     point = point or dict.fromkeys(("samples_seen", "step", "batch_size", "over_steps", "over_batch"), math.nan)
+    per_seed = [leads(np.array([i])) for i in range(n_units)]
     intervals = {k: percentile_interval([d[k] for d in draws], level) for k in ("over_steps", "over_batch")}
     weaker = min(("over_steps", "over_batch"), key=lambda k: point[k] if math.isfinite(point[k]) else -math.inf)
     lows = [intervals[k][0] for k in intervals]
@@ -225,6 +174,7 @@ def samples_predict_test(curves: pd.DataFrame, metric: str, n_boot: int = 2000, 
     o_s, o_b = intervals["over_steps"], intervals["over_batch"]
     return {
         "statistic": "samples_advantage",
+        "seed_values": [d[weaker] for d in per_seed],
         "estimate": point[weaker],
         "low": intervals[weaker][0],
         "high": intervals[weaker][1],
@@ -309,6 +259,7 @@ def degradation_test(
     below, above = split(b_crit_point) if not reason else (sizes < 0, sizes < 0)
     point, draws = seed_bootstrap(group_means, n_units, n_boot)
     below_est, above_est, _ = point or (math.nan, math.nan, math.nan)
+    per_seed = [group_means(np.array([i]))[1] for i in range(n_units)]
     b_low, b_high = percentile_interval([d[0] for d in draws], level)
     a_low, a_high = percentile_interval([d[1] for d in draws], level)
     c_low, c_high = percentile_interval([d[2] for d in draws], level)
@@ -332,6 +283,7 @@ def degradation_test(
         )
     return {
         "statistic": "degradation_above_b_crit",
+        "seed_values": per_seed,
         "estimate": above_est,
         "low": a_low,
         "high": a_high,
@@ -369,6 +321,7 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
     b_crit_point, reason = b_crit_of(seeds)
     point, draws = seed_bootstrap(ratio, len(seeds), n_boot)
     estimate, b_simple, _ = point or (math.nan, math.nan, math.nan)
+    per_seed = [ratio(np.array([i]))[0] for i in range(len(seeds))]
     ratios = [d[0] for d in draws]
     # a draw with B_simple but a flagged B_crit has a ratio, unknown; one without a measured seed has none
     unknown = [math.isfinite(d[1]) and not math.isfinite(d[2]) for d in draws]
@@ -388,6 +341,7 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
     )
     return {
         "statistic": "noise_scale_ratio",
+        "seed_values": per_seed,
         "estimate": estimate,
         "low": low,
         "high": high,
@@ -416,54 +370,92 @@ def own_spread(spread: pd.DataFrame) -> pd.DataFrame:
     return final.assign(log_spread=np.log(np.where(values > 0, values, np.nan)))
 
 
-def spread_slope_test(spread: pd.DataFrame, tolerance: float, n_boot: int = 2000, level: float = 0.95) -> dict:
-    """Slope of log spread on log batch size across trained runs, each at its own batch size, against -1/2 + tolerance."""
+def spread_knee_test(spread: pd.DataFrame, min_effect: float, alpha: float = 0.05, level: float = 0.95) -> dict:
+    """Does the spread at each run's own batch size fall, then level off (a knee in log-log)? Seeds are averaged,
+    batch sizes are the units (batchlab.analysis.spread_shape)."""
     own = own_spread(spread)
     finite = own[np.isfinite(own["log_spread"])]
-    grid = finite.pivot_table(index="batch_size", columns="seed", values="log_spread", aggfunc="mean").sort_index()
-    sizes, values = grid.index.to_numpy(dtype=float), grid.to_numpy(dtype=float)
-    n_units = values.shape[1]
-
-    def slope(cols: np.ndarray) -> float:
-        means = np.nanmean(values[:, cols], axis=1)
-        ok = np.isfinite(means)
-        return float(np.polyfit(np.log(sizes[ok]), means[ok], 1)[0]) if ok.sum() >= 3 else math.nan
-
-    point, draws = seed_bootstrap(slope, n_units, n_boot)
-    point = math.nan if point is None else point
-    low, high = percentile_interval(draws, level)
-    threshold = -0.5 + tolerance
-    enough = len(sizes) >= 3 and n_units >= 2 and math.isfinite(point)
-    verdict = interval_verdict(low - threshold, high - threshold) if enough else "inconclusive"
-    means = np.nanmean(values, axis=1) if len(values) else values
-    ratio = float(np.exp(means[-1] - means[0]) * math.sqrt(sizes[-1] / sizes[0])) if len(sizes) >= 2 else math.nan
+    grid = own.pivot_table(index="batch_size", columns="seed", values="log_spread", aggfunc="mean", dropna=False)
+    grid = grid.sort_index()
+    result = flattening_test(grid.index.to_numpy(dtype=float), grid.to_numpy(dtype=float), min_effect, alpha)
+    n_seeds = result.pop("n_seeds", grid.shape[1])
+    result.pop("level", None)
     return {
-        "statistic": "spread_slope",
-        "estimate": point,
-        "low": low,
-        "high": high,
-        "n_x": int(len(sizes)),
-        "n_units": int(n_units),
+        **result,
+        "level": 1 - 2 * alpha,
+        "n_boot": 0,
+        "n_units": int(n_seeds),
         "n_excluded_runs": int(len(own) - len(finite)),
-        "at_smallest": float(np.exp(means[0])) if len(sizes) else math.nan,
-        "at_largest": float(np.exp(means[-1])) if len(sizes) else math.nan,
-        "detail": f"spread at the largest batch size {ratio:.3g}x the B^-1/2 line through the smallest; "
-        f"the claim needs the slope above {threshold:g} (−1/2 + τ, τ = {tolerance:g})"
-        + _clause(describe_interval(draws, point, low, high, n_units, level)),
-        "verdict": verdict,
+        "min_effect": min_effect,
+        "interval_kind": f"parametric bootstrap over {result.get('n_x', 0)} batch sizes",
     }
 
 
 SCORECARD_COLUMNS = [
     "claim", "source", "metric", "expect", "statistic", "symbol", "estimate", "low", "high", "level", "n_boot",
-    "n_x", "n_units", "n_excluded_runs", "at_smallest", "at_largest", "detail", "note", "verdict", "rule",
+    "n_x", "n_units", "n_excluded_runs", "at_smallest", "at_largest", "p_value", "p_adjusted", "p_refute",
+    "min_effect", "interval_kind", "left_out", "protocol", "detail", "note", "verdict", "rule",
 ]
+
+
+def seed_interval_rule(result: dict, seed_values) -> dict:
+    """A verdict that rests on resampled seeds needs MIN_SEEDS_FOR_INTERVAL of them; with fewer the claim is
+    inconclusive and the interval becomes the seeds' own range, labelled as such (never a collapsed interval)."""
+    n = int(result.get("n_units") or 0)
+    if n >= MIN_SEEDS_FOR_INTERVAL:
+        return {**result, "interval_kind": f"bootstrap over {n} seeds"}
+    values = np.asarray(seed_values, dtype=float)
+    values = values[np.isfinite(values)]
+    low, high = (float(values.min()), float(values.max())) if len(values) else (math.nan, math.nan)
+    kind = (
+        f"range over {len(values)} seeds" if len(values) > 1 and low < high
+        else f"{len(values)} seeds, all equal" if len(values) > 1
+        else "one seed" if len(values) else "no interval"
+    )
+    note = f"{n} seeds: a verdict from resampled seeds needs at least {MIN_SEEDS_FOR_INTERVAL}"
+    return {**result, "low": low, "high": high, "interval_kind": kind, "verdict": "inconclusive",
+            "note": "; ".join(filter(None, [note, result.get("note", "")]))}
+
+
+def adjust_for_multiplicity(card: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Benjamini-Hochberg over the study's claims: each p-value in the claimed direction (p_value) and each
+    refuting one (p_refute) is adjusted within its family, and a verdict whose adjusted p exceeds alpha
+    becomes inconclusive, saying so."""
+    card = card.copy()
+    card["p_adjusted"] = benjamini_hochberg(card["p_value"].astype(float).to_numpy())
+    refute = benjamini_hochberg(card["p_refute"].astype(float).to_numpy())
+    for i in card.index:
+        verdict, p_adj = card.at[i, "verdict"], card.at[i, "p_adjusted"]
+        if verdict == "replicated" and math.isfinite(p_adj) and p_adj > alpha:
+            why = f"adjusted p = {p_adj:.3g} > {alpha:g} over the study's {int(card['p_value'].notna().sum())} tested claims"
+        elif verdict == "not replicated" and card.at[i, "statistic"] == "spearman_rho" and refute[i] > alpha:
+            why = f"adjusted refuting p = {refute[i]:.3g} > {alpha:g}"
+        else:
+            continue
+        card.at[i, "verdict"] = "inconclusive"
+        card.at[i, "note"] = "; ".join(filter(None, [card.at[i, "note"], why]))
+    return card
+
+
+def protocol_note(claim, lr_rule: str) -> str:
+    """Where this run departs from the protocol of the paper behind the claim ('' where it does not)."""
+    if claim.expect == "predicts_critical_batch" and lr_rule != "tuned":
+        return (f"learning rate {lr_rule}, not tuned per batch size; McCandlish et al.'s B_crit ≈ B_noise assumes "
+                "it tuned at each batch size")
+    if claim.metric == "gradient_spread":
+        return ("spread at the end of an equal-epoch budget; Vaessen & van Leeuwen compared runs at equal iterations "
+                "(wav2vec 2.0, 400k steps)")
+    if claim.metric == "sharpness":
+        return "largest Hessian eigenvalue, the common proxy for Keskar et al.'s ε-box sharpness"
+    if claim.expect == "holds_until_critical_batch" and lr_rule != "tuned":
+        return f"learning rate {lr_rule}, not tuned per batch size as Shallue et al. tuned it"
+    return ""
 
 
 def scorecard_row(claim, result: dict, level: float, n_boot: int) -> dict:
     """One scorecard row: the claim, its test's numbers, the verdict and the rule that gave it."""
     row = {"claim": claim.id, "source": claim.source, "metric": claim.metric, "expect": claim.expect,
-           "level": level, "n_boot": n_boot, "detail": "", "note": "", **result}
+           "level": level, "n_boot": n_boot, "detail": "", "note": "", "left_out": "", "protocol": "", **result}
     row["rule"] = STATISTICS[row["statistic"]][row["verdict"]]
     row["symbol"] = STATISTICS[row["statistic"]]["symbol"]
     return {k: row.get(k) for k in SCORECARD_COLUMNS}
@@ -478,41 +470,63 @@ def evaluate_claims(
     steps: pd.DataFrame | None = None,
     noise: pd.DataFrame | None = None,
     level: float = 0.95,
+    alpha: float = 0.05,
+    n_perm: int = 20000,
+    baseline: float = math.nan,
+    lr_rule: str = "fixed",
 ) -> pd.DataFrame:
     """One scorecard row per per-study claim (claims across a scaling grid are evaluated in batchlab.analysis.scaling).
 
-    steps: the per-run steps to target (claims on B_crit); noise: the gradient statistics (the noise-scale claim).
+    steps: the per-run steps to target (claims on B_crit); noise: the gradient statistics (the noise-scale claim);
+    baseline: the data's constant-prediction validation loss, which a run must beat to count as trained for the
+    claims about trained models (batchlab.analysis.trained); lr_rule: the study's learning-rate protocol.
     """
     rows = []
     for claim in claims:
-        if claim.expect in ("holds_until_critical_batch", "predicts_critical_batch") and (steps is None or steps.empty):
-            raise ValueError(f"claim {claim.id!r}: no steps to target")
-        if claim.expect == "predicted_by_samples_seen":
-            if curves is None or curves.empty:
-                raise ValueError(f"claim {claim.id!r}: no loss curves")
-            result = samples_predict_test(curves, claim.metric, n_boot, level)
-        elif claim.expect == "holds_until_critical_batch":
-            if claim.metric not in table:
-                raise ValueError(f"claim {claim.id!r}: metric {claim.metric!r} is not a column of the run table")
-            b_crit = b_crit_of_seeds(steps)
-            result = degradation_test(table, claim.metric, b_crit, claim.tolerance_or_default(), n_boot, level)
-        elif claim.expect == "predicts_critical_batch":
-            if noise is None or noise.empty:
-                raise ValueError(f"claim {claim.id!r}: no gradient statistics measured")
-            result = noise_scale_test(noise, steps, claim.tolerance_or_default(), n_boot, level)
-        elif claim.metric == "gradient_spread":
-            own = own_spread(spread) if spread is not None else pd.DataFrame()
-            if own.empty:
-                raise ValueError(f"claim {claim.id!r}: no gradient spread measured at the runs' own batch sizes")
-            if claim.expect == "flattens_with_batch_size":
-                result = spread_slope_test(spread, claim.tolerance_or_default(), n_boot, level)
-            else:
-                result = trend_test(own, "batch_size", "spread", claim.expect, n_boot, level)
-        elif claim.metric == "critical_batch_size":
+        if claim.metric == "critical_batch_size":
             continue
-        else:
-            if claim.metric not in table:
-                raise ValueError(f"claim {claim.id!r}: metric {claim.metric!r} is not a column of the run table")
-            result = trend_test(table, "batch_size", claim.metric, claim.expect, n_boot, level)
+        keep = trained_mask(table, claim.metric, baseline)
+        runs = table[keep]
+        result = _test(claim, runs, spread, n_boot, curves, steps, noise, level, alpha, n_perm, baseline, table)
+        if result["statistic"] in SEED_RESAMPLED:
+            result = seed_interval_rule(result, result.pop("seed_values"))
+        if result["statistic"] == "noise_scale_ratio" and lr_rule != "tuned":
+            result = {**result, "verdict": "inconclusive",
+                      "note": "; ".join(filter(None, ["learning rate not tuned per batch size", result.get("note", "")]))}
+        result["left_out"] = left_out(table, keep, claim.metric, baseline)
+        result["protocol"] = protocol_note(claim, lr_rule)
         rows.append(scorecard_row(claim, result, level, n_boot))
-    return pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
+    card = pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
+    card = adjust_for_multiplicity(card, alpha)
+    card["rule"] = [STATISTICS[s][v] for s, v in zip(card["statistic"], card["verdict"])]
+    return card
+
+
+def _test(claim, runs, spread, n_boot, curves, steps, noise, level, alpha, n_perm, baseline, table) -> dict:
+    """The result of the test the claim's kind calls for, on the runs that count for it."""
+    if claim.expect in ("holds_until_critical_batch", "predicts_critical_batch") and (steps is None or steps.empty):
+        raise ValueError(f"claim {claim.id!r}: no steps to target")
+    if claim.expect == "predicted_by_samples_seen":
+        if curves is None or curves.empty:
+            raise ValueError(f"claim {claim.id!r}: no loss curves")
+        return samples_predict_test(curves, claim.metric, n_boot, level)
+    if claim.expect == "holds_until_critical_batch":
+        if claim.metric not in table:
+            raise ValueError(f"claim {claim.id!r}: metric {claim.metric!r} is not a column of the run table")
+        return degradation_test(runs, claim.metric, b_crit_of_seeds(steps), claim.tolerance_or_default(), n_boot, level)
+    if claim.expect == "predicts_critical_batch":
+        if noise is None or noise.empty:
+            raise ValueError(f"claim {claim.id!r}: no gradient statistics measured")
+        return noise_scale_test(noise, steps, claim.tolerance_or_default(), n_boot, level)
+    if claim.metric == "gradient_spread":
+        own = own_spread(spread) if spread is not None else pd.DataFrame()
+        if own.empty:
+            raise ValueError(f"claim {claim.id!r}: no gradient spread measured at the runs' own batch sizes")
+        trained = spread.merge(runs[["batch_size", "seed"]].drop_duplicates(), on=["batch_size", "seed"])
+        if claim.expect == "flattens_with_batch_size":
+            return spread_knee_test(trained, claim.tolerance_or_default(), alpha, level)
+        return trend_test(own_spread(trained), "batch_size", "spread", claim.expect, claim.tolerance_or_default(),
+                          alpha, n_perm, level)
+    if claim.metric not in table:
+        raise ValueError(f"claim {claim.id!r}: metric {claim.metric!r} is not a column of the run table")
+    return trend_test(runs, "batch_size", claim.metric, claim.expect, claim.tolerance_or_default(), alpha, n_perm, level)

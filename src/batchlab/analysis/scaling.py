@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
-from batchlab.analysis.claims import interval_verdict, scorecard_row
+from batchlab.analysis.claims import interval_verdict, scorecard_row, seed_interval_rule
 from batchlab.analysis.measured import measured_b_crit
 from batchlab.analysis.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, resample
 
@@ -151,5 +151,5 @@ def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: fl
             if slopes["n_seeds"] >= 2 and not unmeasured and enough_draws(share, level)
             else "inconclusive",
         }
-        rows.append(scorecard_row(claim, result, level, len(slopes[key]["draws"])))
+        rows.append(scorecard_row(claim, seed_interval_rule(result, []), level, len(slopes[key]["draws"])))
     return pd.DataFrame(rows)

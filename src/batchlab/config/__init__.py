@@ -8,7 +8,7 @@ validate_config / load_config (batchlab.data.inspect.inspect_files).
 from batchlab.config.base import ConfigError, FilesNotChecked, Strict
 from batchlab.config.claims import (
     CLAIM_EXPECTATIONS, CLAIM_METRICS, CURVE_METRICS, DEFAULT_TOLERANCE, GRADIENT_METRICS, ONLY_WITH,
-    SCALING_EXPECTATIONS, Claim, Scaling,
+    SCALING_EXPECTATIONS, TREND_EXPECTATIONS, Claim, Scaling, Verdicts,
 )
 from batchlab.config.data import (
     BRATS_MODALITIES, DATASET_NAMES, BratsData, DataSpec, DigitsData, EHRCodesData, FileData, Mnist1dData,
@@ -30,12 +30,12 @@ from batchlab.config.training import Budget, Optim, Training
 __all__ = [
     "BRATS_MODALITIES", "CLAIM_EXPECTATIONS", "CLAIM_METRICS", "CLASSIFIER_KINDS", "CURVE_METRICS", "DATASET_NAMES",
     "DEFAULT_TOLERANCE", "GRADIENT_METRICS", "ONLY_WITH", "SCALING_EXPECTATIONS", "SPREAD_SUBSET_SHARE", "STUDY_NAME",
-    "TABLE_SUFFIXES", "TO_TARGET_KINDS", "VOCABULARIES",
+    "TABLE_SUFFIXES", "TO_TARGET_KINDS", "TREND_EXPECTATIONS", "VOCABULARIES",
     "BratsData", "Budget", "CNNClassifier", "Claim", "CodeTable", "Config", "ConfigError", "ContrastiveEncoder",
     "ConvAE", "DataSpec", "Demographics", "DenseAE", "DigitsData", "Downstream", "EHRCodesData", "FileData",
     "FilesNotChecked", "GradientNoise", "MLPClassifier", "Mnist1dData", "ModelSpec", "Optim", "PhantomMRIData",
     "PhecodeMap", "Scaling", "Sharpness", "Split", "StepsToTarget", "Strict", "Study", "SyntheticEHRData", "ToTarget",
-    "Training",
+    "Training", "Verdicts",
     "data_from_json", "format_validation_error", "json_schema", "load_config", "split_sizes", "study_from_json",
     "validate_config", "variant_name", "widened",
 ]  # fmt: skip

@@ -32,11 +32,15 @@ ONLY_WITH = {
     **dict.fromkeys(SCALING_EXPECTATIONS, "critical_batch_size"),
 }
 DEFAULT_TOLERANCE = {
+    "increases_with_batch_size": 0.5,
+    "decreases_with_batch_size": 0.5,
     "holds_until_critical_batch": 0.05,
     "flat_with_model_size": 0.25,
-    "flattens_with_batch_size": 0.1,
+    "flattens_with_batch_size": 0.25,
     "predicts_critical_batch": 3.0,
 }
+TREND_EXPECTATIONS = ("increases_with_batch_size", "decreases_with_batch_size")
+MINIMUM_EFFECT_LIMIT = {**dict.fromkeys(TREND_EXPECTATIONS, 1.0), "flattens_with_batch_size": 2.0}
 
 
 class Claim(Strict):
@@ -59,9 +63,11 @@ class Claim(Strict):
     )
     tolerance: PositiveFloat | None = Field(
         None,
-        description="holds_until_critical_batch: largest relative change that counts as 'the same' (default 0.05); "
+        description="increases_/decreases_with_batch_size: the smallest |Spearman rho| over the batch sizes that "
+        "counts as an effect (default 0.5, at most 1); holds_until_critical_batch: largest relative change that counts as 'the same' (default 0.05); "
         "flat_with_model_size: largest |slope| of log B_crit on log width that counts as flat (default 0.25); "
-        "flattens_with_batch_size: how far above -1/2 the slope of log spread on log B must lie (default 0.1); "
+        "flattens_with_batch_size: the smallest change of slope at the knee (slope after minus slope before, log-log) "
+        "that counts as flattening (default 0.25, at most 2); "
         "predicts_critical_batch: the factor within which B_simple must match B_crit (default 3, above 1).",
     )
 
@@ -81,10 +87,28 @@ class Claim(Strict):
             raise ValueError(f"claim {self.id!r}: tolerance applies to {', '.join(DEFAULT_TOLERANCE)} only")
         if self.expect == "predicts_critical_batch" and self.tolerance is not None and self.tolerance <= 1:
             raise ValueError(f"claim {self.id!r}: the factor of predicts_critical_batch must exceed 1, got {self.tolerance}")
+        limit = MINIMUM_EFFECT_LIMIT.get(self.expect)
+        if limit is not None and self.tolerance is not None and self.tolerance > limit:
+            raise ValueError(f"claim {self.id!r}: the minimum effect of {self.expect} lies in (0, {limit:g}], got {self.tolerance}")
         return self
 
     def tolerance_or_default(self) -> float:
         return self.tolerance if self.tolerance is not None else DEFAULT_TOLERANCE.get(self.expect, 0.0)
+
+
+class Verdicts(Strict):
+    """How the scorecard's tests decide: their level, and the permutations of a trend test."""
+
+    alpha: float = Field(
+        0.05, gt=0.0, lt=0.5,
+        description="Significance level of every claim's test; the study's p-values are adjusted by "
+        "Benjamini-Hochberg over its claims before they are compared with it.",
+    )
+    permutations: int = Field(
+        20000, ge=1000, le=1_000_000,
+        description="Random orderings of the batch sizes in a trend claim's permutation test (every ordering is "
+        "enumerated up to 8 batch sizes).",
+    )
 
 
 class Scaling(Strict):

@@ -14,7 +14,7 @@ from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_va
 
 from batchlab import finished_run
 from batchlab.config.base import Strict, _existing, _no_repeats
-from batchlab.config.claims import GRADIENT_METRICS, SCALING_EXPECTATIONS, Claim, Scaling
+from batchlab.config.claims import GRADIENT_METRICS, SCALING_EXPECTATIONS, Claim, Scaling, Verdicts
 from batchlab.config.data import DataSpec, EHRCodesData, FileData
 from batchlab.config.measures import SPREAD_SUBSET_SHARE, Downstream, GradientNoise, Sharpness, StepsToTarget, ToTarget
 from batchlab.config.models import CLASSIFIER_KINDS, ModelSpec, widened
@@ -58,6 +58,7 @@ class Study(Strict):
     steps_to_target: StepsToTarget = Field(default_factory=StepsToTarget)
     sharpness: Sharpness = Field(default_factory=Sharpness)
     claims: list[Claim] = Field([], description="Published claims to test; the report's scorecard gives each a verdict.")
+    verdicts: Verdicts = Field(default_factory=Verdicts, description="How the scorecard's tests decide.")
     scaling: Scaling | None = Field(
         None, description="Run the study over a grid of training-set sizes and model widths (Zhang et al. 2025)."
     )
@@ -133,6 +134,7 @@ class Study(Strict):
                 "gradients": GradientNoise(checkpoints=self.gradients.checkpoints, seeds=self.gradients.seeds),
                 "steps_to_target": StepsToTarget(),
                 "claims": [],
+                "verdicts": Verdicts(),
                 "scaling": None,
                 "to_target": None,
                 "training": self.training.model_copy(update={"cuda_graphs": "auto"}),

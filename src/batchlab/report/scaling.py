@@ -8,7 +8,7 @@ import pandas as pd
 import yaml
 
 from batchlab import io, provenance
-from batchlab.analysis.claims import STATISTICS
+from batchlab.analysis.verdict_rules import STATISTICS
 from batchlab.config import Study
 from batchlab.report import figures
 from batchlab.report.html import render

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +11,8 @@ import yaml
 
 from batchlab import io, provenance
 from batchlab.analysis.aggregate import summary_by_batch_size
-from batchlab.analysis.claims import STATISTICS, evaluate_claims
+from batchlab.analysis.claims import evaluate_claims
+from batchlab.analysis.verdict_rules import STATISTICS
 from batchlab.config import Study
 from batchlab.report import figures
 from batchlab.report.data import data_provenance
@@ -92,8 +95,8 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         + seeds,
         "geometry_vs_batch": "Left: L2 distance of the final weights from the initial ones (Hoffer et al. 2017: it "
         "grows with the log of the number of updates, so at a fixed budget large batches travel less far). Middle: "
-        f"sharpness, the largest-magnitude eigenvalue of the Hessian of the training loss on {study.sharpness.samples} "
-        "fixed training examples, by power iteration on Hessian-vector products (Keskar et al. 2017 claim large "
+        f"sharpness, the largest eigenvalue of the Hessian of the training loss on {study.sharpness.samples} "
+        "fixed training examples, by Lanczos on Hessian-vector products (converged values only) (Keskar et al. 2017 claim large "
         f"batches reach sharper minima). Right: test loss minus train loss. {seeds}",
         "gradient_spread": "Standard deviation of the minibatch gradient across draws, per parameter, averaged over "
         "parameters (Vaessen & van Leeuwen 2024). Left: one model per checkpoint, probe minibatches of several sizes "
@@ -164,6 +167,7 @@ def build_study_report(
     to_target: dict[str, pd.DataFrame] | None = None,
     more_figures: tuple = (),
     workers: int = 1,
+    baseline: float = math.nan,
 ) -> dict:
     """Write reports/<study>/: figures, runs.csv, summary.csv, baselines.csv, provenance, index.html.
 
@@ -171,6 +175,7 @@ def build_study_report(
     to_target (runs, curves, noise of the train-to-target analysis): `steps` and `critical` are then that
     analysis's, and the steps-to-target figure and the claims on B_crit read its curves and noise.
     more_figures: further (figure function, arguments) calls, drawn with the study's own by `workers` processes.
+    baseline: the data's constant-prediction validation loss; claims about trained models score only runs below it.
     """
     target_curves = curves if to_target is None else to_target["curves"]
     target_noise = noise if to_target is None else to_target["noise"]
@@ -212,7 +217,10 @@ def build_study_report(
     io.write_csv(steps, out / "steps_to_target.csv")
     io.write_csv(critical, out / "critical_batch.csv")
     io.write_csv(lr_search, out / "lr_search.csv")
-    scorecard = evaluate_claims(study.claims, table, spread, curves=curves, steps=steps, noise=target_noise)
+    scorecard = evaluate_claims(
+        study.claims, table, spread, curves=curves, steps=steps, noise=target_noise, alpha=study.verdicts.alpha,
+        n_perm=study.verdicts.permutations, baseline=baseline, lr_rule=study.optim.lr_rule,
+    )
     scorecard = scorecard.assign(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]
     )

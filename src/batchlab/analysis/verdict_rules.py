@@ -1,0 +1,93 @@
+"""What each scorecard statistic is and the rule that turns it into a verdict, as the report prints them.
+
+One entry per statistic of batchlab.analysis.claims and batchlab.analysis.scaling; the scorecard line and
+the page's rule list both read it, so the words and the code that decides cannot drift apart unnoticed.
+"""
+
+from batchlab.analysis.spread_shape import RULE as SPREAD_KNEE_RULE
+
+SEED_INTERVAL_RULE = (
+    "a verdict that rests on resampling seeds needs at least 5 seeds (below that a seed bootstrap interval covers "
+    "far less than its level: 52% of the time with 2 seeds, 74% with 3); with fewer the claim is inconclusive and "
+    "the seeds' own values are shown as a range"
+)
+
+STATISTICS = {
+    "spearman_rho": {
+        "symbol": "ρ =",
+        "what": "Spearman's rank correlation ρ between batch size and the metric's mean over seeds (for gradient "
+        "spread: each measured run's spread at its own batch size, at its last checkpoint), with batch sizes as the "
+        "units: a permutation test over the orderings of the batch sizes (every ordering up to 8 of them), so an "
+        "effect a batch size shares across its seeds (a data order, a learning rate that suits it) is no evidence; "
+        "the interval is Fisher's z over the batch sizes; p-values adjusted by Benjamini-Hochberg over the study's claims",
+        "replicated": "the adjusted p-value in the claimed direction is at most α and ρ reaches the minimum effect m "
+        "in that direction",
+        "not replicated": "the adjusted p-value in the opposite direction is at most α and ρ reaches m that way, or "
+        "an equivalence test shows |ρ| < m",
+        "inconclusive": "otherwise, or fewer than 4 batch sizes have trained runs with finite values",
+    },
+    "samples_advantage": {
+        "symbol": "lead of |ρ| =",
+        "what": "the lead of |ρ| of the metric against samples seen over |ρ| against optimizer steps, and over |ρ| "
+        "against batch size (Spearman over every logged point of the seed-mean curves of all batch sizes); the "
+        "weaker lead is shown",
+        "replicated": "the intervals of both leads lie wholly above 0 (samples seen order the metric best)",
+        "not replicated": "the interval of a lead lies wholly below 0 (steps or batch size order it better)",
+        "inconclusive": "otherwise, or there are fewer than 2 seeds or 3 batch sizes",
+    },
+    "degradation_above_b_crit": {
+        "symbol": "change above B_crit =",
+        "what": "relative change of the final metric from the smallest batch size (positive = worse), paired by seed, "
+        "averaged over the batch sizes above the study's fitted B_crit (estimate, interval) and over those above the "
+        "smallest and at or below B_crit (detail), against the claim's tolerance τ; each draw refits B_crit to the "
+        "steps to target of the same resampled seeds, so B_crit's uncertainty is carried into the interval",
+        "replicated": "the change at or below B_crit stays within τ and the change above B_crit exceeds τ",
+        "not replicated": "the change at or below B_crit exceeds τ, or the change above B_crit stays within τ",
+        "inconclusive": "otherwise, or no batch size lies between the smallest and B_crit, or none above it, "
+        "or B_crit is not a measurement (flagged: outside the batch sizes that reached the target, fewer than 4 of "
+        "them, or a poor fit), or it is flagged in more than (1 − L)/2 of the draws (then no interval holds)",
+    },
+    "noise_scale_ratio": {
+        "symbol": "B_simple / B_crit =",
+        "what": "B_simple at the target divided by the fitted B_crit (McCandlish et al. 2018 predict B_crit ≈ B_noise, "
+        "of which B_simple is the Hessian-free form); B_simple at the target is the geometric mean over the measured "
+        "runs of B_simple at each run's checkpoint closest (in log step) to its crossing of the target; both come "
+        "from the same resampled seeds in every draw",
+        "replicated": "the interval of the ratio lies wholly within a factor f of 1 ([1/f, f])",
+        "not replicated": "the interval lies wholly outside [1/f, f]",
+        "inconclusive": "the interval overlaps an edge of [1/f, f], or B_crit is flagged (or flagged in more than "
+        "(1 − L)/2 of the draws: then no interval holds), or fewer than 2 seeds have gradient statistics at the target",
+    },
+    "spread_knee": {
+        "symbol": "T =",
+        "what": "the change of slope T = slope after − slope before of a broken-stick fit of log gradient spread on "
+        "log batch size (the knee searched over the batch sizes), each trained run measured at its own batch size "
+        "at its last checkpoint, on seed means; calibrated by simulating straight power laws with the data's noise, "
+        "since a knee's likelihood ratio has no standard null",
+        **SPREAD_KNEE_RULE,
+    },
+    "log_slope_data": {
+        "symbol": "slope on data =",
+        "what": "slope of log B_crit on log training-set size, least squares over the scaling grid's cells with log "
+        "width as a second regressor; B_crit of each cell from the S(B) fit on seed means",
+        "replicated": "the interval of the slope lies wholly above 0",
+        "not replicated": "the interval lies wholly below 0",
+        "inconclusive": "the interval contains 0, or some cell's B_crit is flagged (or some cell is flagged in more than "
+        "(1 − L)/2 of the draws: then no interval holds)",
+    },
+    "log_slope_width": {
+        "symbol": "slope on width =",
+        "what": "slope of log B_crit on log model width, least squares over the scaling grid's cells with log "
+        "training-set size as a second regressor",
+        "replicated": "the interval of the slope lies wholly within ±τ (a width doubled changes B_crit by at most 2^τ)",
+        "not replicated": "the interval lies wholly outside ±τ",
+        "inconclusive": "the interval overlaps ±τ's edge, or some cell's B_crit is flagged (or some cell is flagged "
+        "in more than (1 − L)/2 of the draws: then no interval holds)",
+    },
+}
+SEED_RESAMPLED = ("samples_advantage", "degradation_above_b_crit", "noise_scale_ratio", "log_slope_data", "log_slope_width")
+for _name in SEED_RESAMPLED:
+    STATISTICS[_name]["inconclusive"] += "; and always with fewer than 5 seeds (" + SEED_INTERVAL_RULE.split(" (")[0] + ")"
+STATISTICS["noise_scale_ratio"]["inconclusive"] += (
+    "; and always when the learning rate was not tuned per batch size, the premise of B_crit ≈ B_noise"
+)
