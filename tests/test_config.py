@@ -107,7 +107,7 @@ def _broken(edit) -> str:
     ],
     ids=[
         "misspelled-key", "nested-typo", "wrong-type", "batch-size-zero", "no-batch-sizes", "batch-too-big",
-        "repeated-batch-size", "unknown-dataset", "unknown-model", "missing-file", "negative-budget",
+        "repeated-batch-size", "alpha-half", "alpha-zero", "trend-effect-above-one", "unknown-dataset", "unknown-model", "missing-file", "negative-budget",
         "bce-without-sigmoid", "eval-subset-too-big", "spread-size-too-big", "spread-size-above-quarter",
         "gradient-claims-one-seed", "noise-claim-wrong-metric", "noise-metric-wrong-claim", "noise-factor-below-one",
         "fraction-above-one", "negative-seed",
