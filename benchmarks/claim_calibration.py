@@ -57,19 +57,9 @@ EFFECT_GRID = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)
 TARGET_POWER = 0.8
 
 
-def wilson(hits: int, total: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score 95% interval of a binomial rate."""
-    if total == 0:
-        return math.nan, math.nan
-    rate = hits / total
-    centre = (rate + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(rate * (1 - rate) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def rate_text(hits: int, total: int) -> str:
     """A rate as a percentage with its Wilson interval: '4.9% [4.0, 6.0]'."""
-    low, high = wilson(hits, total)
+    low, high = spread_shape_calibration.wilson(hits, total)
     return f"{100 * hits / total:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
 
 
