@@ -112,6 +112,9 @@ def test_validate_prints_steps_and_time(capsys, tmp_path: Path):
     assert f"all: ≈ {cost._duration(fixed)} of training and measurement, one job at a time, and up to " \
            f"{cost._duration(capped)} more for the train-to-target cells at their caps" in out
     assert "warning" not in err
+    signal = cfg.studies["tiny_signal"].to_target_view()
+    caps = ", ".join(f"batch size {b}: {signal.budget.steps(b, signal.data.n_train()):,}" for b in signal.batch_sizes)
+    assert f"    train-to-target caps (updates per run): {caps}" in out.splitlines()
 
 
 def test_a_huge_budget_warns_naming_the_costliest_cells(capsys, tmp_path: Path):

@@ -403,6 +403,10 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
         else:
             time_text = f"≈ {_duration(fixed)}"
         lines.append(f"  {name}: {_count(steps)} optimizer steps over {len(study_cells)} cells, {time_text}")
+        caps = [c for c in study_cells if c.to_target]
+        if caps:  # a batch size whose cap lies below the steps it needs cannot reach the target by construction
+            lines.append("    train-to-target caps (updates per run): "
+                         + ", ".join(f"batch size {c.batch_size}: {_count(c.steps)}" for c in caps))
         fixed_total += fixed
         capped_total += sum(c.seconds for c in capped)
         cells += known
