@@ -66,6 +66,15 @@ def reached_sizes(steps: pd.DataFrame) -> np.ndarray:
     return sizes[np.isfinite(seed_mean_steps(grid, np.arange(grid.shape[1])))]
 
 
+def with_caps(steps: pd.DataFrame, curves: pd.DataFrame, s_min: float) -> pd.DataFrame:
+    """Each run's last logged step (its cap, for a run that never reached the target), and whether it missed the
+    target by construction: a cap below the fitted S_min, which no batch size can beat."""
+    last = curves.groupby(["batch_size", "seed"])["step"].max().rename("last_step").reset_index()
+    steps = steps.merge(last, on=["batch_size", "seed"], how="left")
+    missed = ~steps["reached"].astype(bool)
+    return steps.assign(cap_below_s_min=missed & (steps["last_step"] < s_min))
+
+
 def analyse(
     curves: pd.DataFrame, noise: pd.DataFrame, spec: StepsToTarget, baseline: float = math.nan
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -81,6 +90,7 @@ def analyse(
     fit["method"] = fit["quantity"].map(lambda q: FIT_LABELS[q][0])
     fit["definition"] = fit["quantity"].map(lambda q: FIT_LABELS[q][1])
     fit["flag"] = [measured.flag(q, e, sizes, r) for q, e, r in zip(fit["quantity"], fit["estimate"], fit["rmse_log"])]
+    steps = with_caps(steps, curves, float(fit.set_index("quantity")["estimate"].get("s_min", math.nan)))
     rows = [fit]
     if not noise.empty:
         for fraction, group in noise.groupby("fraction"):

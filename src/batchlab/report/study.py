@@ -33,10 +33,18 @@ FIGURES = {
 }
 
 
-def _to_target_summary(study: Study, runs: pd.DataFrame) -> dict:
-    """What the page says about a train-to-target analysis: its target, cap, runs and how many reached it."""
+def _to_target_summary(study: Study, runs: pd.DataFrame, steps: pd.DataFrame, critical: pd.DataFrame) -> dict:
+    """What the page says about a train-to-target analysis: its target, cap, runs, how many reached it, and how
+    many could not within their cap (fewer updates than the fit's S_min) apart from those that had them."""
     t = study.to_target
+    short = steps[steps.get("cap_below_s_min", pd.Series(False, index=steps.index)).astype(bool)]
+    missed = steps[~steps["reached"].astype(bool)]
+    s_min = critical.set_index("quantity")["estimate"].get("s_min", float("nan"))
     return {
+        "short_cap": int(len(short)),
+        "short_cap_sizes": sorted(int(b) for b in short["batch_size"].unique()),
+        "had_steps_and_missed": int(len(missed) - len(short)),
+        "s_min": float(s_min),
         "target": float(runs["target"].iloc[0]),
         "describe": t.describe(),
         "cap": f"{t.cap.amount:g} {t.cap.unit}",
@@ -264,7 +272,7 @@ def build_study_report(
         baselines=baselines,
         critical=critical,
         steps=steps,
-        to_target=None if to_target is None else _to_target_summary(study, to_target["runs"]),
+        to_target=None if to_target is None else _to_target_summary(study, to_target["runs"], steps, critical),
         reached_sizes=sorted(int(b) for b in steps.loc[steps["reached"].astype(bool), "batch_size"].unique()),
         scorecard=meta["scorecard"],
         statistics=meta["statistics"],
