@@ -1,5 +1,6 @@
-# What every rule file shares: the validated config and its studies, the command the rules call, the
-# device and GPU slots, the cost-based order of jobs, and the input functions of more than one stage.
+# What all the files of rules share: the validated config and its studies, the command the rules call, the
+# device and GPU slots, the cost-based order of jobs, and the input functions of more than one stage
+# (each stage's own are in inputs.smk).
 import re
 import sys
 

@@ -1,33 +1,6 @@
 # The critical batch size of a study: steps to target, the S(B) fit and B_simple at the target.
 
 
-def target_json(wildcards):
-    return STUDIES[wildcards.study].steps_to_target.model_dump_json()
-
-
-def model_json(wildcards):
-    return STUDIES[wildcards.study].model.model_dump_json()
-
-
-def critical_inputs(wildcards):
-    """The critical-batch analysis's curves and gradient noise: the train-to-target runs' when the study has them."""
-    if wildcards.study in TO_TARGET:
-        base = f"results/{wildcards.study}/to_target"
-        return {
-            "curves": f"{base}/curves.parquet",
-            "noise": f"{base}/gradients.parquet",
-            "target_runs": f"{base}/runs.parquet",
-        }
-    return {
-        "curves": f"results/{wildcards.study}/curves.parquet",
-        "noise": f"results/{wildcards.study}/gradients.parquet",
-    }
-
-
-def target_runs_arg(wildcards, input):
-    return f"--target-runs {input.target_runs}" if "target_runs" in input.keys() else ""
-
-
 rule critical_batch:
     input:
         unpack(critical_inputs),

@@ -1,7 +1,3 @@
-def data_json(wildcards):
-    return STUDIES[wildcards.study].data.model_dump_json()
-
-
 rule make_data:
     input:
         data_inputs,

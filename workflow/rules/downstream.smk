@@ -1,22 +1,3 @@
-def downstream_json(wildcards):
-    return STUDIES[wildcards.study].downstream.model_dump_json()
-
-
-def latent_dim(wildcards):
-    return STUDIES[wildcards.study].model.latent
-
-
-def baselines_threads(wildcards):
-    """Workers of the baselines job: one per (baseline, fold) fit."""
-    downstream = STUDIES[wildcards.study].downstream
-    return _workers(len(downstream.baselines) * downstream.folds)
-
-
-def baselines_priority(wildcards):
-    """Before any training cell: a baseline needs only the data, and the raw-input SVM can take a minute."""
-    return max(CELL_SECONDS.values(), default=0.0) + 1.0
-
-
 # One job per study: every cell's SVMs in one process (scikit-learn imported once), each cell cached
 # under results/{study}/cache/ by the content of its embeddings and the settings, so a new batch size
 # computes only its own cell.

@@ -1,70 +1,3 @@
-from batchlab.finished_run import scorecard_files, table_files
-
-
-def study_json(wildcards):
-    """The whole validated study (for the report)."""
-    return STUDIES[wildcards.study].model_dump_json()
-
-
-def study_summaries(wildcards):
-    return [f"reports/{name}/summary.json" for name in [*STUDIES, *GRIDS]]
-
-
-def comparison_summary(wildcards):
-    """The comparison with `compare_with`'s run that the index lists, when the config names one."""
-    return [] if CFG.compare_with is None else ["reports/comparison.json"]
-
-
-def other_run_files(wildcards):
-    """The run tables and scorecards of `compare_with`'s run: comparing again when that run changes."""
-    return [
-        str(p)
-        for p in [*table_files(CFG.compare_with), *scorecard_files(CFG.compare_with)]
-    ]
-
-
-def grid_json(wildcards):
-    return GRIDS[wildcards.grid].model_dump_json()
-
-
-def grid_files(filename):
-    """Input function: one file per cell of the scaling grid in the wildcards, in grid order."""
-
-    def files(wildcards):
-        return [
-            f"results/{name}/{filename}"
-            for name in GRIDS[wildcards.grid].variants(wildcards.grid)
-        ]
-
-    return files
-
-
-def grid_data(wildcards):
-    return f"data/{next(iter(GRIDS[wildcards.grid].variants(wildcards.grid)))}.npz"
-
-
-def report_threads(wildcards):
-    """Processes drawing a study page's 12 figures at once: at most 4, since the slowest figure takes a
-    fifth of the drawing (0.6 of 3.0 s for the EHR study) and bounds the job beyond that.
-    """
-    return min(4, _workers(12))
-
-
-def report_to_target(wildcards):
-    if wildcards.study not in TO_TARGET:
-        return []
-    base = f"results/{wildcards.study}/to_target"
-    return [
-        f"{base}/runs.parquet",
-        f"{base}/curves.parquet",
-        f"{base}/gradients.parquet",
-    ]
-
-
-def to_target_arg(wildcards, input):
-    return f"--to-target {input.to_target}" if input.to_target else ""
-
-
 rule report_study:
     input:
         data="data/{study}.npz",
@@ -236,6 +169,30 @@ rule report_scaling:
         "--out-dir $(dirname {output.html}) > {log} 2>&1"
 
 
+rule index:
+    input:
+        summaries=study_summaries,
+        comparison=comparison_summary,
+    output:
+        "reports/index.html",
+    log:
+        "logs/index.log",
+    benchmark:
+        "logs/index.benchmark.tsv"
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        comparison=lambda wildcards, input: (
+            f"--comparison {input.comparison}" if input.comparison else ""
+        ),
+    shell:
+        "{BATCHLAB} index --summaries {input.summaries} "
+        "{params.comparison} --out {output} 2> {log}"
+
+
 if CFG.compare_with is not None:
 
     rule compare:
@@ -261,27 +218,3 @@ if CFG.compare_with is not None:
         shell:
             "{BATCHLAB} compare --tables {input.tables} --scorecards {input.scorecards} --other {params.other:q} "
             "--out-dir $(dirname {output.html}) > {log} 2>&1"
-
-
-rule index:
-    input:
-        summaries=study_summaries,
-        comparison=comparison_summary,
-    output:
-        "reports/index.html",
-    log:
-        "logs/index.log",
-    benchmark:
-        "logs/index.benchmark.tsv"
-    localrule: True
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    params:
-        comparison=lambda wildcards, input: (
-            f"--comparison {input.comparison}" if input.comparison else ""
-        ),
-    shell:
-        "{BATCHLAB} index --summaries {input.summaries} "
-        "{params.comparison} --out {output} 2> {log}"

@@ -1,45 +1,7 @@
 # The train-to-target analysis of a study with a `to_target` block: every batch size trained until its
 # validation loss reaches a target known before training (or the cap), its runs collected, and the
 # gradient noise measured where the runs stopped. The critical_batch rule reads these in place of the
-# fixed-budget sweep's curves (critical.smk: critical_inputs).
-from functools import partial
-
-TO_TARGET = {
-    name: study for name, study in STUDIES.items() if study.to_target is not None
-}
-
-
-def to_target_cell_json(wildcards):
-    """The to-target study as one of its training cells sees it."""
-    return _sweep(wildcards, True).cell_view(int(wildcards.bs)).model_dump_json()
-
-
-def to_target_json(wildcards):
-    return STUDIES[wildcards.study].to_target.model_dump_json()
-
-
-def pilot_runs(wildcards):
-    """A pilot_fraction target's pilot: the fixed-budget sweep's smallest batch size (none for other kinds)."""
-    study = STUDIES[wildcards.study]
-    if study.to_target.kind != "pilot_fraction":
-        return []
-    return [f"results/{wildcards.study}/bs{min(study.batch_sizes)}/runs.parquet"]
-
-
-def pilot_arg(wildcards, input):
-    return f"--pilot {input.pilot}" if input.pilot else ""
-
-
-def to_target_priority(wildcards):
-    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), True), 0.0)
-
-
-# The study-wide gradient job of the to-target cells: the sweep's input functions on Study.to_target_view().
-to_target_cells_json = partial(cells_json, to_target=True)
-to_target_gradients_json = partial(gradients_json, to_target=True)
-to_target_batch_sizes = partial(batch_sizes, to_target=True)
-
-
+# fixed-budget sweep's curves (inputs.smk: critical_inputs).
 rule train_to_target:
     input:
         data="data/{study}.npz",

@@ -1,16 +1,3 @@
-def cell_json(wildcards):
-    """The study as one training cell sees it."""
-    return STUDIES[wildcards.study].cell_view(int(wildcards.bs)).model_dump_json()
-
-
-def train_priority(wildcards):
-    """Longest cells first (their estimated seconds), so that the longest does not start last.
-
-    Only the order of jobs changes, never a result; a priority is no rerun trigger.
-    """
-    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), False), 0.0)
-
-
 rule train:
     input:
         data="data/{study}.npz",
