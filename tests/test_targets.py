@@ -32,6 +32,8 @@ def dataset(x, y=None, parts=("train",) * 4 + ("val",)) -> Dataset:
 def test_target_kinds_on_known_curves():
     assert resolve_target(CURVES, "val_loss", "value", 0.3) == 0.3
     assert resolve_target(CURVES, "val_loss", "fraction", 0.5) == pytest.approx(0.55)
+    # at a share other than 1/2 a reversed direction shows: a quarter of the way from 0.9 down to 0.2, not up from 0.2
+    assert resolve_target(CURVES, "val_loss", "fraction", 0.25) == pytest.approx(0.725, rel=1e-12)
     assert resolve_target(CURVES, "val_loss", "within_best", 0.1) == pytest.approx(0.22)
     # baseline 0.6, best 0.2: 75% of the way from the baseline to the best run
     assert resolve_target(CURVES, "val_loss", "baseline_fraction", 0.75, baseline=0.6) == pytest.approx(0.3)
