@@ -100,7 +100,8 @@ def trend_test(
         "p_value": p_claimed,
         "p_refute": min(p_opposite, p_equivalent),
         "min_effect": min_effect,
-        "interval_kind": f"Fisher z over {len(sizes)} batch sizes",
+        "interval_kind": f"Fisher z over {len(sizes)} batch sizes" if math.isfinite(low)
+        else f"no interval: Fisher z needs {MIN_TREND_SIZES} batch sizes, {len(sizes)} have finite values",
         "detail": f"permutation test over the batch sizes ({how}): p = {p_claimed:.3g} in the claimed direction, "
         f"{p_opposite:.3g} in the opposite one; equivalence (|ρ| < {min_effect:g}) p = {p_equivalent:.3g}; "
         f"means over {n_units} {unit}s; {reason}",
