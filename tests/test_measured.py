@@ -8,6 +8,7 @@ import pytest
 
 from batchlab.analysis.cbs import bootstrap_fit, fit_steps_model
 from batchlab.analysis.measured import MAX_RMSE_LOG, flag, flag_reasons, measured_b_crit
+from reference_fits import reference_steps_fit
 
 SIZES = 2.0 ** np.arange(11)  # 1 .. 1024
 # Mean steps to the 80% target in the default EHR run (2026-11-26): flat, the last batch size never got there.
@@ -24,7 +25,10 @@ def flags_of(sizes, steps) -> dict[str, str]:
 
 def test_the_flat_ehr_table_gives_no_plain_number():
     fit = fit_steps_model(SIZES, EHR_FLAT)
-    assert fit.b_crit == pytest.approx(0.32, abs=0.03)  # the number the default report printed
+    reached = np.isfinite(EHR_FLAT)
+    s_min, b_crit = reference_steps_fit(SIZES[reached], np.array(EHR_FLAT)[reached])
+    assert fit.b_crit == pytest.approx(b_crit, rel=1e-6) and fit.s_min == pytest.approx(s_min, rel=1e-6)
+    assert b_crit < 1  # below the smallest batch size, the flag's premise
     flags = flags_of(SIZES, EHR_FLAT)
     assert "B_crit = 0.3" in flags["b_crit"] and "below the smallest batch size that reached the target (1)" in flags["b_crit"]
     assert "B_20 = 0.06" in flags["b_20"] and "below" in flags["b_20"]
