@@ -240,6 +240,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     if args.to_target:
         runs, curves, noise = args.to_target
         to_target = {"runs": pd.read_parquet(runs), "curves": pd.read_parquet(curves), "noise": read_all([noise])}
+    equal_steps = pd.read_parquet(args.equal_steps) if args.equal_steps else None
     build_study_report(
         args.study,
         study,
@@ -255,6 +256,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         args.out_dir,
         data_section=section,
         to_target=to_target,
+        equal_steps=equal_steps,
         more_figures=[examples],
         workers=args.workers,
         baseline=baseline,
@@ -420,6 +422,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--to-target", nargs=3, metavar=("RUNS", "CURVES", "NOISE"),
                     help="the train-to-target analysis's runs, curves and gradient noise (its steps and critical "
                     "tables are --steps and --critical)")
+    sp.add_argument("--equal-steps", metavar="RUNS", help="the runs of the study's equal-steps arm")
     sp.add_argument("--workers", type=int, default=1, help="figures drawn at once, in separate processes")
     sp.add_argument("--out-dir", required=True)
     sp = add(

@@ -62,7 +62,7 @@ GPU_SLOTS = GPU_PLAN.cli_args() if GPU_PLAN and TRAIN_GPUS else ""
 CELL_SECONDS = {}
 if workflow.is_main_process:
     CELL_SECONDS = {
-        (cell.study, cell.batch_size, cell.to_target): cell.seconds or 0.0
+        (cell.study, cell.batch_size, cell.arm): cell.seconds or 0.0
         for cells in print_estimate(
             CFG, device=DEVICE, source=_config_source(), stream=sys.stderr
         ).values()

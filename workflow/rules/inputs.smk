@@ -21,7 +21,7 @@ def train_priority(wildcards):
 
     Only the order of jobs changes, never a result; a priority is no rerun trigger.
     """
-    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), False), 0.0)
+    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), "sweep"), 0.0)
 
 
 # ---- downstream.smk
@@ -72,13 +72,41 @@ def pilot_arg(wildcards, input):
 
 
 def to_target_priority(wildcards):
-    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), True), 0.0)
+    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), "to_target"), 0.0)
 
 
 # The study-wide gradient job of the to-target cells: the sweep's input functions on Study.to_target_view().
 to_target_cells_json = partial(cells_json, to_target=True)
 to_target_gradients_json = partial(gradients_json, to_target=True)
 to_target_batch_sizes = partial(batch_sizes, to_target=True)
+
+
+# ---- equal_steps.smk
+EQUAL_STEPS = {
+    name: study for name, study in STUDIES.items() if study.equal_steps is not None
+}
+
+
+def equal_steps_cell_json(wildcards):
+    """The equal-steps arm's study as one of its training cells sees it."""
+    view = STUDIES[wildcards.study].equal_steps_view()
+    return view.cell_view(int(wildcards.bs)).model_dump_json()
+
+
+def equal_steps_files(filename):
+    """Input function: one file per batch size of the equal-steps arm of the study in the wildcards."""
+
+    def files(wildcards):
+        sizes = STUDIES[wildcards.study].equal_steps.batch_sizes
+        return [
+            f"results/{wildcards.study}/equal_steps/bs{b}/{filename}" for b in sizes
+        ]
+
+    return files
+
+
+def equal_steps_priority(wildcards):
+    return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), "equal_steps"), 0.0)
 
 
 # ---- critical.smk
@@ -168,6 +196,16 @@ def report_to_target(wildcards):
         f"{base}/curves.parquet",
         f"{base}/gradients.parquet",
     ]
+
+
+def report_equal_steps(wildcards):
+    if wildcards.study not in EQUAL_STEPS:
+        return []
+    return [f"results/{wildcards.study}/equal_steps/runs.parquet"]
+
+
+def equal_steps_arg(wildcards, input):
+    return f"--equal-steps {input.equal_steps}" if input.equal_steps else ""
 
 
 def to_target_arg(wildcards, input):

@@ -10,6 +10,7 @@ rule report_study:
         critical="results/{study}/critical_batch.parquet",
         lr_search="results/{study}/lr_search.parquet",
         to_target=report_to_target,
+        equal_steps=report_equal_steps,
     output:
         html="reports/{study}/index.html",
         summary="reports/{study}/summary.json",
@@ -127,11 +128,12 @@ rule report_study:
     params:
         study=study_json,
         to_target=to_target_arg,
+        equal_steps=equal_steps_arg,
     shell:
         "{BATCHLAB} report --study {wildcards.study} --study-json {params.study:q} "
         "--data {input.data} --table {input.table} --curves {input.curves} "
         "--baselines {input.baselines} --noise {input.noise} --spread {input.spread} "
-        "--steps {input.steps} --critical {input.critical} --lr-search {input.lr_search} {params.to_target} "
+        "--steps {input.steps} --critical {input.critical} --lr-search {input.lr_search} {params.to_target} {params.equal_steps} "
         "--workers {threads} --out-dir $(dirname {output.html}) > {log} 2>&1"
 
 

@@ -32,82 +32,19 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, spearmanr
+from scipy.stats import spearmanr
 
 from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
 from batchlab.analysis.critical import geometric_mean, noise_at_crossing
+from batchlab.analysis.equal_steps import equal_steps_test
 from batchlab.analysis.measured import flag as measured_flag
 from batchlab.analysis.measured import measured_b_crit
 from batchlab.analysis.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, seed_bootstrap
-from batchlab.analysis.significance import (
-    MIN_SEEDS_FOR_INTERVAL, SPEARMAN_VARIANCE_FACTOR, benjamini_hochberg, rho_equivalence_p, spearman_trend,
-    trend_verdict,
-)
+from batchlab.analysis.significance import MIN_SEEDS_FOR_INTERVAL, benjamini_hochberg
 from batchlab.analysis.spread_shape import flattening_test
 from batchlab.analysis.trained import left_out, trained_mask
+from batchlab.analysis.trend import HIGHER_IS_BETTER, trend_test
 from batchlab.analysis.verdict_rules import SEED_RESAMPLED, STATISTICS
-
-MIN_TREND_SIZES = 4  # the fewest batch sizes whose every ordering can reach p < 0.05 (1/24)
-
-HIGHER_IS_BETTER = ("accuracy", "auc", "r2")
-SIGN = {"increases_with_batch_size": 1, "decreases_with_batch_size": -1}
-
-
-def _fisher_interval(rho: float, n: int, level: float) -> tuple[float, float]:
-    """Fisher's z interval of Spearman's rho over n units (standard error sqrt(1.06 / (n - 3)))."""
-    if not math.isfinite(rho) or n <= 3:
-        return math.nan, math.nan
-    half = norm.ppf(0.5 + level / 2) * math.sqrt(SPEARMAN_VARIANCE_FACTOR / (n - 3))
-    z = math.atanh(min(max(rho, -1 + 1e-12), 1 - 1e-12))
-    return math.tanh(z - half), math.tanh(z + half)
-
-
-def trend_test(
-    table: pd.DataFrame, x: str, metric: str, expect: str, min_effect: float = 0.5, alpha: float = 0.05,
-    n_perm: int = 20000, level: float = 0.95, unit: str = "seed",
-) -> dict:
-    """Spearman's rho of `metric` (mean over units) against `x`, tested with the values of x as the units.
-
-    A permutation test over the orderings of x: an effect shared by the units of one x (a data order, a
-    learning rate that suits one batch size) is part of the null, not evidence. table: one row per (x, unit).
-    """
-    sign = SIGN[expect]
-    finite = table[np.isfinite(table[metric].astype(float))]
-    means = finite.groupby(x)[metric].mean().sort_index()
-    sizes, values = means.index.to_numpy(dtype=float), means.to_numpy(dtype=float)
-    n_units = int(finite[unit].nunique()) if len(finite) else 0
-    test = spearman_trend(sizes, values, n_perm=n_perm, seed=0)
-    p_claimed, p_opposite = (test.p_increasing, test.p_decreasing) if sign > 0 else (test.p_decreasing, test.p_increasing)
-    p_equivalent = rho_equivalence_p(test.rho, len(sizes), min_effect)
-    if len(sizes) < MIN_TREND_SIZES or not math.isfinite(test.rho):
-        verdict, reason = "inconclusive", f"{len(sizes)} batch sizes with finite values; the test needs {MIN_TREND_SIZES}"
-    else:
-        verdict, reason = trend_verdict(test.rho, p_claimed, p_opposite, p_equivalent, sign, min_effect, alpha)
-    low, high = _fisher_interval(test.rho, len(sizes), level)
-    how = "every ordering" if test.exact else f"{n_perm} random orderings"
-    return {
-        "statistic": "spearman_rho",
-        "estimate": test.rho,
-        "low": low,
-        "high": high,
-        "level": level,
-        "n_boot": 0,
-        "n_x": len(sizes),
-        "n_units": n_units,
-        "n_excluded_runs": int(len(table) - len(finite)),
-        "at_smallest": float(values[0]) if len(values) else math.nan,
-        "at_largest": float(values[-1]) if len(values) else math.nan,
-        "p_value": p_claimed,
-        "p_refute": min(p_opposite, p_equivalent),
-        "min_effect": min_effect,
-        "interval_kind": f"Fisher z over {len(sizes)} batch sizes" if math.isfinite(low)
-        else f"no interval: Fisher z needs {MIN_TREND_SIZES} batch sizes, {len(sizes)} have finite values",
-        "detail": f"permutation test over the batch sizes ({how}): p = {p_claimed:.3g} in the claimed direction, "
-        f"{p_opposite:.3g} in the opposite one; equivalence (|ρ| < {min_effect:g}) p = {p_equivalent:.3g}; "
-        f"means over {n_units} {unit}s; {reason}",
-        "verdict": verdict,
-    }
-
 
 def interval_verdict(low: float, high: float, band: tuple[float, float] | None = None) -> str:
     """Verdict from an interval: above 0 replicated, below 0 not, else inconclusive.
@@ -418,6 +355,9 @@ def seed_interval_rule(result: dict, seed_values) -> dict:
             "note": "; ".join(filter(None, [note, result.get("note", "")]))}
 
 
+REFUTED_BY_P = ("spearman_rho", "equal_steps_rho")  # statistics whose "not replicated" rests on a p-value
+
+
 def adjust_for_multiplicity(card: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """Benjamini-Hochberg over the study's claims: each p-value in the claimed direction (p_value) and each
     refuting one (p_refute) is adjusted within its family, and a verdict whose adjusted p exceeds alpha
@@ -429,7 +369,7 @@ def adjust_for_multiplicity(card: pd.DataFrame, alpha: float) -> pd.DataFrame:
         verdict, p_adj = card.at[i, "verdict"], card.at[i, "p_adjusted"]
         if verdict == "replicated" and math.isfinite(p_adj) and p_adj > alpha:
             why = f"adjusted p = {p_adj:.3g} > {alpha:g} over the study's {int(card['p_value'].notna().sum())} tested claims"
-        elif verdict == "not replicated" and card.at[i, "statistic"] == "spearman_rho" and refute[i] > alpha:
+        elif verdict == "not replicated" and card.at[i, "statistic"] in REFUTED_BY_P and refute[i] > alpha:
             why = f"adjusted refuting p = {refute[i]:.3g} > {alpha:g}"
         else:
             continue
@@ -448,6 +388,9 @@ def protocol_note(claim, lr_rule: str) -> str:
                 "(wav2vec 2.0, 400k steps)")
     if claim.metric == "sharpness":
         return "largest Hessian eigenvalue, the common proxy for Keskar et al.'s ε-box sharpness"
+    if claim.expect == "vanishes_at_equal_steps":
+        return ("equal steps at a fixed learning rate; Hoffer et al. also adapted the rate and ghost batch norm to "
+                "the batch size ('regime adaptation')")
     if claim.expect == "holds_until_critical_batch" and lr_rule != "tuned":
         return f"learning rate {lr_rule}, not tuned per batch size as Shallue et al. tuned it"
     return ""
@@ -475,12 +418,14 @@ def evaluate_claims(
     n_perm: int = 20000,
     baseline: float = math.nan,
     lr_rule: str = "fixed",
+    equal_steps: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One scorecard row per per-study claim (claims across a scaling grid are evaluated in batchlab.analysis.scaling).
 
     steps: the per-run steps to target (claims on B_crit); noise: the gradient statistics (the noise-scale claim);
     baseline: the data's constant-prediction validation loss, which a run must beat to count as trained for the
-    claims about trained models (batchlab.analysis.trained); lr_rule: the study's learning-rate protocol.
+    claims about trained models (batchlab.analysis.trained); lr_rule: the study's learning-rate protocol;
+    equal_steps: the runs of the study's equal-steps arm (vanishes_at_equal_steps claims).
     """
     rows = []
     for claim in claims:
@@ -488,7 +433,13 @@ def evaluate_claims(
             continue
         keep = trained_mask(table, claim.metric, baseline)
         runs = table[keep]
-        result = _test(claim, runs, spread, n_boot, curves, steps, noise, level, alpha, n_perm, baseline, table)
+        if claim.expect == "vanishes_at_equal_steps":
+            if equal_steps is None or equal_steps.empty:
+                raise ValueError(f"claim {claim.id!r}: no runs of the equal-steps arm")
+            result = equal_steps_test(runs, equal_steps, claim.metric, claim.tolerance_or_default(), alpha, n_perm,
+                                      level, baseline)
+        else:
+            result = _test(claim, runs, spread, n_boot, curves, steps, noise, level, alpha, n_perm, baseline, table)
         if result["statistic"] in SEED_RESAMPLED:
             result = seed_interval_rule(result, result.pop("seed_values"))
         if result["statistic"] == "noise_scale_ratio" and lr_rule != "tuned":

@@ -26,6 +26,18 @@ STATISTICS = {
         "an equivalence test shows |ρ| < m",
         "inconclusive": "otherwise, or fewer than 4 batch sizes have trained runs with finite values",
     },
+    "equal_steps_rho": {
+        "symbol": "ρ at equal steps =",
+        "what": "Spearman's ρ between batch size and the metric's seed mean in the equal-steps arm (every batch size "
+        "the same number of updates), beside the same test on the fixed-data sweep at the same batch sizes; batch "
+        "sizes are the units of both permutation tests, and only arm batch sizes whose runs all beat the data's "
+        "baseline count; the small-batch advantage is a rising loss or gap, or a falling accuracy",
+        "replicated": "the advantage is shown at equal epochs (adjusted p ≤ α, ρ reaching m) and refuted at equal "
+        "steps (a significant opposite trend reaching m, or equivalence |ρ| < m); p is the larger of the two tests'",
+        "not replicated": "the advantage is shown at equal steps as well (p ≤ α, ρ reaching m)",
+        "inconclusive": "otherwise: no advantage shown at equal epochs, or the arm neither shows nor refutes it, or "
+        "fewer than 4 of the arm's batch sizes trained",
+    },
     "samples_advantage": {
         "symbol": "lead of |ρ| =",
         "what": "the lead of |ρ| of the metric against samples seen over |ρ| against optimizer steps, and over |ρ| "

@@ -18,7 +18,7 @@ from batchlab.config.load import (
     data_from_json, format_validation_error, json_schema, load_config, study_from_json, validate_config,
 )
 from batchlab.config.measures import (
-    SPREAD_SUBSET_SHARE, TO_TARGET_KINDS, Downstream, GradientNoise, Sharpness, StepsToTarget, ToTarget,
+    SPREAD_SUBSET_SHARE, TO_TARGET_KINDS, Downstream, EqualSteps, GradientNoise, Sharpness, StepsToTarget, ToTarget,
 )
 from batchlab.config.models import (
     CLASSIFIER_KINDS, CNNClassifier, ContrastiveEncoder, ConvAE, DenseAE, MLPClassifier, ModelSpec, widened,
@@ -32,9 +32,9 @@ __all__ = [
     "DEFAULT_TOLERANCE", "GRADIENT_METRICS", "ONLY_WITH", "SCALING_EXPECTATIONS", "SPREAD_SUBSET_SHARE", "STUDY_NAME",
     "TABLE_SUFFIXES", "TO_TARGET_KINDS", "TREND_EXPECTATIONS", "VOCABULARIES",
     "BratsData", "Budget", "CNNClassifier", "Claim", "CodeTable", "Config", "ConfigError", "ContrastiveEncoder",
-    "ConvAE", "DataSpec", "Demographics", "DenseAE", "DigitsData", "Downstream", "EHRCodesData", "FileData",
-    "FilesNotChecked", "GradientNoise", "MLPClassifier", "Mnist1dData", "ModelSpec", "Optim", "PhantomMRIData",
-    "PhecodeMap", "Scaling", "Sharpness", "Split", "StepsToTarget", "Strict", "Study", "SyntheticEHRData", "ToTarget",
+    "ConvAE", "DataSpec", "Demographics", "DenseAE", "DigitsData", "Downstream", "EHRCodesData", "EqualSteps",
+    "FileData", "FilesNotChecked", "GradientNoise", "MLPClassifier", "Mnist1dData", "ModelSpec", "Optim",
+    "PhantomMRIData", "PhecodeMap", "Scaling", "Sharpness", "Split", "StepsToTarget", "Strict", "Study", "SyntheticEHRData", "ToTarget",
     "Training", "Verdicts",
     "data_from_json", "format_validation_error", "json_schema", "load_config", "split_sizes", "study_from_json",
     "validate_config", "variant_name", "widened",

@@ -21,10 +21,15 @@ CLAIM_EXPECTATIONS = (
     "predicted_by_samples_seen", "holds_until_critical_batch",
     "flattens_with_batch_size", "predicts_critical_batch",
     "increases_with_data_size", "flat_with_model_size",
+    "vanishes_at_equal_steps",
 )
 SCALING_EXPECTATIONS = ("increases_with_data_size", "flat_with_model_size")
 CURVE_METRICS = ("train_loss", "val_loss")
 GRADIENT_METRICS = ("gradient_spread", "gradient_noise_scale")
+# metrics the training job itself writes (an equal-steps arm is trained, not measured), where lower or higher is better
+RUN_METRICS = (
+    "train_loss", "val_loss", "test_loss", "generalization_gap", "train_accuracy", "val_accuracy", "test_accuracy", "accuracy_gap",
+)
 # expectations that only one metric can carry, and that metric
 ONLY_WITH = {
     "flattens_with_batch_size": "gradient_spread",
@@ -38,9 +43,12 @@ DEFAULT_TOLERANCE = {
     "flat_with_model_size": 0.25,
     "flattens_with_batch_size": 0.25,
     "predicts_critical_batch": 3.0,
+    "vanishes_at_equal_steps": 0.5,
 }
 TREND_EXPECTATIONS = ("increases_with_batch_size", "decreases_with_batch_size")
-MINIMUM_EFFECT_LIMIT = {**dict.fromkeys(TREND_EXPECTATIONS, 1.0), "flattens_with_batch_size": 2.0}
+MINIMUM_EFFECT_LIMIT = {
+    **dict.fromkeys(TREND_EXPECTATIONS, 1.0), "flattens_with_batch_size": 2.0, "vanishes_at_equal_steps": 1.0,
+}
 
 
 class Claim(Strict):
@@ -59,7 +67,9 @@ class Claim(Strict):
         "holds_until_critical_batch (the metric at the fixed budget matches the smallest batch size's up to "
         "the fitted B_crit and is worse beyond); flattens_with_batch_size (gradient_spread falls more slowly "
         "than B^-1/2); predicts_critical_batch (gradient_noise_scale: B_simple / B_crit lies within a factor "
-        "of 1); increases_with_data_size / flat_with_model_size (critical_batch_size across a scaling grid)."
+        "of 1); increases_with_data_size / flat_with_model_size (critical_batch_size across a scaling grid); "
+        "vanishes_at_equal_steps (Hoffer et al.: the small-batch advantage of the fixed-data sweep is significant, and "
+        "is gone in the study's equal_steps arm, where every batch size takes the same number of updates)."
     )
     tolerance: PositiveFloat | None = Field(
         None,
@@ -68,6 +78,7 @@ class Claim(Strict):
         "flat_with_model_size: largest |slope| of log B_crit on log width that counts as flat (default 0.25); "
         "flattens_with_batch_size: the smallest change of slope at the knee (slope after minus slope before, log-log) "
         "that counts as flattening (default 0.25, at most 2); "
+        "vanishes_at_equal_steps: the smallest |Spearman rho| that counts as an advantage, in either arm (default 0.5, at most 1); "
         "predicts_critical_batch: the factor within which B_simple must match B_crit (default 3, above 1).",
     )
 
@@ -81,6 +92,11 @@ class Claim(Strict):
             raise ValueError(f"claim {self.id!r}: metric {self.metric} goes with expect {' or '.join(allowed)}")
         if self.expect == "predicted_by_samples_seen" and self.metric not in CURVE_METRICS:
             raise ValueError(f"claim {self.id!r}: predicted_by_samples_seen needs a logged curve metric {CURVE_METRICS}")
+        if self.expect == "vanishes_at_equal_steps" and self.metric not in RUN_METRICS:
+            raise ValueError(
+                f"claim {self.id!r}: vanishes_at_equal_steps needs a metric the training runs record {RUN_METRICS}; "
+                f"{self.metric} is not measured on the equal-steps arm"
+            )
         if self.expect == "holds_until_critical_batch" and self.metric in GRADIENT_METRICS:
             raise ValueError(f"claim {self.id!r}: holds_until_critical_batch needs a run-table metric")
         if self.tolerance is not None and self.expect not in DEFAULT_TOLERANCE:

@@ -1,4 +1,4 @@
-"""What is measured of the runs: downstream SVMs, gradient noise, sharpness and steps to a target."""
+"""What is measured of the runs: downstream SVMs, gradient noise, sharpness, steps to a target and the equal-steps control."""
 
 from __future__ import annotations
 
@@ -178,3 +178,28 @@ class ToTarget(Strict):
             "pilot_fraction": f"{self.value:g} of the pilot's improvement below the data's baseline (the pilot: "
             "the fixed-budget sweep's smallest batch size)",
         }[self.kind]
+
+
+class EqualSteps(Strict):
+    """The equal-steps control beside the fixed-data sweep (Hoffer et al. 2017): every batch size of the arm takes
+    the same number of optimizer steps, so a batch-size effect that the number of updates explains disappears there."""
+
+    steps: PositiveInt = Field(description="Optimizer steps of every run of the arm, whatever its batch size.")
+    batch_sizes: list[PositiveInt] = Field(
+        min_length=4,
+        description="Batch sizes of the arm, each one of the study's (at least 4: the claim's test has batch sizes as "
+        "its units). Choose them and `steps` so that their runs beat the data's baseline: the claim scores trained runs.",
+    )
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="Seeds (default: the study's first two, or its only one)."
+    )
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _sorted_unique(cls, sizes: list[int]) -> list[int]:
+        return sorted(_no_repeats(sizes, "equal_steps.batch_sizes"))
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, seeds: list[int] | None) -> list[int] | None:
+        return None if seeds is None else _no_repeats(seeds, "equal_steps.seeds")

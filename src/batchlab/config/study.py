@@ -16,7 +16,9 @@ from batchlab import finished_run
 from batchlab.config.base import Strict, _existing, _no_repeats
 from batchlab.config.claims import GRADIENT_METRICS, SCALING_EXPECTATIONS, Claim, Scaling, Verdicts
 from batchlab.config.data import DataSpec, EHRCodesData, FileData
-from batchlab.config.measures import SPREAD_SUBSET_SHARE, Downstream, GradientNoise, Sharpness, StepsToTarget, ToTarget
+from batchlab.config.measures import (
+    SPREAD_SUBSET_SHARE, Downstream, EqualSteps, GradientNoise, Sharpness, StepsToTarget, ToTarget,
+)
 from batchlab.config.models import CLASSIFIER_KINDS, ModelSpec, widened
 from batchlab.config.training import Budget, Optim, Training
 
@@ -66,6 +68,11 @@ class Study(Strict):
         None,
         description="Also train every batch size to a target known before training; the critical batch size is then "
         "measured from those runs (config/README.md: to_target).",
+    )
+    equal_steps: EqualSteps | None = Field(
+        None,
+        description="Also train some batch sizes for the same number of optimizer steps each: the control arm of a "
+        "vanishes_at_equal_steps claim (config/README.md: equal_steps).",
     )
 
     @field_validator("batch_sizes", mode="before")
@@ -137,6 +144,7 @@ class Study(Strict):
                 "verdicts": Verdicts(),
                 "scaling": None,
                 "to_target": None,
+                "equal_steps": None,
                 "training": self.training.model_copy(update={"cuda_graphs": "auto"}),
             }
         )
@@ -163,6 +171,27 @@ class Study(Strict):
                 "claims": [],
                 "scaling": None,
                 "to_target": None,
+                "equal_steps": None,
+            }
+        )
+
+    def equal_steps_view(self) -> "Study":
+        """The study the equal-steps arm is: `steps` updates at each of its batch sizes, with its seeds; trained and
+        evaluated like the sweep, but no sharpness, gradients, SVMs or claims of its own."""
+        e = self.equal_steps
+        if e is None:
+            raise ValueError("the study has no equal_steps block")
+        return self.model_copy(
+            update={
+                "budget": Budget(unit="steps", amount=e.steps),
+                "batch_sizes": e.batch_sizes,
+                "seeds": e.seeds or self.seeds[:2],
+                "sharpness": Sharpness(samples=0),
+                "gradients": self.gradients.model_copy(update={"checkpoints": [1.0], "seeds": 1}),
+                "claims": [],
+                "scaling": None,
+                "to_target": None,
+                "equal_steps": None,
             }
         )
 
@@ -279,6 +308,24 @@ class Study(Strict):
         too_big = [b for b in (t.batch_sizes or []) if b > limit]
         if too_big:
             raise ValueError(f"to_target.batch_sizes {too_big} exceed the training set ({limit} samples)")
+        return self
+
+    @model_validator(mode="after")
+    def _equal_steps_fits(self) -> "Study":
+        """The equal-steps arm's batch sizes are the sweep's, and a claim about it has the arm."""
+        claims = [c.id for c in self.claims if c.expect == "vanishes_at_equal_steps"]
+        if claims and self.equal_steps is None:
+            raise ValueError(f"claims {claims} compare the sweep with an equal-steps arm, but the study has no `equal_steps` block")
+        if self.equal_steps is None:
+            return self
+        if self.scaling is not None:
+            raise ValueError("equal_steps is not run across a scaling grid: give it to a study without `scaling`")
+        outside = [b for b in self.equal_steps.batch_sizes if b not in self.batch_sizes]
+        if outside:
+            raise ValueError(
+                f"equal_steps.batch_sizes {outside} are not among the study's batch_sizes {self.batch_sizes}: the claim "
+                "compares the two arms at the same batch sizes"
+            )
         return self
 
     @model_validator(mode="after")

@@ -47,9 +47,13 @@ def _save(fig: plt.Figure, path: str | Path) -> None:
     plt.close(fig)
 
 
-def loss_vs_batch(table: pd.DataFrame, path: str | Path, title: str, loss_label: str = LOSS_LABEL) -> None:
-    """Final train, validation and test loss against batch size; for classifiers also their accuracy."""
+def loss_vs_batch(
+    table: pd.DataFrame, path: str | Path, title: str, loss_label: str = LOSS_LABEL, equal_steps: pd.DataFrame | None = None
+) -> None:
+    """Final train, validation and test loss against batch size; for classifiers also their accuracy. With an
+    equal-steps arm, its validation values are drawn dashed beside the fixed-data sweep's."""
     ok = table[~table["diverged"]]
+    arm = None if equal_steps is None else equal_steps[~equal_steps["diverged"]]
     panels = [("loss", loss_label)] + ([("accuracy", "accuracy")] if "test_accuracy" in ok else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.2), squeeze=False)
     for ax, (quantity, label) in zip(axes[0], panels):
@@ -61,6 +65,10 @@ def loss_vs_batch(table: pd.DataFrame, path: str | Path, title: str, loss_label:
         )
         long["split"] = long["split"].str.removesuffix(f"_{quantity}")
         sns.lineplot(long, x="batch_size", y=quantity, hue="split", marker="o", errorbar=SEED_RANGE, ax=ax)
+        if arm is not None and not arm.empty:
+            steps = "/".join(str(int(s)) for s in sorted(arm["steps"].unique()))
+            sns.lineplot(arm, x="batch_size", y=f"val_{quantity}", marker="s", ls="--", color="0.2", errorbar=SEED_RANGE,
+                         ax=ax, label=f"val, equal steps ({steps} per run)")
         _log2_batch_axis(ax, table["batch_size"])
         ax.set_ylabel(label)
         ax.set_title(title)

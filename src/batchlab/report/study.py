@@ -79,6 +79,11 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
             "evaluated in chunks of the evaluation batch size for every run."
             if study.model.kind == "contrastive"
             else "Bears on the claim that smaller batches give lower reconstruction loss (Kerley et al. 2023)."
+        )
+        + (
+            "" if study.equal_steps is None else f" Dashed grey: validation of the equal-steps arm, "
+            f"{study.equal_steps.steps:,} optimizer steps at each of its batch sizes (Hoffer et al. 2017's control: "
+            "if the sweep's small-batch advantage comes from its extra updates, it is gone there)."
         ),
         "downstream_vs_batch": f"SVM ({study.downstream.kernel} kernel) predicting the {task} target from the "
         f"{study.model.latent}-dimensional {'embedding layer' if study.is_classifier else 'latent'}, {study.downstream.folds}-fold CV, {metric.replace('_', ' ')}. "
@@ -139,6 +144,8 @@ def claim_figure(metric: str, expect: str = "") -> str:
         return "loss_curves_samples"
     if expect == "holds_until_critical_batch":
         return "steps_to_target"
+    if expect == "vanishes_at_equal_steps":
+        return "loss_vs_batch"
     if expect == "predicts_critical_batch":
         return "b_simple"
     if metric == "gradient_spread":
@@ -173,6 +180,7 @@ def build_study_report(
     out_dir: str | Path,
     data_section: dict | None = None,
     to_target: dict[str, pd.DataFrame] | None = None,
+    equal_steps: pd.DataFrame | None = None,
     more_figures: tuple = (),
     workers: int = 1,
     baseline: float = math.nan,
@@ -182,6 +190,7 @@ def build_study_report(
     data_section (from batchlab.report.data.describe_data) adds where the samples came from and what was left out.
     to_target (runs, curves, noise of the train-to-target analysis): `steps` and `critical` are then that
     analysis's, and the steps-to-target figure and the claims on B_crit read its curves and noise.
+    equal_steps: the runs of the study's equal-steps arm, drawn beside the sweep's losses and scored by its claims.
     more_figures: further (figure function, arguments) calls, drawn with the study's own by `workers` processes.
     baseline: the data's constant-prediction validation loss; claims about trained models score only runs below it.
     """
@@ -204,7 +213,7 @@ def build_study_report(
         (figures.b_simple_over_training,
          (noise, out / "b_simple.png", title, loss_label, steps, critical, target_noise)),
         (figures.tradeoff, (steps, critical, out / "tradeoff.png", title)),
-        (figures.loss_vs_batch, (table, out / "loss_vs_batch.png", title, loss_label)),
+        (figures.loss_vs_batch, (table, out / "loss_vs_batch.png", title, loss_label, equal_steps)),
         (figures.throughput_vs_batch, (table, out / "throughput_vs_batch.png", title)),
         (figures.downstream_vs_batch,
          (table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)),
@@ -227,7 +236,7 @@ def build_study_report(
     io.write_csv(lr_search, out / "lr_search.csv")
     scorecard = evaluate_claims(
         study.claims, table, spread, curves=curves, steps=steps, noise=target_noise, alpha=study.verdicts.alpha,
-        n_perm=study.verdicts.permutations, baseline=baseline, lr_rule=study.optim.lr_rule,
+        n_perm=study.verdicts.permutations, baseline=baseline, lr_rule=study.optim.lr_rule, equal_steps=equal_steps,
     )
     scorecard = scorecard.assign(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]

@@ -315,13 +315,21 @@ class CellCost:
     steps: int
     seconds: float | None
     to_target: bool = False  # a train-to-target cell, costed at its cap: an upper bound
+    equal_steps: bool = False  # a cell of the equal-steps arm
+
+    @property
+    def arm(self) -> str:
+        """Which of the study's arms the cell belongs to: sweep, to_target or equal_steps."""
+        return "to_target" if self.to_target else "equal_steps" if self.equal_steps else "sweep"
 
 
 def cell_costs(name: str, study: Study, rates: Rates | None) -> list[CellCost]:
-    """Every cell of one runnable study (a plain study, or one cell of a scaling grid), its to-target cells last."""
+    """Every cell of one runnable study (a plain study, or one cell of a scaling grid), its other arms' last."""
     cells = _sweep_costs(name, study, rates)
     if study.to_target is not None:
         cells += [replace(c, to_target=True) for c in _sweep_costs(name, study.to_target_view(), rates)]
+    if study.equal_steps is not None:
+        cells += [replace(c, equal_steps=True) for c in _sweep_costs(name, study.equal_steps_view(), rates)]
     return cells
 
 
@@ -407,6 +415,10 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
         if caps:  # a batch size whose cap lies below the steps it needs cannot reach the target by construction
             lines.append("    train-to-target caps (updates per run): "
                          + ", ".join(f"batch size {c.batch_size}: {_count(c.steps)}" for c in caps))
+        arm = [c for c in study_cells if c.equal_steps]
+        if arm:
+            lines.append(f"    equal-steps arm: {_count(arm[0].steps)} updates per run at batch sizes "
+                         + ", ".join(str(c.batch_size) for c in arm))
         fixed_total += fixed
         capped_total += sum(c.seconds for c in capped)
         cells += known
