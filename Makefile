@@ -6,7 +6,7 @@ PROFILE ?= workstation
 CORES ?= all
 SNAKEMAKE_ARGS ?=
 
-.PHONY: setup run test lint schema report time clean
+.PHONY: setup run test lint schema report time clean mutate
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,14 @@ report: setup
 # Wall time, and per rule jobs, job-seconds, CPU-seconds and start-up share, of a config run in a scratch copy.
 time: setup
 	$(BIN)/python benchmarks/pipeline_time.py --config $(or $(CONFIG),config/config.yaml) --profile $(PROFILE) --cores $(CORES)
+
+# Mutation score of the statistics modules ([tool.mutmut] in pyproject.toml; too slow for CI, see docs/mutation.md).
+# MODULES narrows the run to mutant names, e.g. MODULES='batchlab.analysis.targets*'; JOBS caps parallel mutants.
+MODULES ?=
+JOBS ?= 2
+mutate: setup
+	$(BIN)/mutmut run --max-children $(JOBS) $(MODULES)
+	$(BIN)/mutmut results
 
 clean:
 	rm -rf data results logs .snakemake reports/*/ reports/index.html
