@@ -407,3 +407,25 @@ def test_two_seeds_with_b_crit_flagged_in_one_seeds_resample_give_no_interval():
     assert result["verdict"] == "inconclusive"
     assert "B_crit 60 (no interval)" in result["detail"] and "no 95% interval" in result["detail"]
     assert "2 seeds give 3 distinct resamples" in result["detail"] and result["note"].startswith("no 95% interval")
+
+
+# ---------------------------------------------------------------- the samples-seen claim within its regime
+
+
+def test_samples_seen_claim_is_scored_at_or_below_b_crit():
+    """B_crit fitted exactly to S = 100 (1 + 20/B) is 20, so of the curves' batch sizes 1, 4 and 16 are in the
+    regime; with a B_crit of 3 only batch size 1 is, too few to score."""
+    from batchlab.analysis.claims import below_b_crit, evaluate_claims
+
+    loss = curves(lambda n, s: 1 / np.log1p(n))
+    inside, regime, why = below_b_crit(loss, steps_of([20.0, 20.0, 20.0, 20.0], sizes=SIZES))
+    assert sorted(inside["batch_size"].unique()) == [1, 4, 16] and why == ""
+    assert "B_crit = 20 (1, 4, 16)" in regime
+    _, _, why = below_b_crit(loss, steps_of([3.0] * 4, sizes=SIZES))
+    assert why == "1 batch sizes lie at or below B_crit; the claim needs 3"
+    _, regime, why = below_b_crit(loss, None)
+    assert "B_crit, and so the claim's regime, is unknown" in why
+    claim = Claim(id="s", source="x", metric="val_loss", expect="predicted_by_samples_seen")
+    card = evaluate_claims([claim], pd.DataFrame({"batch_size": [1], "seed": [0], "val_loss": [0.1]}), curves=loss,
+                           steps=steps_of([3.0] * 4, sizes=SIZES), n_boot=200)
+    assert card.loc[0, "verdict"] == "inconclusive" and "the claim needs 3" in card.loc[0, "note"]

@@ -129,6 +129,27 @@ def samples_predict_test(curves: pd.DataFrame, metric: str, n_boot: int = 2000, 
     }
 
 
+MIN_REGIME_SIZES = 3  # batch sizes the samples-seen claim needs within its regime
+
+
+def below_b_crit(curves: pd.DataFrame, steps: pd.DataFrame | None) -> tuple[pd.DataFrame, str, str]:
+    """The curves of the batch sizes at or below the measured B_crit, where samples seen should set the result
+    (McCandlish et al.'s perfect-scaling regime), the regime in words, and why the claim cannot be scored there
+    ('' when it can): B_crit not measured, or fewer than MIN_REGIME_SIZES batch sizes within it."""
+    if steps is None or steps.empty:
+        return curves, "regime: every batch size", "no steps to target: B_crit, and so the claim's regime, is unknown"
+    b_crit, flag = b_crit_of_seeds(steps)(sorted(steps["seed"].unique()))
+    if flag:
+        return curves, "regime: every batch size", f"B_crit, the edge of the claim's regime, is not a measurement: {flag}"
+    inside = curves[curves["batch_size"] <= b_crit]
+    sizes = sorted(int(b) for b in inside["batch_size"].unique())
+    regime = f"regime: batch sizes at or below B_crit = {b_crit:.3g} ({', '.join(map(str, sizes)) or 'none'})"
+    if len(sizes) < MIN_REGIME_SIZES:
+        why = f"{len(sizes)} batch sizes lie at or below B_crit; the claim needs {MIN_REGIME_SIZES}"
+        return (inside, regime, why) if sizes else (curves, f"{regime}: the statistic is over every batch size", why)
+    return inside, regime, ""
+
+
 def b_crit_of_seeds(steps: pd.DataFrame):
     """A function of seed labels giving B_crit fitted to those seeds' steps to target, and its flag ('' = measured)."""
     sizes, seeds, grid = steps_matrix(steps)
@@ -461,7 +482,12 @@ def _test(claim, runs, spread, n_boot, curves, steps, noise, level, alpha, n_per
     if claim.expect == "predicted_by_samples_seen":
         if curves is None or curves.empty:
             raise ValueError(f"claim {claim.id!r}: no loss curves")
-        return samples_predict_test(curves, claim.metric, n_boot, level)
+        in_regime, regime, why_not = below_b_crit(curves, steps)
+        result = samples_predict_test(in_regime, claim.metric, n_boot, level)
+        result["detail"] = f"{regime}; {result['detail']}"
+        if why_not:
+            result = {**result, "verdict": "inconclusive", "note": why_not}
+        return result
     if claim.expect == "holds_until_critical_batch":
         if claim.metric not in table:
             raise ValueError(f"claim {claim.id!r}: metric {claim.metric!r} is not a column of the run table")

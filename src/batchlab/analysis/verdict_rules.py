@@ -41,11 +41,12 @@ STATISTICS = {
     "samples_advantage": {
         "symbol": "lead of |ρ| =",
         "what": "the lead of |ρ| of the metric against samples seen over |ρ| against optimizer steps, and over |ρ| "
-        "against batch size (Spearman over every logged point of the seed-mean curves of all batch sizes); the "
-        "weaker lead is shown",
+        "against batch size (Spearman over every logged point of the seed-mean curves of the batch sizes at or below "
+        "the measured B_crit, the regime where samples seen should set the result); the weaker lead is shown",
         "replicated": "the intervals of both leads lie wholly above 0 (samples seen order the metric best)",
         "not replicated": "the interval of a lead lies wholly below 0 (steps or batch size order it better)",
-        "inconclusive": "otherwise, or there are fewer than 2 seeds or 3 batch sizes",
+        "inconclusive": "otherwise, or there are fewer than 2 seeds, or B_crit is not measured (the regime is "
+        "unknown), or fewer than 3 batch sizes lie at or below it",
     },
     "degradation_above_b_crit": {
         "symbol": "change above B_crit =",
