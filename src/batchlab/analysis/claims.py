@@ -1,29 +1,20 @@
 """The replication scorecard: each published claim a study lists, tested on its runs, with a verdict.
 
-Every test gives an estimate with a percentile bootstrap interval over seeds (seeds resampled with
-replacement, the same seeds at every batch size, since runs of one seed are paired), at level L
-(default 0.95), and a verdict from where the interval lies (STATISTICS holds each test's rules):
-- trend claims ("metric increases with batch size"): Spearman's rank correlation between batch size
-  and the metric's mean over seeds;
-- "samples seen predict the metric better than steps or batch size" (Vaessen & van Leeuwen 2024): over
-  every logged point of the seed-mean curves, the lead of |rho| against samples seen over |rho| against
-  steps and over |rho| against batch size, each with its own interval;
-- "the same budget reaches the same metric up to the critical batch size, not beyond" (Goyal et al.
-  2017; McCandlish et al. 2018): the relative change from the smallest batch size, averaged over the
-  batch sizes at or below the study's fitted B_crit and over those above it, against a tolerance, with
-  B_crit refitted in every draw from the same resampled seeds;
-- "the gradient noise scale predicts the critical batch size" (McCandlish et al. 2018): the ratio
-  B_simple / B_crit, B_simple taken at each run's checkpoint closest to its crossing of the target;
-- "gradient spread falls as B^-1/2, then flattens" (Vaessen & van Leeuwen 2024): the slope of log
-  spread on log batch size over the trained runs, each measured at its own batch size, against -1/2;
-- claims across a scaling grid (Zhang et al. 2025) are tested in batchlab.analysis.scaling with the same rules.
-A claim that rests on B_crit is inconclusive when the rule of batchlab.analysis.measured flags B_crit (the
-reason is written in its detail), or when B_crit is not measured in more than (1 - L)/2 of the draws:
-those draws are no less real for having no value, and they could all lie in one tail, so no interval
-at level L holds (batchlab.analysis.resampling.percentile_interval). Every detail says how many distinct resamples
-the seeds allow (3 for 2 seeds) and when an end of the interval is one seed's own value or the estimate.
-Inconclusive also covers too little data to say (fewer than 3 batch sizes or 2 seeds with finite
-values). Runs whose metric is not finite (diverged, not evaluated) are left out and counted.
+One test per claim kind (batchlab.analysis.verdict_rules holds each statistic's words and rules):
+- trend claims ("metric increases with batch size"): Spearman's rho of the seed means on batch size, a
+  permutation test with the batch sizes as the units (batchlab.analysis.trend);
+- "the small-batch advantage vanishes at equal steps" (Hoffer et al. 2017): the same test on the sweep and
+  on the study's equal-steps arm (batchlab.analysis.equal_steps);
+- "gradient spread falls, then flattens" (Vaessen & van Leeuwen 2024): a knee in log-log, calibrated by
+  simulation (batchlab.analysis.spread_shape);
+- "samples seen predict the metric better than steps or batch size", scored at or below the measured B_crit;
+  "the same budget reaches the same metric up to B_crit, not beyond"; "the noise scale predicts B_crit":
+  seed-bootstrap intervals, which give a verdict only with at least MIN_SEEDS_FOR_INTERVAL seeds (below it the
+  seeds' range is shown and the claim is inconclusive);
+- claims across a scaling grid (Zhang et al. 2025) are tested in batchlab.analysis.scaling.
+Claims about trained models score only the runs that beat the data's baseline (batchlab.analysis.trained); a
+claim resting on an unmeasured B_crit is inconclusive with the reason; a study's p-values are adjusted by
+Benjamini-Hochberg over its claims; each line notes where the run departs from its paper's protocol.
 """
 
 from __future__ import annotations
