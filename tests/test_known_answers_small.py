@@ -178,3 +178,17 @@ def test_adams_cpu_fast_path_runs_for_float32_parameters_and_torchs_step_does_no
     optimizer.param_groups[0]["params"][0].grad = torch.ones(3)
     optimizer.step()
     assert (root.calls, torch_step.calls) == (3, 2)
+
+
+def test_seed_spread_of_no_two_and_five_seeds():
+    """Five seeds 10, 0, 0, 0, 0: a resample's mean is 2k with k ~ Binomial(5, 1/5) copies of the 10. P(k = 0) = 0.33 is
+    over 2.5%, so the lower end is 0; P(k <= 2) = 0.942 < 0.975 < P(k <= 3) = 0.993, so the upper end is 6 (2000 draws
+    put the empirical shares within 5 SDs of those)."""
+    from batchlab.analysis.significance import seed_spread
+
+    none = seed_spread([math.nan])
+    assert none["kind"] == "none" and none["n"] == 0 and none["label"] == "no seeds" and math.isnan(none["low"])
+    two = seed_spread([0.5, 0.4])
+    assert two == {"kind": "range", "low": 0.4, "high": 0.5, "n": 2, "label": "range over 2 seeds"}
+    five = seed_spread([10.0, 0.0, 0.0, 0.0, 0.0])
+    assert five["kind"] == "interval" and five["low"] == 0.0 and five["high"] == pytest.approx(6.0, rel=1e-12)
