@@ -365,6 +365,25 @@ def test_noise_scale_matching_b_crit_is_replicated_and_a_tenfold_miss_is_not():
     assert far["estimate"] == pytest.approx(10, rel=0.1) and far["verdict"] == "not replicated"
 
 
+def test_runs_with_undefined_b_simple_are_left_out_and_counted():
+    """A bias-corrected |G|^2 <= 0 leaves B_simple NaN: such runs are named apart and never enter the mean."""
+    from batchlab.analysis.claims import noise_scale_test
+
+    steps = steps_of([50.0] * 3)
+    defined = noise_scale_test(noise_table(lambda b, s, f: 50.0), steps, 3.0, 200)
+    some = noise_scale_test(noise_table(lambda b, s, f: math.nan if b == 2 else 50.0), steps, 3.0, 200)
+    n_at_2 = int((noise_at_crossing_of(steps)["batch_size"] == 2).sum())
+    assert n_at_2 > 0 and some["n_excluded_runs"] == n_at_2 and defined["n_excluded_runs"] == 0
+    assert f"{n_at_2} more left out: their bias-corrected |G|² was not positive" in some["detail"]
+    assert "B_simple at the target 50 " in some["detail"] and "more left out" not in defined["detail"]
+
+
+def noise_at_crossing_of(steps):
+    from batchlab.analysis.critical import noise_at_crossing
+
+    return noise_at_crossing(noise_table(lambda b, s, f: 50.0), steps)
+
+
 def test_noise_scale_claim_is_inconclusive_without_two_measured_seeds_or_a_measured_b_crit():
     from batchlab.analysis.claims import noise_scale_test
 
@@ -385,7 +404,11 @@ def test_noise_scale_claim_in_the_scorecard():
     assert "within a factor f of 1" in card.loc[0, "rule"]
     fixed = evaluate_claims([claim], runs(0.1, 0.01), None, n_boot=200, steps=steps_of([50.0] * 5), noise=noise)
     assert fixed.loc[0, "verdict"] == "inconclusive" and "not tuned" in fixed.loc[0, "note"]
-    assert "not tuned per batch size" in fixed.loc[0, "protocol"]
+    assert "not tuned per batch size" in fixed.loc[0, "protocol"] and "Adam" not in fixed.loc[0, "protocol"]
+    assert card.loc[0, "protocol"] == ""  # SGD with a tuned rate: McCandlish et al.'s own protocol
+    adam = evaluate_claims([claim], runs(0.1, 0.01), None, n_boot=200, steps=steps_of([50.0] * 5), noise=noise,
+                           lr_rule="tuned", optimizer="adam")
+    assert adam.loc[0, "protocol"].startswith("B_simple of the plain gradients, though Adam trained the runs")
     three = evaluate_claims([claim], runs(0.1, 0.01), None, n_boot=200, steps=steps_of([50.0] * 3), lr_rule="tuned",
                             noise=noise_table(lambda b, s, f: 50.0 * (1 + 0.01 * s), seeds=[0, 1, 2]))
     assert three.loc[0, "verdict"] == "inconclusive" and three.loc[0, "interval_kind"] == "range over 3 seeds"

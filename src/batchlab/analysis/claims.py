@@ -248,6 +248,11 @@ def degradation_test(
     }
 
 
+def _undefined_text(n: int) -> str:
+    """The runs whose B_simple is undefined (a bias-corrected |G|^2 that is not positive), left out and counted."""
+    return f", {n} more left out: their bias-corrected |G|² was not positive, so B_simple is undefined" if n else ""
+
+
 def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_boot: int = 2000, level: float = 0.95) -> dict:
     """B_simple at the target over B_crit, with a seed-bootstrap interval: does the noise scale predict B_crit?
 
@@ -284,6 +289,7 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
     else:
         verdict = interval_verdict(low, high, (1 / factor, factor))
     factor_off = geometric_mean(at["step_factor"])
+    undefined = int(at["b_simple"].isna().sum())
     used = ", ".join(f"{f:.0%}: {n}" for f, n in at["fraction"].value_counts().sort_index().items())
     b_crit_text = (
         f"B_crit is not a measurement: {reason}" if reason
@@ -299,11 +305,11 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
         "n_units": len(measured_seeds),
         "note": "B_crit not measured" if reason else "fewer than 2 seeds measured" if len(measured_seeds) < 2
         else no_interval_note(estimate, low, high, 1 - share, level),
-        "n_excluded_runs": int(at["b_simple"].isna().sum()),
+        "n_excluded_runs": undefined,
         "at_smallest": math.nan,
         "at_largest": math.nan,
-        "detail": f"B_simple at the target {b_simple:.3g} {_interval(s_low, s_high, '.3g')} over {len(at)} runs of "
-        f"{len(measured_seeds)} seeds (checkpoints used, by fraction of training: {used or 'none'}; on average "
+        "detail": f"B_simple at the target {b_simple:.3g} {_interval(s_low, s_high, '.3g')} over {len(at) - undefined} runs of "
+        f"{len(measured_seeds)} seeds{_undefined_text(undefined)} (checkpoints used, by fraction of training: {used or 'none'}; on average "
         f"{factor_off:.2g}x from the crossing in steps); {b_crit_text}; factor {factor:g}"
         + _clause(describe_interval(ratios, estimate, low, high, len(seeds), level, unknown=unknown)),
         "verdict": verdict,
@@ -390,11 +396,18 @@ def adjust_for_multiplicity(card: pd.DataFrame, alpha: float) -> pd.DataFrame:
     return card
 
 
-def protocol_note(claim, lr_rule: str) -> str:
+ADAM_NOISE_SCALE = (
+    "B_simple of the plain gradients, though Adam trained the runs: McCandlish et al. derived B_crit ≈ B_noise for "
+    "SGD, and an Adam-specific noise scale (of preconditioned gradients) is not measured"
+)
+
+
+def protocol_note(claim, lr_rule: str, optimizer: str = "sgd") -> str:
     """Where this run departs from the protocol of the paper behind the claim ('' where it does not)."""
-    if claim.expect == "predicts_critical_batch" and lr_rule != "tuned":
-        return (f"learning rate {lr_rule}, not tuned per batch size; McCandlish et al.'s B_crit ≈ B_noise assumes "
-                "it tuned at each batch size")
+    if claim.expect == "predicts_critical_batch":
+        notes = [f"learning rate {lr_rule}, not tuned per batch size; McCandlish et al.'s B_crit ≈ B_noise assumes "
+                 "it tuned at each batch size"] if lr_rule != "tuned" else []
+        return "; ".join(notes + ([ADAM_NOISE_SCALE] if optimizer == "adam" else []))
     if claim.metric == "gradient_spread":
         return ("spread at the end of an equal-epoch budget; Vaessen & van Leeuwen compared runs at equal iterations "
                 "(wav2vec 2.0, 400k steps)")
@@ -431,13 +444,15 @@ def evaluate_claims(
     baseline: float = math.nan,
     lr_rule: str = "fixed",
     equal_steps: pd.DataFrame | None = None,
+    optimizer: str = "sgd",
 ) -> pd.DataFrame:
     """One scorecard row per per-study claim (claims across a scaling grid are evaluated in batchlab.analysis.scaling).
 
     steps: the per-run steps to target (claims on B_crit); noise: the gradient statistics (the noise-scale claim);
     baseline: the data's constant-prediction validation loss, which a run must beat to count as trained for the
     claims about trained models (batchlab.analysis.trained); lr_rule: the study's learning-rate protocol;
-    equal_steps: the runs of the study's equal-steps arm (vanishes_at_equal_steps claims).
+    equal_steps: the runs of the study's equal-steps arm (vanishes_at_equal_steps claims); optimizer: the study's
+    (adam or sgd), for the protocol notes.
     """
     rows = []
     for claim in claims:
@@ -458,7 +473,7 @@ def evaluate_claims(
             result = {**result, "verdict": "inconclusive",
                       "note": "; ".join(filter(None, ["learning rate not tuned per batch size", result.get("note", "")]))}
         result["left_out"] = left_out(table, keep, claim.metric, baseline)
-        result["protocol"] = protocol_note(claim, lr_rule)
+        result["protocol"] = protocol_note(claim, lr_rule, optimizer)
         rows.append(scorecard_row(claim, result, level, n_boot))
     card = pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
     card = adjust_for_multiplicity(card, alpha)

@@ -237,6 +237,7 @@ def build_study_report(
     scorecard = evaluate_claims(
         study.claims, table, spread, curves=curves, steps=steps, noise=target_noise, alpha=study.verdicts.alpha,
         n_perm=study.verdicts.permutations, baseline=baseline, lr_rule=study.optim.lr_rule, equal_steps=equal_steps,
+        optimizer=study.optim.name,
     )
     scorecard = scorecard.assign(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]
