@@ -136,3 +136,31 @@ def test_the_cost_estimate_counts_the_arm():
     arm = [c for c in cell_costs("s", study, None) if c.arm == "equal_steps"]
     assert [(c.batch_size, c.runs, c.steps) for c in arm] == [(4, 1, 50), (16, 1, 50), (64, 1, 50), (128, 1, 50)]
     assert [c.arm for c in cell_costs("s", study, None)].count("sweep") == 6
+
+
+def test_four_trained_batch_sizes_are_enough():
+    """Exactly the minimum: four batch sizes in perfect order each way give exact p = 1/4! = 0.042 in both tests."""
+    sizes = ARM[1:]
+    result = equal_steps_test(table(SWEEP, 0.01), table(sizes, -0.01, steps=400), "val_loss")
+    assert result["n_x"] == 4 and result["verdict"] == "replicated"
+    assert result["p_value"] == pytest.approx(1 / 24)
+
+
+def test_fisher_interval_of_rho_at_known_values():
+    """Fisher's z with Spearman's variance factor 1.06: tanh(atanh(rho) -/+ 1.959964 sqrt(1.06 / (n - 3))), worked
+    by hand at rho 0.5 over 10 batch sizes and at rho -0.8 over 4 (the fewest that give an interval)."""
+    from batchlab.analysis.trend import _fisher_interval
+
+    assert _fisher_interval(0.5, 10, 0.95) == pytest.approx((-0.2102098, 0.8647814), abs=1e-6)
+    assert _fisher_interval(-0.8, 4, 0.95) == pytest.approx((-0.9960807, 0.7255633), abs=1e-6)
+    assert all(math.isnan(v) for v in _fisher_interval(0.5, 3, 0.95))
+
+
+def test_a_monte_carlo_trend_p_is_the_same_every_time():
+    """Beyond 8 batch sizes the permutation p is Monte Carlo; it is seeded, so a config gives the same verdicts."""
+    from batchlab.analysis.trend import trend_test
+
+    noisy = table(SWEEP, 0.0)
+    noisy["val_loss"] = np.random.default_rng(3).normal(size=len(noisy))
+    first, second = (trend_test(noisy, "batch_size", "val_loss", "increases_with_batch_size", n_perm=2000) for _ in range(2))
+    assert first["p_value"] == second["p_value"] and 0 < first["p_value"] < 1
