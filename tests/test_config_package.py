@@ -773,12 +773,12 @@ EXPECTED = {  # recorded from the single-module batchlab/config.py
     "unknown-dataset": (
         "c.yaml: invalid configuration (1 problem(s))\n"
         "  c.yaml: study 's', field 'data': Input tag 'blsa' found using 'name' does not match any of the "
-        "expected tags: 'synthetic_ehr', 'phantom_mri', 'digits', 'mnist1d', 'file', 'brats', 'ehr_codes'"
+        "expected tags: 'synthetic_ehr', 'phantom_mri', 'digits', 'mnist1d', 'noisy_quadratic', 'file', 'brats', 'ehr_codes'"
     ),
     "unknown-model": (
         "c.yaml: invalid configuration (1 problem(s))\n"
         "  c.yaml: study 's', field 'model': Input tag 'transformer' found using 'kind' does not match any "
-        "of the expected tags: 'dense_ae', 'conv_ae', 'mlp', 'cnn', 'contrastive'"
+        "of the expected tags: 'dense_ae', 'conv_ae', 'mlp', 'cnn', 'contrastive', 'linear', 'quadratic'"
     ),
     "width-claim-without-widths": (
         "c.yaml: invalid configuration (1 problem(s))\n"

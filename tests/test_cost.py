@@ -12,7 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from batchlab.training import cost
 from batchlab.cli import main
-from batchlab.config import ConvAE, DenseAE, MLPClassifier, CNNClassifier, ContrastiveEncoder, validate_config
+from batchlab.config import ConvAE, DenseAE, MLPClassifier, CNNClassifier, ContrastiveEncoder, LinearRegression, validate_config
 from batchlab.nets.models import build_model, count_parameters
 from conftest import ROOT
 
@@ -28,6 +28,7 @@ MODELS = [
     (CNNClassifier(kind="cnn", channels=[8, 16], latent=16), (1, 8, 8), 10),
     (CNNClassifier(kind="cnn", channels=[4], latent=8), (2, 41), 3),
     (ContrastiveEncoder(kind="contrastive", channels=[8, 16], latent=16, projection=8), (1, 40), 2),
+    (LinearRegression(kind="linear"), (32,), 1),
 ]
 
 

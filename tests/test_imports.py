@@ -36,6 +36,7 @@ DATA_SOURCES = {
     "phantom_mri": set(),
     "digits": {"sklearn", "scipy", "pandas"},  # sklearn.datasets imports pandas itself
     "mnist1d_data": {"scipy", "matplotlib"},  # the mnist1d package imports both itself
+    "noisy_quadratic": set(),
     "files": {"pandas"},
     "brats": {"torch", "scipy"},  # the slices are resampled with torch's interpolate
     "ehr_codes": {"pandas"},

@@ -63,6 +63,7 @@ def cmd_data(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import torch
 
+    from batchlab.config import ToTarget
     from batchlab.training.cell import train_cell
     from batchlab.training.resume import StopFlag
 
@@ -76,6 +77,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         )
     study = _study(args)
     stop_at = _stop_at(args, study) if args.to_target_json else None
+    lr_tuning = ToTarget.model_validate_json(args.to_target_json).lr_tuning if args.to_target_json else None
     _take_gpu_slot(args)
     stop = StopFlag()
     stop.install()  # SIGTERM (SLURM's time limit or preemption) saves the state before exiting
@@ -83,6 +85,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         train_cell(
             study, args.study, args.batch_size, args.data, args.out_dir, device=args.device,
             checkpoint_every_s=args.checkpoint_every_s, stop=stop, cuda_graphs=args.cuda_graphs, stop_at=stop_at,
+            lr_tuning=lr_tuning,
         )
     except (torch.OutOfMemoryError, MemoryError) as err:
         raise MemoryError(

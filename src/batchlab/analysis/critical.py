@@ -140,3 +140,28 @@ def _b_simple_at_target(at_crossing: pd.DataFrame, n_boot: int, level: float = 0
         f"({len(at_crossing)} runs, checkpoints {factor:.2g}x from the crossings on average): geometric mean",
         "flag": "" if len(at_crossing) else "no run with gradient statistics reached the target",
     }])
+
+
+RATE_COLUMNS = ["base_lr", "lr", "lr_candidates", "lr_choice", "lr_note", "tuning_trials", "tuning_trials_stopped",
+                "tuning_steps_skipped"]
+
+
+def tuned_rates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per batch size of a rate-tuned train-to-target analysis: the rate its seeds trained at and how it was chosen
+    (empty when the rate was not tuned)."""
+    if "lr_tuned" not in runs or not runs["lr_tuned"].fillna(False).astype(bool).any():
+        return pd.DataFrame(columns=["batch_size", *RATE_COLUMNS])
+    return runs.groupby("batch_size", as_index=False)[RATE_COLUMNS].first()
+
+
+def rate_protocol(runs: pd.DataFrame) -> tuple[str, list[int]]:
+    """How the runs behind B_crit set their rate, in words, and the batch sizes whose tuned rate is not trusted
+    (at the grid's edge, or no rate reached the target)."""
+    rates = tuned_rates(runs)
+    if rates.empty:
+        rule = runs["lr_rule"].iloc[0] if "lr_rule" in runs and len(runs) else "fixed"
+        if rule == "tuned":
+            return "learning rate tuned on final validation loss, not by steps to the target", []
+        return f"learning rate {rule}, not tuned per batch size", []
+    doubtful = sorted(int(b) for b in rates.loc[rates["lr_note"].fillna("") != "", "batch_size"])
+    return "learning rate tuned per batch size by steps to the target", doubtful

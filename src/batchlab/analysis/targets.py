@@ -7,7 +7,8 @@ Four kinds (config: `steps_to_target.kind`), each a rule a user can reason about
 - within_best: best (1 + value), within 100 value % of the best run's final loss;
 - baseline_fraction: baseline - value (baseline - best), the share `value` of the best run's
   improvement below the data's baseline: the loss of the best constant prediction fitted on the
-  training split (each feature's mean for an autoencoder, the class frequencies for a classifier).
+  training split (each feature's mean for an autoencoder, the class frequencies for a classifier, the mean of
+  y for linear regression; for the NQM quadratic the zero model, its initial loss).
 `best` is the lowest metric at any run's last logged step. Metrics are lower-is-better losses.
 """
 
@@ -67,7 +68,11 @@ def constant_prediction_loss(data, model_spec, split: str) -> float:
     """Loss on `split` of the best constant prediction fitted on the training split, by the model's own loss.
 
     Autoencoders predict each feature's training mean (the minimiser of BCE and of MSE among constants),
-    classifiers the training class frequencies. Where the loss takes a log of them (BCE, cross-entropy)
+    classifiers the training class frequencies, linear regression the training mean of y (its loss on the
+    training split is half the variance of y). The NQM quadratic predicts a constant whatever it learns (its w):
+    its baseline is the zero model w = 0, where every run starts (the initial loss, d scale^2 / 2 + d sigma^2 / 2,
+    which the linear model's mean of y also costs in expectation), not the training mean of z, which is w* up to
+    sampling error and which no SGD run beats. Where the loss takes a log of them (BCE, cross-entropy)
     they count half an extra observation of each outcome ((sum + 1/2) / (n + 1) per feature, (n_k + 1/2) /
     (n + K/2) per class), so a value never seen in training costs a finite loss. The prediction goes
     through the same per-sample loss training uses (batchlab.nets.objectives): the baseline is in the curves' units.
@@ -87,6 +92,12 @@ def constant_prediction_loss(data, model_spec, split: str) -> float:
         counts = np.bincount(data.labels[data.target][train].astype(int), minlength=data.n_classes())
         output = torch.as_tensor(np.log((counts + 0.5) / (n + 0.5 * len(counts))))
         y = y.long()
+    elif model_spec.kind == "linear":  # the mean of y, whose half squared error is half the variance
+        output = torch.as_tensor(data.labels[data.target][train], dtype=torch.float64).mean()
+        y = y.double()
+    elif model_spec.kind == "quadratic":  # the zero model, where every run starts
+        output = torch.zeros(x.shape[1:], dtype=torch.float64)
+        y = y.double()
     else:
         total = torch.as_tensor(data.x[train], dtype=torch.float64).sum(0)
         if model_spec.loss == "bce":  # the model's output is a logit

@@ -12,16 +12,18 @@ from batchlab.config.claims import (
 )
 from batchlab.config.data import (
     BRATS_MODALITIES, DATASET_NAMES, BratsData, DataSpec, DigitsData, EHRCodesData, FileData, Mnist1dData,
-    PhantomMRIData, Split, SyntheticEHRData, split_sizes,
+    NoisyQuadraticData, PhantomMRIData, Split, SyntheticEHRData, split_sizes,
 )
 from batchlab.config.load import (
     data_from_json, format_validation_error, json_schema, load_config, study_from_json, validate_config,
 )
 from batchlab.config.measures import (
-    SPREAD_SUBSET_SHARE, TO_TARGET_KINDS, Downstream, EqualSteps, GradientNoise, Sharpness, StepsToTarget, ToTarget,
+    SPREAD_SUBSET_SHARE, TO_TARGET_KINDS, Downstream, EqualSteps, GradientNoise, RateGrid, Sharpness, StepsToTarget,
+    ToTarget,
 )
 from batchlab.config.models import (
-    CLASSIFIER_KINDS, CNNClassifier, ContrastiveEncoder, ConvAE, DenseAE, MLPClassifier, ModelSpec, widened,
+    CLASSIFIER_KINDS, CNNClassifier, ContrastiveEncoder, ConvAE, DenseAE, DiagonalQuadratic, LinearRegression,
+    MLPClassifier, ModelSpec, widened,
 )
 from batchlab.config.study import STUDY_NAME, Config, Study, variant_name
 from batchlab.config.tables import TABLE_SUFFIXES, VOCABULARIES, CodeTable, Demographics, PhecodeMap
@@ -32,9 +34,10 @@ __all__ = [
     "DEFAULT_TOLERANCE", "GRADIENT_METRICS", "ONLY_WITH", "SCALING_EXPECTATIONS", "SPREAD_SUBSET_SHARE", "STUDY_NAME",
     "TABLE_SUFFIXES", "TO_TARGET_KINDS", "TREND_EXPECTATIONS", "VOCABULARIES",
     "BratsData", "Budget", "CNNClassifier", "Claim", "CodeTable", "Config", "ConfigError", "ContrastiveEncoder",
-    "ConvAE", "DataSpec", "Demographics", "DenseAE", "DigitsData", "Downstream", "EHRCodesData", "EqualSteps",
-    "FileData", "FilesNotChecked", "GradientNoise", "MLPClassifier", "Mnist1dData", "ModelSpec", "Optim",
-    "PhantomMRIData", "PhecodeMap", "Scaling", "Sharpness", "Split", "StepsToTarget", "Strict", "Study", "SyntheticEHRData", "ToTarget",
+    "ConvAE", "DataSpec", "Demographics", "DenseAE", "DiagonalQuadratic", "DigitsData", "Downstream", "EHRCodesData", "EqualSteps",
+    "FileData", "FilesNotChecked", "GradientNoise", "LinearRegression", "MLPClassifier", "Mnist1dData", "ModelSpec",
+    "NoisyQuadraticData", "Optim",
+    "PhantomMRIData", "PhecodeMap", "RateGrid", "Scaling", "Sharpness", "Split", "StepsToTarget", "Strict", "Study", "SyntheticEHRData", "ToTarget",
     "Training", "Verdicts",
     "data_from_json", "format_validation_error", "json_schema", "load_config", "split_sizes", "study_from_json",
     "validate_config", "variant_name", "widened",

@@ -197,6 +197,64 @@ class Mnist1dData(_DataBase):
         return 10 * (self.n_samples // 10)
 
 
+class NoisyQuadraticData(_DataBase):
+    """The noisy quadratic model (NQM): a quadratic with a power-law spectrum whose SGD has a known answer.
+
+    form additive (the default) is Zhang et al.'s (2019) NQM, learned by model.kind `quadratic`; form
+    regression is linear regression on Gaussian inputs, learned by model.kind `linear`. SGD on either has an
+    exact expected-loss recursion (batchlab.analysis.nqm), so its critical batch size is known; the
+    validation split has exact moments, so its loss is the population loss (batchlab.data.noisy_quadratic).
+    """
+
+    name: Literal["noisy_quadratic"]
+    form: Literal["additive", "regression"] = Field(
+        "additive",
+        description="additive: Zhang et al.'s NQM, samples z ~ N(w*, sigma^2 H^-1) and loss 0.5 sum_j h_j (w_j - z_j)^2 "
+        "(model.kind quadratic), whose gradient noise (covariance sigma^2 H) is independent of the weights, so a single "
+        "run's error is Gaussian (no heavy tails); regression: linear regression on inputs x ~ N(0, H), y = w*.x + "
+        "sigma eps (model.kind linear), whose gradient noise x x^T e is multiplicative, so single runs are heavy-tailed.",
+    )
+    n_features: int = Field(32, ge=2, description="Dimension d.")
+    power: float = Field(
+        1.5, gt=0.0, description="The Hessian H = diag(j^-power), j = 1..d: its power-law spectrum (the input "
+        "covariance of the regression form; the quadratic model's power must equal it)."
+    )
+    noise: float = Field(
+        1.0,
+        gt=0.0,
+        description="Noise sigma: the samples' spread z_j ~ N(w*_j, sigma^2 / h_j) (additive, loss floor d sigma^2 / 2) "
+        "or the label noise y = w*.x + sigma eps (regression, loss floor sigma^2 / 2).",
+    )
+    scale: float = Field(
+        1.0,
+        gt=0.0,
+        description="Initial error: w*_j = scale / sqrt(h_j) with a seeded sign, so each direction starts with "
+        "excess loss scale^2 / 2 from the zero model.",
+    )
+    n_samples: int = Field(70000, ge=100, description="Samples in all (train, validation and test).")
+    seed: int = Field(0, ge=0, description="Generator seed (samples, noise and the signs of w*).")
+    label: Literal["y"] = Field(
+        "y", description="The regression target (regression form); all zeros in the additive form, whose loss reads no label."
+    )
+
+    def target_task(self) -> str:
+        return "regression"
+
+    def n_samples_total(self) -> int:
+        return self.n_samples
+
+    @model_validator(mode="after")
+    def _exact_validation_moments(self) -> "NoisyQuadraticData":
+        """The validation split's exact moments need more samples than features."""
+        n_val = split_sizes(self.n_samples, self.split)[1]
+        if n_val <= self.n_features:
+            raise ValueError(
+                f"the validation split ({n_val} samples) must exceed n_features ({self.n_features}) for its exact "
+                "moments (its loss is the population loss); raise n_samples or split.val_fraction"
+            )
+        return self
+
+
 class FileData(_FileBacked):
     """A user's own table (CSV, Parquet) or NPZ: how to run the real BLSA or BraTS study."""
 
@@ -365,7 +423,9 @@ class EHRCodesData(_FileBacked):
 
 
 DataSpec = Annotated[
-    Union[SyntheticEHRData, PhantomMRIData, DigitsData, Mnist1dData, FileData, BratsData, EHRCodesData],
+    Union[
+        SyntheticEHRData, PhantomMRIData, DigitsData, Mnist1dData, NoisyQuadraticData, FileData, BratsData, EHRCodesData
+    ],
     Field(discriminator="name"),
 ]
-DATASET_NAMES = ("synthetic_ehr", "phantom_mri", "digits", "mnist1d", "file", "brats", "ehr_codes")
+DATASET_NAMES = ("synthetic_ehr", "phantom_mri", "digits", "mnist1d", "noisy_quadratic", "file", "brats", "ehr_codes")

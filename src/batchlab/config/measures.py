@@ -119,6 +119,46 @@ class StepsToTarget(Strict):
 TO_TARGET_KINDS = ("value", "baseline_ratio", "pilot_fraction")
 
 
+class RateGrid(Strict):
+    """The learning rate tuned at every batch size of a train-to-target analysis (McCandlish et al.; Shallue et al.).
+
+    At each batch size a grid of `points` rates, `factor` apart, centred on the scaling rule's rate from one base rate,
+    trains on the tuning seeds; the rate with the fewest steps to the target is kept and the analysis's own seeds train
+    at it, so the rate is never chosen on the runs that report S(B). A best rate at the grid's edge extends the grid.
+    """
+
+    points: int = Field(3, ge=3, le=15, description="Rates in the grid at each batch size (at least 3).")
+    factor: float = Field(2.0, gt=1.0, le=16.0, description="Ratio between neighbouring rates (more than 1).")
+    base_lr: PositiveFloat | None = Field(
+        None, description="The grid's centre at optim.base_batch_size (default: optim.lr); other batch sizes follow `rule`."
+    )
+    rule: Literal["auto", "linear", "sqrt"] = Field(
+        "auto", description="How the centre scales with batch size: auto is sqrt for Adam, linear for SGD."
+    )
+    extensions: int = Field(
+        2, ge=0, le=8, description="Further rates tried, one at a time, while the best lies at the grid's edge."
+    )
+    tuning_seeds: list[Annotated[int, Field(ge=0)]] = Field(
+        [1000], min_length=1, description="Seeds the rates are chosen on: apart from to_target.seeds, which are measured."
+    )
+
+    @field_validator("tuning_seeds")
+    @classmethod
+    def _unique_tuning_seeds(cls, seeds: list[int]) -> list[int]:
+        return _no_repeats(seeds, "to_target.lr_tuning.tuning_seeds")
+
+    def scaling_rule(self, optimizer: str) -> str:
+        """The rule the grid's centre follows: the configured one, or the optimizer's usual one."""
+        if self.rule != "auto":
+            return self.rule
+        return "sqrt" if optimizer in ("adam", "adamw") else "linear"
+
+    def multipliers(self) -> list[float]:
+        """The grid's base-rate multipliers, centred on 1 (an even count leans one step up)."""
+        lo = -((self.points - 1) // 2)
+        return [self.factor ** (lo + i) for i in range(self.points)]
+
+
 class ToTarget(Strict):
     """A train-to-target analysis of the critical batch size beside the fixed-budget sweep (McCandlish et al. 2018).
 
@@ -144,6 +184,12 @@ class ToTarget(Strict):
     gradient_seeds: PositiveInt = Field(
         2, description="Seeds whose gradient noise is measured where their runs stopped: at the target, when they reached it."
     )
+    lr_tuning: RateGrid | None = Field(
+        None,
+        description="Tune the learning rate at every batch size by steps to the target (McCandlish et al.'s B_crit "
+        "assumes it); without it every batch size trains at the study's rate rule, and the noise-scale claim is "
+        "inconclusive.",
+    )
 
     @field_validator("cap")
     @classmethod
@@ -168,6 +214,10 @@ class ToTarget(Strict):
             raise ValueError(f"a pilot_fraction target must be in (0, 1], got {self.value}")
         if self.gradient_seeds > len(self.seeds or [0, 1]):
             raise ValueError(f"gradient_seeds ({self.gradient_seeds}) exceeds the number of seeds")
+        shared = sorted(set(self.lr_tuning.tuning_seeds) & set(self.seeds or [])) if self.lr_tuning else []
+        if shared:
+            raise ValueError(f"lr_tuning.tuning_seeds {shared} are also to_target.seeds: a rate chosen on the runs "
+                             "that report S(B) biases it low")
         return self
 
     def describe(self) -> str:

@@ -1,4 +1,4 @@
-"""The `model` block: the autoencoders, classifiers and contrastive encoder a study can train."""
+"""The `model` block: autoencoders, classifiers, contrastive encoder, linear regression and quadratic a study trains."""
 
 from __future__ import annotations
 
@@ -58,16 +58,59 @@ class ContrastiveEncoder(Strict):
     noise: float = Field(0.05, ge=0.0, description="Augmentation: standard deviation of added Gaussian noise.")
 
 
+class LinearRegression(Strict):
+    """Linear regression without bias, from zero weights: the learner of the noisy quadratic model's regression form.
+
+    Its per-sample loss is 0.5 (w.x - y)^2, whose SGD has an exact expected loss (batchlab.analysis.nqm), but whose
+    multiplicative gradient noise makes single runs heavy-tailed; the additive form's learner is `quadratic`.
+    """
+
+    kind: Literal["linear"]
+    init: Literal["zeros"] = Field("zeros", description="Initial weights: zeros (every seed starts from w = 0).")
+
+    @property
+    def latent(self) -> int:
+        """The embedding scored downstream is the prediction itself: one wide."""
+        return 1
+
+
+class DiagonalQuadratic(Strict):
+    """The noisy quadratic model's learner (data noisy_quadratic, form additive; Zhang et al. 2019): w in R^d from 0.
+
+    Its per-sample loss is 0.5 sum_j h_j (w_j - z_j)^2 with h_j = j^-power (a sum over coordinates), so the
+    minibatch gradient is H (w - w*) plus noise of covariance sigma^2 H / B, whatever w: SGD on it has an exact
+    expected loss (batchlab.analysis.nqm).
+    """
+
+    kind: Literal["quadratic"]
+    power: float = Field(
+        1.5, gt=0.0, description="Curvature spectrum h_j = j^-power, j = 1..d; must equal the data's power."
+    )
+
+    @property
+    def latent(self) -> int:
+        """The embedding scored downstream is each sample's loss: one wide."""
+        return 1
+
+
 CLASSIFIER_KINDS = ("mlp", "cnn")
 
 
 def widened(model, factor: float):
-    """The model spec with its hidden widths (dense `hidden` or conv `channels`) times factor; latent kept."""
+    """The model spec with its hidden widths (dense `hidden` or conv `channels`) times factor; latent kept.
+
+    A model without hidden widths (linear, quadratic) is returned as it is at factor 1, and refused at any other.
+    """
+    if not hasattr(model, "hidden") and not hasattr(model, "channels"):
+        if factor != 1:
+            raise ValueError(f"model.kind {model.kind!r} has no hidden widths to scale by {factor:g}")
+        return model
     field = "hidden" if hasattr(model, "hidden") else "channels"
     widths = [max(1, int(round(w * factor))) for w in getattr(model, field)]
     return model.model_copy(update={field: widths})
 
 
 ModelSpec = Annotated[
-    Union[DenseAE, ConvAE, MLPClassifier, CNNClassifier, ContrastiveEncoder], Field(discriminator="kind")
+    Union[DenseAE, ConvAE, MLPClassifier, CNNClassifier, ContrastiveEncoder, LinearRegression, DiagonalQuadratic],
+    Field(discriminator="kind"),
 ]

@@ -157,8 +157,13 @@ class Study(Strict):
             raise ValueError("the study has no to_target block")
         seeds = t.seeds or self.seeds[:2]
         g = self.gradients
+        optim = self.optim
+        if t.lr_tuning is not None:  # the grid's centre: its base rate, scaled with batch size by its rule
+            optim = optim.model_copy(update={"lr_rule": t.lr_tuning.scaling_rule(optim.name),
+                                             "lr": t.lr_tuning.base_lr or optim.lr, "lr_grid": []})
         return self.model_copy(
             update={
+                "optim": optim,
                 "budget": t.cap,
                 "batch_sizes": t.batch_sizes or self.batch_sizes,
                 "seeds": seeds,
@@ -210,10 +215,35 @@ class Study(Strict):
             raise ValueError("model.loss 'bce' needs model.output 'sigmoid'")
         if self.is_classifier and self.data.target_task() == "regression":
             raise ValueError(f"model.kind {self.model.kind!r} is a classifier, but the data's label is a regression target")
+        if self.model.kind == "linear" and self.data.target_task() != "regression":
+            raise ValueError("model.kind 'linear' is a regression model, but the data's label is a classification target")
         if self.steps_to_target.kind == "baseline_fraction" and self.model.kind == "contrastive":
             raise ValueError(
                 "steps_to_target.kind 'baseline_fraction' needs a baseline the data define (a constant prediction), "
                 "which a contrastive loss has not; use fraction, within_best or value"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _noisy_quadratic_learner(self) -> "Study":
+        """The noisy quadratic model's two forms each have their learner: quadratic (additive), linear (regression)."""
+        additive = self.data.name == "noisy_quadratic" and self.data.form == "additive"
+        if self.model.kind == "quadratic":
+            if not additive:
+                got = f"form {self.data.form!r}" if self.data.name == "noisy_quadratic" else f"name {self.data.name!r}"
+                raise ValueError(
+                    f"model.kind 'quadratic' learns data.name 'noisy_quadratic' with data.form 'additive' only (its loss "
+                    f"0.5 sum_j h_j (w_j - z_j)^2 is that model's), got data.{got}"
+                )
+            if self.model.power != self.data.power:
+                raise ValueError(
+                    f"model.power ({self.model.power:g}) must equal data.power ({self.data.power:g}): the quadratic's "
+                    "curvature is the data's spectrum"
+                )
+        if self.model.kind == "linear" and additive:
+            raise ValueError(
+                "model.kind 'linear' needs data.form 'regression' (the additive form's label is all zeros); "
+                "the additive form's learner is model.kind 'quadratic'"
             )
         return self
 
@@ -266,6 +296,8 @@ class Study(Strict):
         """The grid's training-set sizes fit the split and the batch sizes, and it spans what its claims compare."""
         if self.scaling is None:
             return self
+        if not hasattr(self.model, "hidden") and not hasattr(self.model, "channels") and self.scaling.width_factors != [1]:
+            raise ValueError(f"model.kind {self.model.kind!r} has no hidden widths to scale: scaling.width_factors must be [1]")
         if self.data.facts_known():
             too_big = [n for n in self.scaling.train_samples if n > self.data.n_train_full()]
             if too_big:
@@ -302,12 +334,22 @@ class Study(Strict):
             )
         if t.seeds is None and len(self.seeds) < 2:
             raise ValueError("to_target needs at least 2 seeds: set to_target.seeds or add study seeds")
+        if t.lr_tuning is not None:
+            shared = sorted(set(t.lr_tuning.tuning_seeds) & set(t.seeds or self.seeds[:2]))
+            if shared:
+                raise ValueError(f"to_target.lr_tuning.tuning_seeds {shared} are also the seeds the analysis measures: "
+                                 "a rate chosen on the runs that report S(B) biases it low; pick other tuning seeds")
+        if t.cap.unit == "epochs" and t.cap.amount < 1:
+            raise ValueError(f"to_target.cap ({t.cap.amount:g} epochs) is less than one epoch at the largest batch size")
         if self.scaling is None and not self.data.facts_known():
             return self
         limit = self.data.n_train() if self.scaling is None else min(self.scaling.train_samples)
         too_big = [b for b in (t.batch_sizes or []) if b > limit]
         if too_big:
             raise ValueError(f"to_target.batch_sizes {too_big} exceed the training set ({limit} samples)")
+        if t.cap.unit == "samples" and t.cap.amount < limit:
+            raise ValueError(f"to_target.cap ({t.cap.amount:g} samples) is less than one epoch of the training set "
+                             f"({limit} samples) at the largest batch size")
         return self
 
     @model_validator(mode="after")

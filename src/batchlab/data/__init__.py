@@ -116,6 +116,7 @@ MAKERS = {
     "phantom_mri": "phantom_mri.make",
     "digits": "digits.make",
     "mnist1d": "mnist1d_data.make",
+    "noisy_quadratic": "noisy_quadratic.make",
     "file": "files.load_file",
     "brats": "brats.make",
     "ehr_codes": "ehr_codes.make",

@@ -1,4 +1,5 @@
-"""Autoencoders and classifiers compared across batch sizes: small, plain, and free of BatchNorm.
+"""Autoencoders, classifiers, linear regression and the NQM quadratic compared across batch sizes: small, plain,
+free of BatchNorm.
 
 BatchNorm is left out on purpose: its statistics change with the batch and would confound
 the very variable the studies measure.
@@ -12,7 +13,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from batchlab.config import CNNClassifier, ContrastiveEncoder, ConvAE, DenseAE, MLPClassifier
+from batchlab.config import (
+    CNNClassifier, ContrastiveEncoder, ConvAE, DenseAE, DiagonalQuadratic, LinearRegression, MLPClassifier,
+)
 
 
 class DenseAutoencoder(nn.Module):
@@ -141,10 +144,58 @@ class ContrastiveNet(nn.Module):
         return self.projector(self.encoder(x))
 
 
+class LinearRegressionNet(nn.Module):
+    """w.x without bias, from w = 0: the learner of the noisy quadratic model's regression form (batchlab.analysis.nqm)."""
+
+    def __init__(self, in_shape: tuple[int, ...]):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.linear = nn.Linear(math.prod(in_shape), 1, bias=False)
+        nn.init.zeros_(self.linear.weight)
+
+    def encode(self, x: Tensor) -> Tensor:
+        """The prediction as a one-wide embedding [B, 1]."""
+        return self.linear(self.flatten(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The prediction [B], one per sample, as the regression loss compares it with y."""
+        return self.encode(x).squeeze(-1)
+
+
+def curvature(d: int, power: float, like: Tensor) -> Tensor:
+    """h_j = j^-power, j = 1..d (batchlab.analysis.nqm.spectrum), computed in float64 and cast to like's dtype and
+    device: recomputed where needed rather than kept as a buffer, which the batched engine refuses."""
+    return (torch.arange(1, d + 1, dtype=torch.float64, device=like.device) ** -float(power)).to(like.dtype)
+
+
+class DiagonalQuadraticNet(nn.Module):
+    """The noisy quadratic model's learner (additive form): one parameter w in R^d, from w = 0.
+
+    forward(z) is the prediction of every sample, w itself [B, d]; the loss 0.5 sum_j h_j (w_j - z_j)^2
+    (batchlab.nets.objectives) weights it by the curvature. No buffers: h is recomputed from `power`.
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], power: float):
+        super().__init__()
+        if len(in_shape) != 1:
+            raise ValueError(f"the quadratic model takes flat samples [d], got shape {in_shape}")
+        self.power = float(power)
+        self.w = nn.Parameter(torch.zeros(in_shape[0]))
+
+    def forward(self, z: Tensor) -> Tensor:
+        """w for every sample [B, d] (under vmap too: an expand, no copy)."""
+        return self.w.expand(z.shape[0], -1)
+
+    def encode(self, z: Tensor) -> Tensor:
+        """Each sample's loss 0.5 sum_j h_j (w_j - z_j)^2 as a one-wide embedding [B, 1]."""
+        h = curvature(z.shape[-1], self.power, z)
+        return 0.5 * (h * (self(z) - z).pow(2)).sum(-1, keepdim=True)
+
+
 def build_model(spec, in_shape: tuple[int, ...], n_classes: int = 2) -> nn.Module:
     """The model a study's config names, for samples of the given shape (without the batch axis).
 
-    n_classes sizes a classifier's head; autoencoders ignore it.
+    n_classes sizes a classifier's head; autoencoders, linear regression and the quadratic ignore it.
     """
     if isinstance(spec, DenseAE):
         return DenseAutoencoder(in_shape, spec.hidden, spec.latent)
@@ -156,6 +207,10 @@ def build_model(spec, in_shape: tuple[int, ...], n_classes: int = 2) -> nn.Modul
         return CNNNet(in_shape, spec.channels, spec.latent, n_classes)
     if isinstance(spec, ContrastiveEncoder):
         return ContrastiveNet(in_shape, spec.channels, spec.latent, spec.projection)
+    if isinstance(spec, LinearRegression):
+        return LinearRegressionNet(in_shape)
+    if isinstance(spec, DiagonalQuadratic):
+        return DiagonalQuadraticNet(in_shape, spec.power)
     raise TypeError(f"unknown model spec {type(spec).__name__}")
 
 

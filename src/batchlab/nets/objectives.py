@@ -13,6 +13,7 @@ from torch.nn import functional as F
 
 from batchlab.config import CLASSIFIER_KINDS
 from batchlab.nets.contrastive import InfoNCELoss
+from batchlab.nets.models import curvature
 
 SampleLoss = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -33,12 +34,33 @@ def _cross_entropy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(model(x), y, reduction="none")
 
 
+def _half_squared_error(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    return 0.5 * (model(x) - y).pow(2)
+
+
+class HalfCurvatureSquaredError:
+    """The NQM quadratic's per-sample loss 0.5 sum_j h_j (prediction_j - z_j)^2, h_j = j^-power: a sum over the
+    coordinates, not a mean, so that its gradient in w is H (w - z). The label y is not read."""
+
+    def __init__(self, power: float):
+        self.power = float(power)
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        h = curvature(x.shape[-1], self.power, x)
+        return 0.5 * (h * (model(x) - x).pow(2)).sum(-1)
+
+
 def sample_loss_for(spec, seed: int = 0) -> SampleLoss:
     """Per-sample loss for a model spec: cross-entropy for classifiers, InfoNCE for contrastive encoders
     (augmentations drawn from a generator seeded with `seed`), reconstruction (mean over features) for
-    autoencoders."""
+    autoencoders, 0.5 (prediction - y)^2 for linear regression (the noisy quadratic model's regression form),
+    0.5 sum_j h_j (w_j - z_j)^2 for the quadratic (its additive form)."""
     if spec.kind == "contrastive":
         return InfoNCELoss(spec.temperature, spec.shift, spec.scale, spec.noise, seed)
+    if spec.kind == "linear":
+        return _half_squared_error
+    if spec.kind == "quadratic":
+        return HalfCurvatureSquaredError(spec.power)
     if spec.kind in CLASSIFIER_KINDS:
         return _cross_entropy
     if spec.loss == "bce":

@@ -482,3 +482,22 @@ def data_examples(
         ax.set_xlabel(f"feature (the first {x.shape[1]})")
     fig.suptitle(title, fontsize="small")
     _save(fig, path)
+
+
+def tuned_rates(rates: pd.DataFrame, centre: pd.DataFrame, path: str | Path, title: str) -> None:
+    """The rate chosen at each batch size by steps to the target, against the scaling rule's line the grid was
+    centred on; rates at the grid's edge (or with no rate reaching the target) are marked."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ax.plot(centre["batch_size"], centre["lr"], color="grey", linestyle="--", label="scaling rule (grid centre)")
+    doubtful = rates["lr_note"].fillna("") != ""
+    ax.plot(rates["batch_size"], rates["lr"], marker="o", color="C0", label="tuned: fewest steps to the target")
+    if doubtful.any():
+        ax.scatter(rates.loc[doubtful, "batch_size"], rates.loc[doubtful, "lr"], s=160, facecolors="none",
+                   edgecolors="C3", label="at the grid's edge or no rate reached it")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("learning rate (peak)")
+    ax.legend(fontsize="small")
+    ax.set_title(title)
+    _save(fig, path)

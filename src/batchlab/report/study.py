@@ -12,11 +12,13 @@ import yaml
 from batchlab import io, provenance
 from batchlab.analysis.aggregate import summary_by_batch_size
 from batchlab.analysis.claims import evaluate_claims
+from batchlab.analysis.critical import rate_protocol, tuned_rates
 from batchlab.analysis.verdict_rules import STATISTICS
 from batchlab.config import Study
 from batchlab.report import figures
 from batchlab.report.data import data_provenance
 from batchlab.report.html import render
+from batchlab.training.schedule import scaled_lr
 
 FIGURES = {
     "loss_vs_batch": "Final loss (and accuracy, for classifiers) against batch size",
@@ -30,10 +32,13 @@ FIGURES = {
     "b_simple": "Gradient noise scale over training",
     "steps_to_target": "Steps to target and the critical batch size",
     "tradeoff": "Samples against steps to target",
+    "tuned_rates": "The learning rate tuned at each batch size",
 }
 
 
-def _to_target_summary(study: Study, runs: pd.DataFrame, steps: pd.DataFrame, critical: pd.DataFrame) -> dict:
+def _to_target_summary(
+    study: Study, runs: pd.DataFrame, steps: pd.DataFrame, critical: pd.DataFrame, rates: pd.DataFrame
+) -> dict:
     """What the page says about a train-to-target analysis: its target, cap, runs, how many reached it, and how
     many could not within their cap (fewer updates than the fit's S_min) apart from those that had them."""
     t = study.to_target
@@ -54,6 +59,13 @@ def _to_target_summary(study: Study, runs: pd.DataFrame, steps: pd.DataFrame, cr
         "reached": int(runs["reached_target"].astype(bool).sum()),
         "checks": t.checks,
         "optimizer_steps": int(runs["steps"].sum()),
+        "rates": rates.to_dict("records"),
+        "tuning": None if t.lr_tuning is None else {
+            "points": t.lr_tuning.points, "factor": t.lr_tuning.factor, "rule": t.lr_tuning.scaling_rule(study.optim.name),
+            "seeds": t.lr_tuning.tuning_seeds, "extensions": t.lr_tuning.extensions,
+            "trials": int(rates["tuning_trials"].sum()), "stopped": int(rates["tuning_trials_stopped"].sum()),
+            "skipped": int(rates["tuning_steps_skipped"].sum()),
+        },
     }
 
 
@@ -132,6 +144,10 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         "estimate (outside the batch sizes that reached the target, fewer than 4 of them, or a fit missing by more "
         "than 0.15 in log) is grey, and one outside the data is a hatched band at the edge it lies beyond. Bears on "
         "the perfect-scaling / diminishing-returns claims (Shallue et al. 2019; McCandlish et al. 2018)." + trained_to,
+        "tuned_rates": "The learning rate each batch size of the train-to-target analysis trained at, chosen by the "
+        "fewest steps to the target (crossing interpolated) on tuning seeds apart from the seeds that report S(B); "
+        "dashed: the scaling rule the grid was centred on. Ringed: a rate at the grid's edge after its extensions, or "
+        "no rate reaching the target: such a batch size is not tuned, and the noise-scale claim says so.",
         "tradeoff": "Samples processed E = B·S against steps S to the target, per batch size (mean over seeds), "
         "with McCandlish's tradeoff curve from the fit; the cross marks B = B_crit (grey and no cross when B_crit is "
         "flagged).",
@@ -196,6 +212,9 @@ def build_study_report(
     """
     target_curves = curves if to_target is None else to_target["curves"]
     target_noise = noise if to_target is None else to_target["noise"]
+    protocol, doubtful = rate_protocol(table if to_target is None else to_target["runs"])
+    critical = critical.assign(lr_protocol=protocol, lr_doubtful_batch_sizes=" ".join(map(str, doubtful)))
+    rates = tuned_rates(to_target["runs"]) if to_target is not None else tuned_rates(table.iloc[:0])
     out = Path(out_dir)
     task = dataset_meta["tasks"][dataset_meta["target"]]
     metric = figures.primary_metric(task)
@@ -218,6 +237,12 @@ def build_study_report(
         (figures.downstream_vs_batch,
          (table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)),
     ]
+    if not rates.empty:
+        view = study.to_target_view()
+        centre = pd.DataFrame({"batch_size": rates["batch_size"],
+                               "lr": [scaled_lr(view.optim, int(b)) for b in rates["batch_size"]]})
+        drawn.append((figures.tuned_rates, (rates, centre, out / "tuned_rates.png", title)))
+        io.write_csv(rates, out / "tuned_rates.csv")
     figures.draw_all(drawn + list(more_figures), workers)
 
     summary_cols = ["train_loss", "val_loss", "test_loss", f"svm_{metric}_mean", "svm_accuracy_mean", "svm_mae_mean"]
@@ -237,7 +262,7 @@ def build_study_report(
     scorecard = evaluate_claims(
         study.claims, table, spread, curves=curves, steps=steps, noise=target_noise, alpha=study.verdicts.alpha,
         n_perm=study.verdicts.permutations, baseline=baseline, lr_rule=study.optim.lr_rule, equal_steps=equal_steps,
-        optimizer=study.optim.name,
+        optimizer=study.optim.name, critical_protocol=(protocol, doubtful),
     )
     scorecard = scorecard.assign(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]
@@ -277,12 +302,13 @@ def build_study_report(
         figures=[
             {"file": f"{key}.png", "title": FIGURES[key], "caption": cap}
             for key, cap in _captions(study, task, metric, len(study.seeds), meta["n_train"]).items()
+            if key != "tuned_rates" or not rates.empty
         ],
         summary=summary,
         baselines=baselines,
         critical=critical,
         steps=steps,
-        to_target=None if to_target is None else _to_target_summary(study, to_target["runs"], steps, critical),
+        to_target=None if to_target is None else _to_target_summary(study, to_target["runs"], steps, critical, rates),
         reached_sizes=sorted(int(b) for b in steps.loc[steps["reached"].astype(bool), "batch_size"].unique()),
         scorecard=meta["scorecard"],
         statistics=meta["statistics"],

@@ -11,8 +11,8 @@ import torch
 
 from batchlab import io
 
-from batchlab.training import engine
-from batchlab.config import Study
+from batchlab.training import engine, rate_search
+from batchlab.config import RateGrid, Study
 from batchlab.data import load_dataset
 from batchlab.training.phases import phase
 from batchlab.training.resume import ResumePoint, StopFlag, run_identity
@@ -33,6 +33,7 @@ def train_cell(
     stop: StopFlag | None = None,
     cuda_graphs: str | None = None,
     stop_at: StopAt | None = None,
+    lr_tuning: RateGrid | None = None,
 ) -> pd.DataFrame:
     """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt.
 
@@ -48,7 +49,8 @@ def train_cell(
     the outputs are written. `cuda_graphs`, when given, replaces the study's training.cuda_graphs (it
     reaches the job apart from the study, since it changes speed and not numbers). With `stop_at` every
     run trains to that validation loss or to the budget, whichever comes first (a train-to-target cell:
-    the study is its to_target_view).
+    the study is its to_target_view). With `lr_tuning` as well, the rate is tuned first by steps to the target on
+    the grid's tuning seeds (batchlab.training.rate_search), and the study's seeds then train at the chosen rate.
     """
     out_dir = Path(out_dir)
     if cuda_graphs is not None:
@@ -70,26 +72,56 @@ def train_cell(
     if stop_at is not None:
         cell_json += f"|stop_at={stop_at.value!r}"
     train = _train_batched if engine.use_batched(study, dev) else _train_one_by_one
+
+    def train_these(these, fractions_of, at):
+        return train(study, study_name, batch_size, data, dev, these, fractions_of, cell_json, resume_dir,
+                     checkpoint_every_s, stop or StopFlag(), at)
+
+    if lr_tuning is not None and stop_at is not None:
+        with phase("train"):
+            search = rate_search.tune(study, batch_size, lr_tuning, stop_at, train_these)
+            results = train_these([(search.base_lr, seed) for seed in study.seeds], fractions, stop_at)
+        with phase("write"):
+            return _write_tuned_outputs(study, study_name, batch_size, data.name, results, search, out_dir, resume_dir)
     with phase("train"):
-        results = train(
-            study, study_name, batch_size, data, dev, runs, fractions, cell_json, resume_dir, checkpoint_every_s,
-            stop or StopFlag(), stop_at,
-        )
+        results = train_these(runs, fractions, stop_at)
     with phase("write"):
         return _write_outputs(study, study_name, batch_size, data.name, results, out_dir, resume_dir)
 
 
-def _write_outputs(study, study_name, batch_size, dataset, results, out_dir: Path, resume_dir: Path) -> pd.DataFrame:
-    """The cell's files from its finished runs (the chosen learning rate's), and the resume state removed."""
-    every_run = pd.DataFrame(
+def _records(study, study_name, dataset, results) -> pd.DataFrame:
+    return pd.DataFrame(
         [{"study": study_name, "dataset": dataset, "model": study.model.kind, **r.record} for r in results.values()]
     )
+
+
+def _write_outputs(study, study_name, batch_size, dataset, results, out_dir: Path, resume_dir: Path) -> pd.DataFrame:
+    """The cell's files from its finished runs (the chosen learning rate's), and the resume state removed."""
+    every_run = _records(study, study_name, dataset, results)
     ranking = rank_learning_rates(every_run)
     best = float(ranking.loc[ranking["selected"], "base_lr"].item())
     lr_search = every_run.merge(ranking[["base_lr", "rank", "selected"]], on="base_lr", how="left")
     chosen = [results[best, seed] for seed in study.seeds]
     runs = lr_search[lr_search["selected"]].drop(columns=["rank", "selected"]).reset_index(drop=True)
     runs["lr_candidates"] = len(ranking)
+    _write_chosen(study, study_name, batch_size, chosen, runs, lr_search, out_dir, resume_dir)
+    return runs
+
+
+def _write_tuned_outputs(study, study_name, batch_size, dataset, results, search, out_dir, resume_dir) -> pd.DataFrame:
+    """A rate-tuned train-to-target cell's files: the study's seeds at the chosen rate, and every tuning trial."""
+    runs = _records(study, study_name, dataset, results).assign(
+        lr_candidates=search.n_rates, lr_tuned=True, lr_note=search.note, lr_choice=search.choice,
+        tuning_trials=len(search.trials), tuning_trials_stopped=int((search.trials["pruned_step"] >= 0).sum()),
+        tuning_steps_skipped=search.steps_skipped,
+    )
+    lr_search = pd.concat([search.trials.assign(role="tuning"), runs.assign(role="measured")], ignore_index=True)
+    chosen = [results[search.base_lr, seed] for seed in study.seeds]
+    _write_chosen(study, study_name, batch_size, chosen, runs, lr_search, out_dir, resume_dir)
+    return runs
+
+
+def _write_chosen(study, study_name, batch_size, chosen, runs, lr_search, out_dir: Path, resume_dir: Path) -> None:
     curves = [
         {"study": study_name, "batch_size": batch_size, "seed": seed, **row}
         for seed, result in zip(study.seeds, chosen)
@@ -114,7 +146,6 @@ def _write_outputs(study, study_name, batch_size, dataset, results, out_dir: Pat
     io.write_parquet(lr_search, out_dir / "lr_search.parquet")
     io.write_parquet(runs, out_dir / "runs.parquet")
     shutil.rmtree(resume_dir, ignore_errors=True)
-    return runs
 
 
 def _train_one_by_one(
@@ -138,6 +169,8 @@ def _train_one_by_one(
             )
             finished.save(_as_tensors(result))
             progress.clear()
+        if stop_at is not None and stop_at.pruner is not None:
+            stop_at.pruner.finished((lr, seed), result.record["reached_target"], result.curve)
         results[lr, seed] = result
     return results
 

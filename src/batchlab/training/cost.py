@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from batchlab.config import (
-    CNNClassifier, Config, ContrastiveEncoder, ConvAE, DenseAE, MLPClassifier, Study, split_sizes,
+    CNNClassifier, Config, ContrastiveEncoder, ConvAE, DenseAE, DiagonalQuadratic, LinearRegression, MLPClassifier,
+    Study, split_sizes,
 )
 
 if TYPE_CHECKING:
@@ -62,6 +63,14 @@ REFERENCE = {
         (ContrastiveEncoder(kind="contrastive", channels=[4, 8], latent=8, projection=4), (1, 40)),
         (ContrastiveEncoder(kind="contrastive", channels=[32, 64], latent=64, projection=32), (1, 40)),
     ),
+    "linear": (
+        (LinearRegression(kind="linear"), (32,)),
+        (LinearRegression(kind="linear"), (4096,)),
+    ),
+    "quadratic": (
+        (DiagonalQuadratic(kind="quadratic"), (32,)),
+        (DiagonalQuadratic(kind="quadratic"), (4096,)),
+    ),
 }
 
 
@@ -75,6 +84,7 @@ def sample_shape(data) -> tuple[int, ...] | None:
         "phantom_mri": lambda d: (1, d.size, d.size),
         "digits": lambda d: (1, 8, 8) if d.as_images else (64,),
         "mnist1d": lambda d: (1, 40),
+        "noisy_quadratic": lambda d: (d.n_features,),
         "file": lambda d: (len(d.features),) if d.features and d.path.suffix.lower() != ".npz" else None,
     }
     return shapes[data.name](data) if data.name in shapes else None
@@ -135,6 +145,10 @@ def model_work(spec, shape: tuple[int, ...], classes: int) -> tuple[int, int]:
             layers.append(_linear(spec.latent, classes))
         else:
             layers += [_linear(spec.latent, spec.latent), _linear(spec.latent, spec.projection)]
+    elif isinstance(spec, LinearRegression):
+        layers.append((math.prod(shape), math.prod(shape)))  # w.x, no bias
+    elif isinstance(spec, DiagonalQuadratic):
+        layers.append((math.prod(shape), math.prod(shape)))  # h_j (w_j - z_j)^2 per coordinate, in the loss: w alone
     else:
         raise TypeError(f"unknown model spec {type(spec).__name__}")
     macs, params = (sum(col) for col in zip(*layers))
@@ -327,16 +341,20 @@ def cell_costs(name: str, study: Study, rates: Rates | None) -> list[CellCost]:
     """Every cell of one runnable study (a plain study, or one cell of a scaling grid), its other arms' last."""
     cells = _sweep_costs(name, study, rates)
     if study.to_target is not None:
-        cells += [replace(c, to_target=True) for c in _sweep_costs(name, study.to_target_view(), rates)]
+        grid = study.to_target.lr_tuning
+        trials = 0 if grid is None else (grid.points + grid.extensions) * len(grid.tuning_seeds)
+        view = study.to_target_view()
+        cells += [replace(c, to_target=True) for c in _sweep_costs(name, view, rates, len(view.seeds) + trials)]
     if study.equal_steps is not None:
         cells += [replace(c, equal_steps=True) for c in _sweep_costs(name, study.equal_steps_view(), rates)]
     return cells
 
 
-def _sweep_costs(name: str, study: Study, rates: Rates | None) -> list[CellCost]:
+def _sweep_costs(name: str, study: Study, rates: Rates | None, runs: int | None = None) -> list[CellCost]:
+    """The cells of one arm; `runs` per cell when given (a rate-tuned train-to-target cell: its trials and seeds)."""
     data = study.data
     n_train = data.n_train()
-    runs = len(study.seeds) * len(study.optim.candidate_lrs())
+    runs = runs or len(study.seeds) * len(study.optim.candidate_lrs())
     shape = sample_shape(data)
     work = model_work(study.model, shape, n_classes(data)) if shape else None
     rate = rates.for_kind(study.model.kind) if rates is not None and work else None
@@ -415,6 +433,11 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
         if caps:  # a batch size whose cap lies below the steps it needs cannot reach the target by construction
             lines.append("    train-to-target caps (updates per run): "
                          + ", ".join(f"batch size {c.batch_size}: {_count(c.steps)}" for c in caps))
+            grid = cfg.studies[name].to_target.lr_tuning
+            if grid is not None:
+                lines.append(f"    learning rate tuned per batch size: up to {caps[0].runs} runs a cell ("
+                             f"{grid.points} + up to {grid.extensions} rates x {len(grid.tuning_seeds)} tuning "
+                             f"seed{'s' if len(grid.tuning_seeds) > 1 else ''}, then the measured seeds)")
         arm = [c for c in study_cells if c.equal_steps]
         if arm:
             lines.append(f"    equal-steps arm: {_count(arm[0].steps)} updates per run at batch sizes "

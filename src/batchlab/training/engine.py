@@ -48,6 +48,7 @@ from batchlab.training.run import (
     micro_batches, sample_stream,
 )
 from batchlab.training.schedule import lr_at, scaled_lr, warmup_steps
+from batchlab.training.stops import Stops
 from batchlab.seeding import derive_seed, numpy_rng
 
 log = logging.getLogger(__name__)
@@ -175,32 +176,32 @@ class _Training:
         for k, at in enumerate(self.ckpt_at):
             if 0 in at:
                 self._keep_checkpoint(k, at[0], 0, checkpoints, checkpoint_steps)
-        diverged: list[int | None] = [None] * self.k
-        reached: list[int | None] = [None] * self.k
+        stops = Stops(self.k)
+        pruner = None if self.stop_at is None else self.stop_at.pruner
         since, first_step, wall_before = 0, 1, 0.0
         saved = resume.load() if resume is not None else None
         if saved is not None:
             s.load(saved)
             since, curves, checkpoints = saved["since"], saved["curves"], saved["checkpoints"]
             checkpoint_steps = saved.get("checkpoint_steps", checkpoint_steps)  # absent in state saved by earlier versions
-            diverged = [None if d < 0 else d for d in saved["diverged"]]
-            reached = [None if d < 0 else d for d in saved.get("reached", [-1] * self.k)]
+            stops = Stops.from_state(self.k, saved)
             first_step, wall_before = saved["step"] + 1, saved["wall_time_s"]
-            s.set_active(self._stopped(diverged, reached))
+            stops.tell(pruner, self.runs, range(self.k), curves)
+            s.set_active(stops.stopped())
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        going = self._active(self._stopped(diverged, reached))  # the runs still training; changes at logged steps only
+        going = stops.going()  # the runs still training; changes at logged steps only
         masked = len(going) < self.k
         start = time.perf_counter()
         for step in range(first_step, self.steps + 1):
             s.step(step, self.x_train, self.y_train, self.stream, masked)
             since += 1
             if step in self.log_at:
-                self._log(step, since, going, curves, diverged, reached, checkpoints, checkpoint_steps)
+                self._log(step, since, going, curves, stops, checkpoints, checkpoint_steps)
+                stops.prune(pruner, self.runs, going, step, curves)
                 since = 0
-                stopped = self._stopped(diverged, reached)
-                s.set_active(stopped)
-                going = self._active(stopped)
+                s.set_active(stops.stopped())
+                going = stops.going()
                 masked = len(going) < self.k
                 if not going:
                     break
@@ -210,8 +211,7 @@ class _Training:
             if resume is not None and step < self.steps and resume.due():
                 elapsed = wall_before + time.perf_counter() - start
                 state = {"step": step, "since": since, "curves": curves, "checkpoints": checkpoints,
-                         "checkpoint_steps": checkpoint_steps, "diverged": [-1 if d is None else d for d in diverged],
-                         "reached": [-1 if d is None else d for d in reached], "wall_time_s": elapsed, **s.state()}
+                         "checkpoint_steps": checkpoint_steps, **stops.state(), "wall_time_s": elapsed, **s.state()}
                 resume.save_or_stop(state, step, self.steps)
             if progress is not None:
                 progress(step)
@@ -219,11 +219,11 @@ class _Training:
             torch.cuda.synchronize(device)
         wall = wall_before + time.perf_counter() - start
         return [
-            self._measure(k, diverged[k], reached[k], first_step - 1, wall, curves[k], checkpoints[k], checkpoint_steps[k])
+            self._measure(k, stops, first_step - 1, wall, curves[k], checkpoints[k], checkpoint_steps[k])
             for k in range(self.k)
         ]
 
-    def _log(self, step, since, active, curves, diverged, reached, checkpoints, checkpoint_steps) -> None:
+    def _log(self, step, since, active, curves, stops: Stops, checkpoints, checkpoint_steps) -> None:
         """A logged step: every running run's training and validation loss to its curve, divergence, and the target.
 
         The validation losses and the target comparison are computed on the device and read back together
@@ -241,9 +241,9 @@ class _Training:
             train_loss = train_sum / since
             curves[k].append({"step": step, "samples_seen": step * self.batch_size, "train_loss": train_loss, "val_loss": val})
             if not math.isfinite(train_loss):
-                diverged[k] = step
+                stops.diverged[k] = step
             elif at_target:
-                reached[k] = step
+                stops.reached[k] = step
                 if 1.0 in self.fractions[k]:
                     self._keep_checkpoint(k, 1.0, step, checkpoints, checkpoint_steps)
 
@@ -251,20 +251,12 @@ class _Training:
         """Run k's current weights as its checkpoint at `fraction`, taken at `step`."""
         checkpoints[k][fraction], checkpoint_steps[k][fraction] = self.state_dict_of(k), step
 
-    @staticmethod
-    def _stopped(diverged: list[int | None], reached: list[int | None]) -> list[int | None]:
-        return [d if d is not None else r for d, r in zip(diverged, reached)]
-
-    @staticmethod
-    def _active(diverged: list[int | None]) -> list[int]:
-        return [k for k, d in enumerate(diverged) if d is None]
-
-    def _measure(self, k, diverged_step, reached_step, resumed_at, wall, curve, checkpoints, checkpoint_steps) -> RunResult:
+    def _measure(self, k, stops: Stops, resumed_at, wall, curve, checkpoints, checkpoint_steps) -> RunResult:
         """Run k's record, embeddings and checkpoints, by the reference trainer's own measurements."""
         base_lr, seed = self.runs[k]
         target = None if self.stop_at is None else self.stop_at.value
-        facts = RunFacts(self.batch_size, seed, base_lr, self.peaks[k], self.steps, diverged_step, resumed_at, wall,
-                         target, reached_step)
+        facts = RunFacts(self.batch_size, seed, base_lr, self.peaks[k], self.steps, stops.diverged[k], resumed_at, wall,
+                         target, stops.reached[k], stops.pruned[k])
         tags = {"engine": "batched", "runs_together": self.k, **self.step_fn.graph_columns(),
                 **micro_batch_columns(self.batch_size, self.step_fn.parts)}
         return measure_run(

@@ -119,7 +119,8 @@ def train_run(
 
     curve: list[dict] = []
     running = torch.zeros((), dtype=torch.float64, device=device)
-    since, diverged_step, reached_step, first_step, wall_before = 0, None, None, 1, 0.0
+    since, diverged_step, reached_step, pruned_step, first_step, wall_before = 0, None, None, None, 1, 0.0
+    lr_key = study.optim.lr if base_lr is None else base_lr
     saved = resume.load() if resume is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -158,6 +159,9 @@ def train_run(
                 if 1.0 in checkpoint_fractions:
                     keep_checkpoint(1.0, step)
                 break
+            if stop_at is not None and stop_at.pruner is not None and stop_at.pruner.gives_up((lr_key, seed), step):
+                pruned_step = step
+                break
         if step in ckpt_at:
             keep_checkpoint(ckpt_at[step], step)
         if resume is not None and step < steps and resume.due():
@@ -184,7 +188,8 @@ def train_run(
     wall = wall_before + time.perf_counter() - start
     lr = study.optim.lr if base_lr is None else base_lr
     target = None if stop_at is None else stop_at.value
-    run = RunFacts(batch_size, seed, lr, peak_lr, steps, diverged_step, first_step - 1, wall, target, reached_step)
+    run = RunFacts(batch_size, seed, lr, peak_lr, steps, diverged_step, first_step - 1, wall, target, reached_step,
+                   pruned_step)
     tags = {"engine": "reference", "runs_together": 1, "cuda_graph": None, "cuda_graph_fallback": "",
             **micro_batch_columns(batch_size, parts)}
     return measure_run(study, model, eval_loss_fn, x_all, y_all, (tr, va, te), initial, run, device, tags, curve, checkpoints,

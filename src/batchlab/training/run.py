@@ -23,6 +23,7 @@ from batchlab.measure.geometry import distance_from_init, top_hessian_eigenvalue
 from batchlab.nets.models import build_model, count_parameters
 from batchlab.nets.objectives import SampleLoss
 from batchlab.training.phases import phase
+from batchlab.training.tuning import Pruner
 from batchlab.seeding import derive_seed, numpy_rng
 
 
@@ -45,6 +46,7 @@ class StopAt:
     adds no host synchronisation to the steps; the run's weights where it stopped are its last checkpoint."""
 
     value: float
+    pruner: Pruner | None = field(default=None, compare=False)  # rate tuning: stop trials that can no longer win
 
 
 def log_spaced_steps(total: int, points: int) -> list[int]:
@@ -154,11 +156,12 @@ class RunFacts:
     wall_time_s: float
     target: float | None = None  # train-to-target: the validation loss it trained to
     reached_step: int | None = None  # the logged step where it reached the target
+    pruned_step: int | None = None  # rate tuning: the logged step where it stopped, unable to beat a finished rate
 
     @property
     def done(self) -> int:
         """Steps the run took: to divergence, to the target, or the whole budget."""
-        return self.diverged_step or self.reached_step or self.steps
+        return self.diverged_step or self.reached_step or self.pruned_step or self.steps
 
 
 def micro_batches(batch_size: int, micro_batch_size: int | None) -> list[tuple[int, int]]:
@@ -233,7 +236,8 @@ def measure_run(
         "precision": study.training.precision,
         "cuda_graph": tags["cuda_graph"],
         "cuda_graph_fallback": tags["cuda_graph_fallback"],
-        **({} if run.target is None else {"target": run.target, "reached_target": run.reached_step is not None}),
+        **({} if run.target is None else {"target": run.target, "reached_target": run.reached_step is not None,
+                                          "pruned_step": -1 if run.pruned_step is None else run.pruned_step}),
     }
     embeddings = embed(model, x_all, study.eval_batch_size)
     return RunResult(record, curve, embeddings, checkpoints, checkpoint_steps)
