@@ -77,3 +77,20 @@ def measured_only(sizes: np.ndarray, mean_steps: np.ndarray) -> float:
     """B_crit when the rule counts it as measured, else NaN (for bootstrap draws, which carry no text)."""
     b_crit, reason = measured_b_crit(sizes, mean_steps)
     return math.nan if reason else b_crit
+
+
+RATE_LIMIT_FACTOR = 2.0  # B_crit moving by more than this between two fixed rates 4x apart: it follows the rate
+RATE_LIMIT_SPAN = 4.0
+
+
+def rate_limited(b_crit_by_rate: dict[float, float]) -> bool:
+    """Whether a fixed-rate B_crit follows the rate: refitted at rates at least 4x apart, it moves by more than 2x.
+
+    With one rate for every batch size S(B) flattens where the rate binds (McCandlish et al. assume it tuned), so
+    a B_crit that moves with the rate measures the rate, not the gradient noise."""
+    rates = sorted(r for r, b in b_crit_by_rate.items() if np.isfinite(b) and b > 0)
+    if len(rates) < 2 or rates[-1] / rates[0] < RATE_LIMIT_SPAN:
+        raise ValueError(f"a rate-limit check needs finite B_crit at two rates at least {RATE_LIMIT_SPAN:g}x apart, "
+                         f"got {b_crit_by_rate}")
+    values = [b_crit_by_rate[r] for r in rates]
+    return max(values) / min(values) > RATE_LIMIT_FACTOR
