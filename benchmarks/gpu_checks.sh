@@ -2,7 +2,8 @@
 # The batched engine's GPU checks in one go (docs/benchmarks.md): every step variant captured and free
 # of host syncs, throughput against the eager loop and the hand-written reference, contrastive runs batched
 # against one after another, where a step's device time goes, the optimizer update alone three ways, and the Lanczos sharpness against
-# its exact value and the CPU's. Each part has a time limit, and its output lands in OUT_DIR as it goes.
+# its exact value and the CPU's, and the critical batch size's known answer with the rate tuned per batch size in the
+# engine. Each part has a time limit, and its output lands in OUT_DIR as it goes.
 #   bash benchmarks/gpu_checks.sh OUT_DIR [STEPS]
 set -uo pipefail
 out=${1:?usage: gpu_checks.sh OUT_DIR [STEPS]}
@@ -23,3 +24,5 @@ for shape in "256 1" "64 64" "64 1024"; do
 done
 timeout 80 "$py" benchmarks/optimizer_update.py --device cuda --runs 64 256 --json "$out/update.json" 2>&1 | tee "$out/update.txt"
 timeout 60 "$py" benchmarks/sharpness_device.py --device cuda --json "$out/sharpness.json" 2>&1 | tee "$out/sharpness.txt"
+# the critical batch size's known answer with the rate tuned per batch size, trials stacked in the engine on the GPU
+timeout 120 "$py" benchmarks/nqm_known_answer.py --device cuda --engine batched 2>&1 | tee "$out/nqm_known_answer.txt"

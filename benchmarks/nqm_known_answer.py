@@ -3,7 +3,10 @@ power 0.8, sigma 2, target 1% of the initial excess loss) trained through the re
 batch size, against the exact tuned curve of its expected loss (batchlab.analysis.nqm). tests/test_nqm_critical.py
 asserts the same within 1.5x; this prints the table docs/critical_batch.md records.
 
-    python benchmarks/nqm_known_answer.py [--out DIR]
+    python benchmarks/nqm_known_answer.py [--out DIR] [--device cuda] [--engine batched]
+
+On a GPU (benchmarks/gpu_checks.sh) the batched engine trains each batch size's trials stacked and prunes them at
+logged steps; the table should then agree with the CPU's to within the runs' own rounding.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ SIZES = [4, 8, 16, 32, 64, 128, 256]
 D, POWER, SIGMA = 512, 0.8, 2.0
 
 
-def study(target: float) -> Study:
+def study(target: float, engine: str = "auto") -> Study:
     """The NQM study of tests/test_nqm_critical.py: tuned SGD without momentum, sqrt-centred grid 2**0.5 apart."""
     return Study.model_validate({
         "data": {"name": "noisy_quadratic", "n_features": D, "power": POWER, "noise": SIGMA, "n_samples": 48000},
@@ -38,6 +41,7 @@ def study(target: float) -> Study:
         "batch_sizes": SIZES,
         "seeds": [0, 1],
         "sharpness": {"samples": 0},
+        "training": {"engine": engine},
         "to_target": {"kind": "value", "value": target, "cap": {"unit": "epochs", "amount": 2}, "checks": 400,
                       "seeds": [0, 1], "gradient_seeds": 2,
                       "lr_tuning": {"points": 3, "factor": 2**0.5, "rule": "sqrt", "extensions": 6,
@@ -48,18 +52,20 @@ def study(target: float) -> Study:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None, help="keep the cells here (default: a scratch folder)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--engine", default="auto", choices=["auto", "reference", "batched"])
     args = ap.parse_args()
     torch.set_num_threads(1)
     h = nqm.spectrum(D, POWER)
     m0 = nqm.initial_error(h, 1.0)
     target = float(nqm.expected_loss(h, 0.01 * m0, SIGMA**2))
-    spec = study(target)
+    spec = study(target, args.engine)
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or Path(scratch)
         save_dataset(make_dataset(spec.data), out / "nqm.npz")
         view, curves, rates = spec.to_target_view(), [], {}
         for b in SIZES:
-            runs = train_cell(view, "nqm", b, out / "nqm.npz", out / f"bs{b}", device="cpu", stop_at=StopAt(target),
+            runs = train_cell(view, "nqm", b, out / "nqm.npz", out / f"bs{b}", device=args.device, stop_at=StopAt(target),
                               lr_tuning=spec.to_target.lr_tuning)
             rates[b] = (float(runs["lr"].iloc[0]), str(runs["lr_note"].iloc[0]))
             curves.append(pd.read_parquet(out / f"bs{b}" / "curves.parquet"))
@@ -67,7 +73,7 @@ def main() -> None:
         measured = seed_mean_steps(grid, np.arange(len(seeds)))
     exact, exact_lr = nqm.tuned_steps_to_target(h, m0, SIGMA**2, np.array(SIZES), target, 4000)
     fit, exact_fit = fit_steps_model(sizes, measured), fit_steps_model(SIZES, exact)
-    print(f"target {target:.6g}; | B | measured steps (mean of 2 seeds) | exact tuned steps | tuned rate | exact rate |")
+    print(f"device {args.device}, engine {args.engine}; target {target:.6g}; | B | measured steps (mean of 2 seeds) | exact tuned steps | tuned rate | exact rate |")
     for b, m, e, lr in zip(SIZES, measured, exact, exact_lr):
         note = f" ({rates[b][1]})" if rates[b][1] else ""
         print(f"| {b} | {m:.1f} | {e:.0f} | {rates[b][0]:.3g}{note} | {lr:.3g} |")

@@ -110,7 +110,7 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         "throughput_vs_batch": "Samples per second of the training loop (excluding evaluation) on the device of "
         f"the run. {seeds}",
         "lr_search": (
-            f"Final validation loss of every run against its learning rate, one line per batch size; circled: "
+            "Final validation loss of every run against its learning rate, one line per batch size; circled: "
             "the rate kept at each batch size, the one whose seeds diverged least and then had the lowest mean "
             "validation loss (Shallue et al. 2019; never chosen on test data). "
             if study.optim.lr_rule == "tuned"
