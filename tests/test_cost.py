@@ -97,10 +97,13 @@ def test_validate_prints_steps_and_time(capsys, tmp_path: Path):
     out, err = capsys.readouterr()
     cfg = validate_config(TINY)
     sweeps = [s for name, study in cfg.studies.items() for s in study.variants(name).values()]
+    runs = [len(s.seeds) * len(s.optim.candidate_lrs()) for s in sweeps]
+    grids = [s.to_target.lr_tuning for s in sweeps if s.to_target is not None]
     sweeps += [s.to_target_view() for s in sweeps if s.to_target is not None]  # at their cap
-    steps = sum(
-        len(s.seeds) * len(s.optim.candidate_lrs()) * s.budget.steps(b, s.data.n_train()) for s in sweeps for b in s.batch_sizes
-    )
+    # a rate-tuned train-to-target cell: its measured seeds, and every trial of its grid with all extensions
+    runs += [len(s.seeds) + (0 if g is None else (g.points + g.extensions) * len(g.tuning_seeds))
+             for s, g in zip(sweeps[len(runs):], grids)]
+    steps = sum(n * s.budget.steps(b, s.data.n_train()) for s, n in zip(sweeps, runs) for b in s.batch_sizes)
     assert "estimated cost (test rates" in out
     assert "tiny_ehr: " in out and "optimizer steps over 3 cells" in out
     assert "tiny_scaling: " in out and "over 16 cells" in out  # 4 grid cells x 4 batch sizes
@@ -116,6 +119,8 @@ def test_validate_prints_steps_and_time(capsys, tmp_path: Path):
     signal = cfg.studies["tiny_signal"].to_target_view()
     caps = ", ".join(f"batch size {b}: {signal.budget.steps(b, signal.data.n_train()):,}" for b in signal.batch_sizes)
     assert f"    train-to-target caps (updates per run): {caps}" in out.splitlines()
+    assert "    learning rate tuned per batch size: up to 6 runs a cell (3 + up to 1 rates x 1 tuning seed, then the " \
+           "measured seeds)" in out.splitlines()
 
 
 def test_a_huge_budget_warns_naming_the_costliest_cells(capsys, tmp_path: Path):

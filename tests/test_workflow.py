@@ -87,7 +87,7 @@ def test_a_report_drawn_by_several_processes_is_the_one_drawn_by_one(finished_ru
     args = [*bench.report_args(finished_run, "tiny_signal"), "--workers", "2", "--out-dir", str(tmp_path)]
     assert main(args) == 0
     drawn = sorted(p.name for p in tmp_path.iterdir())
-    assert len([n for n in drawn if n.endswith(".png")]) == 12
+    assert len([n for n in drawn if n.endswith(".png")]) == 13  # tiny_signal tunes its rate: tuned_rates.png too
     rendered_at = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d UTC")  # the page and provenance.json say when
     for name in drawn:
         ours, pipeline = (rendered_at.sub(b"", (d / name).read_bytes()) for d in (tmp_path, finished_run / "reports/tiny_signal"))
@@ -147,6 +147,27 @@ def test_train_to_target_analysis_feeds_the_critical_batch_size(finished_run: Pa
     assert "to target: validation loss" in (finished_run / "logs/tiny_signal/train_to_target_bs2.log").read_text()
     page = (finished_run / "reports/tiny_signal/index.html").read_text()
     assert "Trained to the target." in page and f"{len(reached)} of {len(runs)} runs reached it" in page
+
+
+def test_the_rate_tuned_per_batch_size_reaches_the_tables_page_and_noise_scale_claim(finished_run: Path):
+    """tiny_signal tunes its train-to-target rate: each cell's trials sit beside its measured seeds, the chosen
+    rates are tabled and drawn, and the noise-scale claim is scored rather than set inconclusive for the rate."""
+    runs = pd.read_parquet(finished_run / "results/tiny_signal/to_target/runs.parquet")
+    assert runs["lr_tuned"].all() and (runs["tuning_trials"] >= 3).all()
+    search = pd.read_parquet(finished_run / "results/tiny_signal/to_target/bs8/lr_search.parquet")
+    assert set(search["role"]) == {"tuning", "measured"} and set(search.loc[search["role"] == "tuning", "seed"]) == {1000}
+    chosen = search.loc[search["role"] == "measured", "base_lr"].unique().tolist()
+    assert len(chosen) == 1 and chosen[0] in set(search.loc[search["role"] == "tuning", "base_lr"])
+    rates = pd.read_csv(finished_run / "reports/tiny_signal/tuned_rates.csv")
+    assert rates["batch_size"].tolist() == [2, 8, 32]
+    assert (finished_run / "reports/tiny_signal/tuned_rates.png").stat().st_size > 0
+    page = (finished_run / "reports/tiny_signal/index.html").read_text()
+    assert "The learning rate was tuned at each batch size" in page
+    card = pd.read_csv(finished_run / "reports/tiny_signal/scorecard.csv", keep_default_na=False)
+    noise = card[card["statistic"] == "noise_scale_ratio"].iloc[0]
+    assert "not tuned per batch size" not in noise["protocol"] + noise["note"]
+    critical = pd.read_csv(finished_run / "reports/tiny_signal/critical_batch.csv")
+    assert (critical["lr_protocol"] == "learning rate tuned per batch size by steps to the target").all()
 
 
 def test_classifier_study_records_accuracy(finished_run: Path):
