@@ -76,8 +76,9 @@ def cmd_train(args: argparse.Namespace) -> None:
             f"({n_train} samples, after the data set's exclusions); remove it from batch_sizes"
         )
     study = _study(args)
-    stop_at = _stop_at(args, study) if args.to_target_json else None
-    lr_tuning = ToTarget.model_validate_json(args.to_target_json).lr_tuning if args.to_target_json else None
+    to_target = ToTarget.model_validate_json(args.to_target_json) if args.to_target_json else None
+    stop_at = _stop_at(args, study, to_target) if to_target is not None else None
+    lr_tuning = to_target.lr_tuning if to_target is not None else None
     _take_gpu_slot(args)
     stop = StopFlag()
     stop.install()  # SIGTERM (SLURM's time limit or preemption) saves the state before exiting
@@ -96,16 +97,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         ) from None
 
 
-def _stop_at(args: argparse.Namespace, study):
+def _stop_at(args: argparse.Namespace, study, spec):
     """The validation loss a train-to-target cell trains to, from the config's to_target block, the data and the pilot."""
     import pandas as pd
 
-    from batchlab.config import ToTarget
     from batchlab.data import load_dataset
     from batchlab.training.run import StopAt
     from batchlab.analysis.targets import constant_prediction_loss, pilot_loss, stop_target
 
-    spec = ToTarget.model_validate_json(args.to_target_json)
     baseline = math.nan if spec.kind == "value" else constant_prediction_loss(load_dataset(args.data), study.model, "val")
     pilot = pilot_loss(pd.read_parquet(args.pilot)) if args.pilot else math.nan
     try:

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
-from batchlab.analysis.critical import geometric_mean, noise_at_crossing
+from batchlab.analysis.critical import RateProtocol, geometric_mean, noise_at_crossing
 from batchlab.analysis.equal_steps import equal_steps_test
 from batchlab.analysis.measured import flag as measured_flag
 from batchlab.analysis.measured import measured_b_crit
@@ -402,18 +402,13 @@ ADAM_NOISE_SCALE = (
 )
 
 
-ON_FINAL_LOSS = "tuned on final loss"  # a sweep's lr_rule: tuned, which B_crit does not count as tuned
-
-
 def protocol_note(claim, lr_rule: str, optimizer: str = "sgd", doubtful_rates: tuple = ()) -> str:
     """Where this run departs from the protocol of the paper behind the claim ('' where it does not).
 
     For the noise-scale claim lr_rule is the protocol of the runs B_crit comes from, and doubtful_rates the batch
     sizes whose tuned rate lies at the grid's edge (or where no rate reached the target)."""
     if claim.expect == "predicts_critical_batch":
-        what = ("learning rate tuned on final validation loss, not by steps to the target" if lr_rule == ON_FINAL_LOSS
-                else f"learning rate {lr_rule}, not tuned per batch size")
-        notes = [f"{what}; McCandlish et al.'s B_crit ≈ B_noise assumes it tuned at each batch size (to_target."
+        notes = [f"{RateProtocol(lr_rule).text}; McCandlish et al.'s B_crit ≈ B_noise assumes it tuned at each batch size (to_target."
                  "lr_tuning tunes it: a grid of trials per batch size on tuning seeds, as config/paper.yaml runs)"] \
             if lr_rule != "tuned" else []
         if doubtful_rates:
@@ -457,7 +452,7 @@ def evaluate_claims(
     lr_rule: str = "fixed",
     equal_steps: pd.DataFrame | None = None,
     optimizer: str = "sgd",
-    critical_protocol: tuple[str, list[int]] | None = None,
+    critical_protocol: RateProtocol | None = None,
 ) -> pd.DataFrame:
     """One scorecard row per per-study claim (claims across a scaling grid are evaluated in batchlab.analysis.scaling).
 
@@ -466,13 +461,10 @@ def evaluate_claims(
     claims about trained models (batchlab.analysis.trained); lr_rule: the study's learning-rate protocol;
     equal_steps: the runs of the study's equal-steps arm (vanishes_at_equal_steps claims); optimizer: the study's
     (adam or sgd), for the protocol notes; critical_protocol: how the runs behind B_crit set their rate, and the
-    batch sizes whose tuned rate is doubtful (batchlab.analysis.critical.rate_protocol); default: the study's rule.
+    batch sizes whose tuned rate is doubtful (batchlab.analysis.critical.rate_protocol); default: lr_rule, as given.
     """
-    critical_rule, doubtful = lr_rule, []
-    if critical_protocol is not None:
-        tuned = critical_protocol[0].startswith("learning rate tuned per batch size by steps")
-        critical_rule = "tuned" if tuned else ON_FINAL_LOSS if lr_rule == "tuned" else lr_rule
-        doubtful = critical_protocol[1]
+    if critical_protocol is None:
+        critical_protocol = RateProtocol(lr_rule)
     rows = []
     for claim in claims:
         if claim.metric == "critical_batch_size":
@@ -488,13 +480,13 @@ def evaluate_claims(
             result = _test(claim, runs, spread, n_boot, curves, steps, noise, level, alpha, n_perm, baseline, table)
         if result["statistic"] in SEED_RESAMPLED:
             result = seed_interval_rule(result, result.pop("seed_values"))
-        if result["statistic"] == "noise_scale_ratio" and critical_rule != "tuned":
+        if result["statistic"] == "noise_scale_ratio" and not critical_protocol.tuned:
             result = {**result, "verdict": "inconclusive",
                       "note": "; ".join(filter(None, ["learning rate not tuned per batch size", result.get("note", "")]))}
         result["left_out"] = left_out(table, keep, claim.metric, baseline)
         critical = claim.expect == "predicts_critical_batch"
-        result["protocol"] = protocol_note(claim, critical_rule if critical else lr_rule, optimizer,
-                                           tuple(doubtful) if critical else ())
+        result["protocol"] = protocol_note(claim, critical_protocol.rule if critical else lr_rule, optimizer,
+                                           critical_protocol.doubtful if critical else ())
         rows.append(scorecard_row(claim, result, level, n_boot))
     card = pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
     card = adjust_for_multiplicity(card, alpha)

@@ -8,6 +8,7 @@ checkpoint closest to where it crossed the target), the one McCandlish et al. co
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -154,14 +155,36 @@ def tuned_rates(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.groupby("batch_size", as_index=False)[RATE_COLUMNS].first()
 
 
-def rate_protocol(runs: pd.DataFrame) -> tuple[str, list[int]]:
-    """How the runs behind B_crit set their rate, in words, and the batch sizes whose tuned rate is not trusted
-    (at the grid's edge, or no rate reached the target)."""
-    rates = tuned_rates(runs)
+ON_FINAL_LOSS = "tuned on final loss"  # a sweep's lr_rule: tuned, which B_crit does not count as tuned
+
+
+@dataclass(frozen=True)
+class RateProtocol:
+    """How the runs behind B_crit set their learning rate: rule "tuned" (per batch size by steps to the target),
+    ON_FINAL_LOSS, or the rate rule they trained under; and the batch sizes whose tuned rate is not trusted."""
+
+    rule: str
+    doubtful: tuple[int, ...] = ()
+
+    @property
+    def tuned(self) -> bool:
+        return self.rule == "tuned"
+
+    @property
+    def text(self) -> str:
+        if self.tuned:
+            return "learning rate tuned per batch size by steps to the target"
+        if self.rule == ON_FINAL_LOSS:
+            return "learning rate tuned on final validation loss, not by steps to the target"
+        return f"learning rate {self.rule}, not tuned per batch size"
+
+
+def rate_protocol(runs: pd.DataFrame, rates: pd.DataFrame | None = None) -> RateProtocol:
+    """How the runs behind B_crit set their rate, and the batch sizes whose tuned rate is not trusted (at the grid's
+    edge, or no rate reached the target). rates: tuned_rates(runs), when already computed."""
+    rates = tuned_rates(runs) if rates is None else rates
     if rates.empty:
         rule = runs["lr_rule"].iloc[0] if "lr_rule" in runs and len(runs) else "fixed"
-        if rule == "tuned":
-            return "learning rate tuned on final validation loss, not by steps to the target", []
-        return f"learning rate {rule}, not tuned per batch size", []
+        return RateProtocol(ON_FINAL_LOSS if rule == "tuned" else str(rule))
     doubtful = sorted(int(b) for b in rates.loc[rates["lr_note"].fillna("") != "", "batch_size"])
-    return "learning rate tuned per batch size by steps to the target", doubtful
+    return RateProtocol("tuned", tuple(doubtful))

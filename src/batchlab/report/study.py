@@ -212,9 +212,10 @@ def build_study_report(
     """
     target_curves = curves if to_target is None else to_target["curves"]
     target_noise = noise if to_target is None else to_target["noise"]
-    protocol, doubtful = rate_protocol(table if to_target is None else to_target["runs"])
-    critical = critical.assign(lr_protocol=protocol, lr_doubtful_batch_sizes=" ".join(map(str, doubtful)))
-    rates = tuned_rates(to_target["runs"]) if to_target is not None else tuned_rates(table.iloc[:0])
+    runs_behind_critical = table if to_target is None else to_target["runs"]
+    rates = tuned_rates(runs_behind_critical)
+    protocol = rate_protocol(runs_behind_critical, rates)
+    critical = critical.assign(lr_protocol=protocol.text, lr_doubtful_batch_sizes=" ".join(map(str, protocol.doubtful)))
     out = Path(out_dir)
     task = dataset_meta["tasks"][dataset_meta["target"]]
     metric = figures.primary_metric(task)
@@ -262,7 +263,7 @@ def build_study_report(
     scorecard = evaluate_claims(
         study.claims, table, spread, curves=curves, steps=steps, noise=target_noise, alpha=study.verdicts.alpha,
         n_perm=study.verdicts.permutations, baseline=baseline, lr_rule=study.optim.lr_rule, equal_steps=equal_steps,
-        optimizer=study.optim.name, critical_protocol=(protocol, doubtful),
+        optimizer=study.optim.name, critical_protocol=protocol,
     )
     scorecard = scorecard.assign(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]

@@ -89,6 +89,7 @@ def train_run(
     n_train = len(tr)
 
     steps = study.budget.steps(batch_size, n_train)
+    lr = study.optim.lr if base_lr is None else base_lr  # the base rate, the run's key in a rate search
     peak_lr = scaled_lr(study.optim, batch_size, base_lr)
     n_warmup = warmup_steps(study.optim, steps)
     stream = torch.as_tensor(sample_stream(n_train, steps * batch_size, numpy_rng(seed, "order")), device=device)
@@ -120,7 +121,6 @@ def train_run(
     curve: list[dict] = []
     running = torch.zeros((), dtype=torch.float64, device=device)
     since, diverged_step, reached_step, pruned_step, first_step, wall_before = 0, None, None, None, 1, 0.0
-    lr_key = study.optim.lr if base_lr is None else base_lr
     saved = resume.load() if resume is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
@@ -159,7 +159,7 @@ def train_run(
                 if 1.0 in checkpoint_fractions:
                     keep_checkpoint(1.0, step)
                 break
-            if stop_at is not None and stop_at.pruner is not None and stop_at.pruner.gives_up((lr_key, seed), step):
+            if stop_at is not None and stop_at.pruner is not None and stop_at.pruner.gives_up((lr, seed), step):
                 pruned_step = step
                 break
         if step in ckpt_at:
@@ -186,7 +186,6 @@ def train_run(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     wall = wall_before + time.perf_counter() - start
-    lr = study.optim.lr if base_lr is None else base_lr
     target = None if stop_at is None else stop_at.value
     run = RunFacts(batch_size, seed, lr, peak_lr, steps, diverged_step, first_step - 1, wall, target, reached_step,
                    pruned_step)
