@@ -26,7 +26,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
-from batchlab.analysis.critical import RateProtocol, geometric_mean, noise_at_crossing
+from batchlab.analysis.critical import (
+    RateProtocol, estimator_text, estimator_variance, geometric_mean, noise_at_crossing, seed_runs, with_estimator_noise,
+)
 from batchlab.analysis.equal_steps import equal_steps_test
 from batchlab.analysis.measured import flag as measured_flag
 from batchlab.analysis.measured import measured_b_crit
@@ -258,30 +260,32 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
 
     Both come from the same resampled seeds in every draw. Seeds without gradient statistics count for
     B_crit only; a draw with none of the measured seeds has no ratio (left out). A draw with a flagged
-    B_crit has a ratio of unknown value, which counts against the interval's tails (at most (1 - level)/2).
+    B_crit has a ratio of unknown value, which counts against the interval's tails (at most (1 - level)/2). Every
+    draw's B_simple also carries its runs' own estimator noise (their jackknife over the examples measured).
     """
     at = noise_at_crossing(noise, steps)
     b_crit_of = b_crit_of_seeds(steps)
     seeds = steps_matrix(steps)[1]
-    by_seed = {s: at.loc[at["seed"] == s, "b_simple"].to_numpy(dtype=float) for s in seeds}
-    measured_seeds = [s for s in seeds if np.isfinite(by_seed[s]).any()]
+    runs = [seed_runs(at, s) for s in seeds]
+    measured_seeds = [s for s, (values, _) in zip(seeds, runs) if len(values)]
 
-    def ratio(cols: np.ndarray) -> tuple[float, float, float]:
-        labels = seeds[cols]
-        value, reason = b_crit_of(labels)
-        b_simple = geometric_mean(np.concatenate([by_seed[s] for s in labels]))
+    def ratio(cols: np.ndarray) -> tuple[float, float, float, float]:
+        value, reason = b_crit_of(seeds[cols])
+        b_simple = geometric_mean(np.concatenate([runs[c][0] for c in cols]))
         value = math.nan if reason else value
-        return b_simple / value, b_simple, value
+        return b_simple / value, b_simple, value, estimator_variance(runs, cols)
 
     b_crit_point, reason = b_crit_of(seeds)
     point, draws = seed_bootstrap(ratio, len(seeds), n_boot)
-    estimate, b_simple, _ = point or (math.nan, math.nan, math.nan)
+    estimate, b_simple, _, _ = point or (math.nan, math.nan, math.nan, math.nan)
     per_seed = [ratio(np.array([i]))[0] for i in range(len(seeds))]
-    ratios = [d[0] for d in draws]
+    # each draw's B_simple, and so its ratio, also varies by the runs' own estimator noise: the same factor
+    noise_factor = with_estimator_noise(np.ones(len(draws)), [d[3] for d in draws])
+    ratios = [d[0] * f for d, f in zip(draws, noise_factor)]
     # a draw with B_simple but a flagged B_crit has a ratio, unknown; one without a measured seed has none
     unknown = [math.isfinite(d[1]) and not math.isfinite(d[2]) for d in draws]
     low, high = percentile_interval(ratios, level, unknown)
-    s_low, s_high = percentile_interval([d[1] for d in draws], level, [False] * len(draws))
+    s_low, s_high = percentile_interval([d[1] * f for d, f in zip(draws, noise_factor)], level, [False] * len(draws))
     c_low, c_high = percentile_interval([d[2] for d in draws], level)
     share = _measured_share([d[2] for d in draws])
     if reason or len(measured_seeds) < 2 or not enough_draws(share, level):
@@ -310,7 +314,7 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
         "at_largest": math.nan,
         "detail": f"B_simple at the target {b_simple:.3g} {_interval(s_low, s_high, '.3g')} over {len(at) - undefined} runs of "
         f"{len(measured_seeds)} seeds{_undefined_text(undefined)} (checkpoints used, by fraction of training: {used or 'none'}; on average "
-        f"{factor_off:.2g}x from the crossing in steps); {b_crit_text}; factor {factor:g}"
+        f"{factor_off:.2g}x from the crossing in steps; {estimator_text(at)}); {b_crit_text}; factor {factor:g}"
         + _clause(describe_interval(ratios, estimate, low, high, len(seeds), level, unknown=unknown)),
         "verdict": verdict,
     }

@@ -63,7 +63,9 @@ class GradientNoise(Strict):
         return self
 
     def eval_size(self, n_train: int) -> int:
-        return self.eval_samples if self.eval_samples is not None else min(256, n_train)
+        """The subset's size: eval_samples (checked against the training set where it is known before the data are
+        made), else 256; never more than the training split."""
+        return min(self.eval_samples if self.eval_samples is not None else 256, n_train)
 
     def spread_sizes(self, n_train: int) -> list[int]:
         if self.spread_batch_sizes is not None:
@@ -183,6 +185,12 @@ class ToTarget(Strict):
     )
     gradient_seeds: PositiveInt = Field(
         2, description="Seeds whose gradient noise is measured where their runs stopped: at the target, when they reached it."
+    )
+    noise_samples: int = Field(
+        1024, ge=16, le=65536,
+        description="Training examples B_simple at the target is measured on (the whole training split if smaller): "
+        "enough that the bias correction tr(Sigma)/n does not swamp |G|^2; its jackknife over them enters the "
+        "noise-scale interval.",
     )
     lr_tuning: RateGrid | None = Field(
         None,

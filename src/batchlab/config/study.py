@@ -168,7 +168,9 @@ class Study(Strict):
                 "batch_sizes": t.batch_sizes or self.batch_sizes,
                 "seeds": seeds,
                 "curve_points": t.checks,
-                "gradients": g.model_copy(update={"checkpoints": [1.0], "seeds": t.gradient_seeds}),
+                "gradients": g.model_copy(update={"checkpoints": [1.0], "seeds": t.gradient_seeds,
+                                                  "eval_samples": self._at_most_train(t.noise_samples),
+                                                  "spread_batch_sizes": None}),  # no spread: only B_simple
                 "sharpness": Sharpness(samples=0),
                 "steps_to_target": StepsToTarget(metric="val_loss", kind="value", value=1.0,
                                                  interpolate=self.steps_to_target.interpolate,
@@ -179,6 +181,10 @@ class Study(Strict):
                 "equal_steps": None,
             }
         )
+
+    def _at_most_train(self, n: int) -> int:
+        """n, or the training split's size where it is known and smaller (the rest is clamped when measured)."""
+        return min(n, self.data.n_train()) if self.data.facts_known() else n
 
     def equal_steps_view(self) -> "Study":
         """The study the equal-steps arm is: `steps` updates at each of its batch sizes, with its seeds; trained and
@@ -253,9 +259,9 @@ class Study(Strict):
         if not self.data.facts_known():
             return self
         n_train = self.data.n_train()
+        if (self.gradients.eval_samples or 0) > n_train:
+            raise ValueError(f"gradients.eval_samples ({self.gradients.eval_samples}) exceeds the training set ({n_train})")
         n_eval = self.gradients.eval_size(n_train)
-        if n_eval > n_train:
-            raise ValueError(f"gradients.eval_samples ({n_eval}) exceeds the training set ({n_train})")
         too_big = [b for b in self.gradients.spread_sizes(n_train) if b * SPREAD_SUBSET_SHARE > n_eval]
         if too_big:
             raise ValueError(

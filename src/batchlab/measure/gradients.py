@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from batchlab.measure.jackknife import Jackknife, b_simple_jackknife, group_of, n_groups
 from batchlab.nets.models import count_parameters
 
 SampleLoss = Callable[[nn.Module, Tensor, Tensor], Tensor]
@@ -54,6 +55,7 @@ class GradientStats:
     mean_grad_sq: float  # naive |mean g|^2 (biased upward by tr(Sigma)/n)
     mean_grad: Tensor  # flattened float64 mean gradient
     param_var: Tensor  # flattened float64 per-parameter variance of g_i (ddof=1)
+    jackknife: Jackknife  # the estimator noise of log B_simple over these examples
 
 
 def trainable_parameters(model: nn.Module) -> dict[str, Tensor]:
@@ -113,7 +115,8 @@ def per_example_stats(
     """Unbiased tr(Sigma), |G|^2 and B_simple over the n given examples from per-example gradients.
 
     Only running float64 sums of g_i and of g_i^2 (per parameter) are kept:
-    tr(Sigma) = (sum |g_i|^2 - n |mean g|^2) / (n - 1) and |G|^2 = |mean g|^2 - tr(Sigma) / n.
+    tr(Sigma) = (sum |g_i|^2 - n |mean g|^2) / (n - 1) and |G|^2 = |mean g|^2 - tr(Sigma) / n;
+    and, per jackknife group of examples, the sums of g_i and of |g_i|^2 (batchlab.measure.jackknife).
     """
     n = len(x)
     if n < 2:
@@ -122,11 +125,20 @@ def per_example_stats(
     # float64 buffers reused across chunks: the same sums, without fresh allocations or a float32 copy
     wide = torch.empty(min(chunk_size, n), count_parameters(model), dtype=torch.float64, device=x.device)
     squares = torch.empty_like(wide)
+    groups = n_groups(n)
+    group_sum = torch.zeros(groups, wide.shape[1], dtype=torch.float64, device=x.device)
+    group_sq = torch.zeros(groups, dtype=torch.float64, device=x.device)
+    start = 0
     for block in per_example_grads(model, sample_loss, x, y, chunk_size, out=wide):
         rows = len(block)
         s, s2 = block.sum(0), torch.pow(block, 2, out=squares[:rows]).sum(0)
         total = s if total is None else total.add_(s)
         sq_total = s2 if sq_total is None else sq_total.add_(s2)
+        member = group_of(start, rows, groups, x.device)
+        group_sum.index_add_(0, member, block)
+        group_sq.index_add_(0, member, squares[:rows].sum(1))
+        start += rows
+    member_all = group_of(0, n, groups, x.device)
     mean = total / n
     param_var = (sq_total - n * mean.pow(2)) / (n - 1)
     trace_sigma = param_var.sum().item()
@@ -140,6 +152,7 @@ def per_example_stats(
         mean_grad_sq=mean_grad_sq,
         mean_grad=mean,
         param_var=param_var,
+        jackknife=b_simple_jackknife(group_sum, group_sq, torch.bincount(member_all, minlength=groups).double()),
     )
 
 

@@ -23,6 +23,9 @@ from batchlab.nets.objectives import sample_loss_for
 from batchlab.seeding import derive_seed, numpy_rng
 
 
+NO_JACKKNIFE = {"b_simple_log_se": float("nan"), "jackknife_groups": 0, "jackknife_unstable": 0}
+
+
 def eval_subset(data: Dataset, size: int) -> np.ndarray:
     """The fixed evaluation examples: one seeded subset of the training split, shared by every run of a study."""
     train = data.indices("train")
@@ -70,15 +73,17 @@ def measure_cell(
             if contrastive:
                 # In-batch negatives make an example's loss depend on its batch: per-example gradients
                 # and the two-batch estimator's E|G_B|^2 = |G|^2 + tr(Sigma)/B do not apply.
-                noise = {"grad_sq": float("nan"), "trace_sigma": float("nan"), "b_simple": float("nan")}
+                noise = {"grad_sq": float("nan"), "trace_sigma": float("nan"), "b_simple": float("nan"), **NO_JACKKNIFE}
                 param_var = None
             elif spec.method == "per_example":
                 st = per_example_stats(model, loss_fn, x, y, spec.chunk_size)
-                noise = {"grad_sq": st.grad_sq, "trace_sigma": st.trace_sigma, "b_simple": st.b_simple}
+                noise = {"grad_sq": st.grad_sq, "trace_sigma": st.trace_sigma, "b_simple": st.b_simple,
+                         "b_simple_log_se": st.jackknife.log_se, "jackknife_groups": st.jackknife.groups,
+                         "jackknife_unstable": st.jackknife.unstable}
                 param_var = st.param_var
-            else:
+            else:  # no jackknife: the two-batch estimator keeps no per-example sums
                 noise = two_batch_stats(model, loss_fn, x, y, *spec.two_batch_sizes, spec.two_batch_draws, gen)
-                noise = {k: noise[k] for k in ("grad_sq", "trace_sigma", "b_simple")}
+                noise = {**{k: noise[k] for k in ("grad_sq", "trace_sigma", "b_simple")}, **NO_JACKKNIFE}
                 param_var = None
             method = "not defined (in-batch loss)" if contrastive else spec.method
             stats_rows.append({**key, "method": method, "eval_samples": len(x), "eval_loss": eval_loss, **noise})
