@@ -142,6 +142,7 @@ def test_the_pilot_is_the_smallest_batch_sizes_mean_final_loss_over_finite_runs(
         ({"batch_sizes": [4, 4]}, "repeat"),
         ({"batch_sizes": [4096]}, "exceed the training set"),
         ({"gradient_seeds": 3, "seeds": [0, 1]}, "gradient_seeds"),
+        ({"noise_samples": 8}, "noise_samples"),
     ],
 )
 def test_bad_to_target_blocks_name_the_study_and_field(block, message):
@@ -159,6 +160,9 @@ def test_the_to_target_view_is_the_cap_its_cells_and_weights_where_runs_stop():
     assert view.gradients.checkpoints == [1.0] and view.gradients.seeds == 2 and view.sharpness.samples == 0
     assert view.to_target is None and view.claims == []
     assert _study().to_target_view().batch_sizes == BASE["batch_sizes"]
+    n_train = study.data.n_train()  # B_simple at the target: noise_samples, at most the training split
+    assert n_train < 1024 and view.gradients.eval_samples == n_train and view.gradients.eval_size(n_train) == n_train
+    assert _study(noise_samples=40).to_target_view().gradients.eval_samples == 40
 
 
 @pytest.mark.parametrize("trainer", ["reference", "batched"])
