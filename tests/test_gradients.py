@@ -36,6 +36,15 @@ def regression():
     return model, x, y, g
 
 
+def spoke(n, a, s):
+    """g_i = a e_0 + s e_i (i = 1..n) in R^(n+1): |mean g|^2 = a^2 + s^2/n, tr(Sigma) = s^2 (ddof=1), and every
+    minibatch of B distinct examples has |G_B|^2 = a^2 + s^2/B exactly. Zero weights and y = -1 make g_i = x_i."""
+    x = torch.cat([torch.full((n, 1), a, dtype=torch.float64), s * torch.eye(n, dtype=torch.float64)], dim=1)
+    model = nn.Linear(n + 1, 1, bias=False).double()
+    nn.init.zeros_(model.weight)
+    return model, x, -torch.ones(n, dtype=torch.float64), x.numpy().copy()
+
+
 def test_per_example_stats_match_closed_form(regression):
     model, x, y, g = regression
     n = len(g)
@@ -54,28 +63,36 @@ def test_per_example_stats_match_closed_form(regression):
         assert stats.mean_grad.dtype == stats.param_var.dtype == torch.float64
 
 
-def test_two_batch_estimator_with_replacement_matches_population_values(regression):
-    """Draws with replacement are i.i.d. from the 64 examples, so the targets are that empirical
-    distribution's |G|^2 = |mean g|^2 and tr(Sigma) with ddof=0. Measured relative SDs of the estimates
-    at 20000 draws: about 0.5% (|G|^2) and 0.9% (tr Sigma), so 5% is over 5 SDs."""
-    model, x, y, g = regression
+def test_two_batch_estimator_with_replacement_matches_population_values():
+    """Draws with replacement are i.i.d. from the n examples, so the targets are that empirical distribution's
+    |G|^2 = |mean g|^2 and tr(Sigma) with ddof=0 (ddof=1 is n/(n-1) = 6.7% higher here). On the spoke population
+    |G_1|^2 = a^2 + s^2 for every draw and |G_2|^2 = a^2 + s^2 (1 + [i=j]) / 2, so the estimates are exactly
+    a^2 + s^2 q and s^2 (1 - q), with q the fraction of the pairs drawn with i=j: Binomial(draws, 1/n) / draws."""
+    n, a, s, draws = 16, 2.0, 1.0, 2000
+    model, x, y, g = spoke(n, a, s)
     mean = g.mean(0)
-    trace_pop = ((g - mean) ** 2).sum() / len(g)
-    est = two_batch_stats(model, squared_error, x, y, 2, 16, 20000, torch.Generator().manual_seed(1))
-    assert est["grad_sq"] == pytest.approx(mean @ mean, rel=0.05)
-    assert est["trace_sigma"] == pytest.approx(trace_pop, rel=0.05)
-    assert est["b_simple"] == pytest.approx(trace_pop / (mean @ mean), rel=0.1)
-    assert est["norm_sq_small"] > est["norm_sq_big"] > 0
+    trace_pop = ((g - mean) ** 2).sum() / n
+    est = two_batch_stats(model, squared_error, x, y, 1, 2, draws, torch.Generator().manual_seed(1))
+    # 5 SDs of q, sqrt((1/n)(1 - 1/n) / draws) = 0.0054: 2.9% of tr(Sigma), 0.7% of |G|^2; the ddof slips are 11 SDs.
+    tol = 5 * np.sqrt((1 / n) * (1 - 1 / n) / draws)
+    assert est["norm_sq_small"] == pytest.approx(a**2 + s**2, rel=1e-12)
+    assert est["grad_sq"] == pytest.approx(mean @ mean, abs=s**2 * tol)
+    assert est["trace_sigma"] == pytest.approx(trace_pop, abs=s**2 * tol)
+    # B_simple = (tr - s^2 dq) / (|G|^2 + s^2 dq), dq = q - 1/n, so |dq| <= tol brackets it: +-3.6%, the slip is 6.7%.
+    bound = s**2 * tol
+    assert (trace_pop - bound) / (mean @ mean + bound) <= est["b_simple"] <= (trace_pop + bound) / (mean @ mean - bound)
 
 
-def test_two_batch_estimator_without_replacement_matches_per_example_stats(regression):
+def test_two_batch_estimator_without_replacement_matches_per_example_stats():
     """Without replacement E|G_B|^2 = |mean g|^2 + tr(Sigma_ddof1)(1/B - 1/n), so the formulas target
-    exactly what per_example_stats returns. Relative SD of tr(Sigma) at 8000 draws is about 2.2%."""
-    model, x, y, _ = regression
+    exactly what per_example_stats returns. On the spoke population every minibatch of distinct examples has
+    |G_B|^2 = a^2 + s^2/B, so there is no sampling error: both equal a^2 and s^2 to rounding."""
+    model, x, y, _ = spoke(16, 2.0, 1.0)
     exact = per_example_stats(model, squared_error, x, y)
-    est = two_batch_stats(model, squared_error, x, y, 2, 16, 8000, torch.Generator().manual_seed(4), replace=False)
-    assert est["grad_sq"] == pytest.approx(exact.grad_sq, rel=0.1)
-    assert est["trace_sigma"] == pytest.approx(exact.trace_sigma, rel=0.1)
+    assert exact.grad_sq == pytest.approx(4.0, rel=1e-12) and exact.trace_sigma == pytest.approx(1.0, rel=1e-12)
+    est = two_batch_stats(model, squared_error, x, y, 2, 8, 50, torch.Generator().manual_seed(4), replace=False)
+    assert est["grad_sq"] == pytest.approx(exact.grad_sq, rel=1e-9)
+    assert est["trace_sigma"] == pytest.approx(exact.trace_sigma, rel=1e-9)
 
 
 def test_spread_follows_inverse_square_root(regression):
@@ -96,21 +113,30 @@ def test_spread_follows_inverse_square_root(regression):
 
 
 def test_spread_without_replacement_applies_finite_population_factor(regression):
-    """B=32 of N=64 without replacement: the exact variance of a minibatch mean is var_ddof0 (N-B) / ((N-1) B), from the
-    closed-form g_i; the theory line is that times N/(N-1) (module docstring). 300 draws: the spread within 10%."""
+    """Without replacement the exact variance of a minibatch mean is var_ddof0 (N-B) / ((N-1) B), from the
+    closed-form g_i; the theory line is that times N/(N-1) (module docstring). The measured spread is checked on
+    the spoke population at B=N/2, where each spoke's minibatch mean is s/B times a fair coin (in the batch or not)."""
     model, x, y, g = regression
     stats = per_example_stats(model, squared_error, x, y)
     table = gradient_spread(
-        model, squared_error, x, y, [32, 64], n_draws=300, generator=torch.Generator().manual_seed(3),
+        model, squared_error, x, y, [32, 64], n_draws=10, generator=torch.Generator().manual_seed(3),
         param_var=stats.param_var,
     )
     exact = np.sqrt(g.var(0, ddof=0) * (64 - 32) / (63 * 32)).mean()
     assert table.loc[0, "spread_theory"] == pytest.approx(exact * np.sqrt(64 / 63), rel=1e-9)
-    assert table.loc[0, "spread"] == pytest.approx(exact, rel=0.1)
     # B=N: every draw is the full set, so there is no spread at all.
     assert table.loc[1, "spread"] < 1e-10 and table.loc[1, "spread_theory"] == 0.0
     with pytest.raises(ValueError, match="exceeds the 64 evaluation examples"):
         gradient_spread(model, squared_error, x, y, [65])
+
+    n, s, draws = 16, 1.0, 300
+    model, x, y, g = spoke(n, 2.0, s)
+    gen = torch.Generator().manual_seed(3)
+    table = gradient_spread(model, squared_error, x, y, [n // 2], n_draws=draws, generator=gen)
+    exact = np.sqrt(g.var(0, ddof=0) * (n - n // 2) / ((n - 1) * (n // 2))).mean()
+    # A coin's sample std over K draws is s/(2B) sqrt(K/(K-1)) sqrt(1 - 4 d^2), d = heads/K - 1/2 with var 1/(4K):
+    # relative error 1/(2K) - 2 d^2, mean 0, SD sqrt(2)/(2K) per spoke, sqrt(2/n)/(2K) = 0.06% over n; 5 SDs = 0.3%.
+    assert table.loc[0, "spread"] == pytest.approx(exact, rel=5 * np.sqrt(2 / n) / (2 * draws))
 
 
 def test_spread_is_mean_over_parameters_of_std_across_draws(regression):
