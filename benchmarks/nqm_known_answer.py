@@ -27,7 +27,7 @@ from batchlab.data import make_dataset, save_dataset
 from batchlab.training.cell import train_cell
 from batchlab.training.run import StopAt
 
-SIZES = [4, 8, 16, 32, 64, 128, 256]
+SIZES = [2, 4, 8, 16, 32, 64, 128, 256]
 D, POWER, SIGMA = 512, 0.8, 2.0
 
 

@@ -233,12 +233,12 @@ def test_samples_seen_claim_on_pure_noise_is_inconclusive():
 # ---------------------------------------------------------------- linear scaling up to B_crit (Goyal, McCandlish)
 
 
-def budget_table(loss_of_b, seeds: int = 5, noise: float = 0.002) -> pd.DataFrame:
+def budget_table(loss_of_b, seeds: int = 5, noise: float = 0.002, sizes=SIZES) -> pd.DataFrame:
     rng = np.random.default_rng(3)
     return pd.DataFrame(
         [{"batch_size": b, "seed": s, "val_loss": loss_of_b(b) * (1 + noise * rng.normal()),
           "val_accuracy": 0.9 - (0.2 if b > 16 else 0.0) + noise * rng.normal()}
-         for b in SIZES for s in range(seeds)]
+         for b in sizes for s in range(seeds)]
     )
 
 
@@ -284,8 +284,12 @@ def test_claims_need_a_matching_metric_and_expectation():
         Claim(id="a", source="x", metric="val_loss", expect="increases_with_batch_size", tolerance=1.5)
 
 
-def steps_of(b_crit_per_seed, sizes=SIZES, s_min: float = 100.0) -> pd.DataFrame:
-    """Steps to target S(B) = S_min (1 + B_crit/B), one B_crit per seed (seed means fit S(B) exactly)."""
+TO_TARGET_SIZES = [2**k for k in range(11)]  # 1 .. 1024: B_crits of 4 to 512 have two batch sizes in each regime
+
+
+def steps_of(b_crit_per_seed, sizes=TO_TARGET_SIZES, s_min: float = 100.0) -> pd.DataFrame:
+    """Steps to target S(B) = S_min (1 + B_crit/B), one B_crit per seed (seed means fit S(B) exactly), at the
+    train-to-target batch sizes (their own, as in a study, not the sweep's)."""
     return pd.DataFrame(
         [{"batch_size": b, "seed": s, "steps": s_min * (1 + bc / b), "reached": True}
          for s, bc in enumerate(b_crit_per_seed) for b in sizes]
@@ -416,19 +420,18 @@ def test_noise_scale_claim_in_the_scorecard():
 
 
 def test_two_seeds_with_b_crit_flagged_in_one_seeds_resample_give_no_interval():
-    """Seed 0's own B_crit (100) lies above the largest batch size (64), seed 1's (20) and their mean (60)
-    inside. The resample {seed 0, seed 0}, a quarter of the draws, has no B_crit: leaving it out gave
-    [value of {1, 1}, the estimate], an interval ending at the estimate. There is no 95% interval, the claim is
-    inconclusive, and the detail says how few resamples two seeds give."""
+    """Seed 0's own B_crit (400) has one batch size reached at or above 2 B_crit (1024), so it is not measured;
+    seed 1's (20) and their mean (210) are. The resample {seed 0, seed 0}, a quarter of the draws, has no B_crit:
+    leaving it out gave [value of {1, 1}, the estimate], an interval ending at the estimate. There is no 95%
+    interval, the claim is inconclusive, and the detail says how few resamples two seeds give."""
     from batchlab.analysis.claims import b_crit_of_seeds, degradation_test
 
-    losses = {1: 0.30, 2: 0.30, 4: 0.30, 8: 0.30, 16: 0.30, 32: 0.45, 64: 0.60}
-    table = budget_table(lambda b: losses[b], seeds=2, noise=0.0)
-    result = degradation_test(table, "val_loss", b_crit_of_seeds(steps_of([100.0, 20.0])), 0.05, 400)
-    assert result["estimate"] == pytest.approx(1.0)  # B_crit 60: only 64 lies above it, 100% worse than at 1
+    table = budget_table(lambda b: 0.30 if b <= 128 else 0.60, seeds=2, noise=0.0, sizes=TO_TARGET_SIZES)
+    result = degradation_test(table, "val_loss", b_crit_of_seeds(steps_of([400.0, 20.0])), 0.05, 400)
+    assert result["estimate"] == pytest.approx(1.0)  # B_crit 210: 256 and up lie above it, 100% worse than at 1
     assert math.isnan(result["low"]) and math.isnan(result["high"])
     assert result["verdict"] == "inconclusive"
-    assert "B_crit 60 (no interval)" in result["detail"] and "no 95% interval" in result["detail"]
+    assert "B_crit 210 (no interval)" in result["detail"] and "no 95% interval" in result["detail"]
     assert "2 seeds give 3 distinct resamples" in result["detail"] and result["note"].startswith("no 95% interval")
 
 
@@ -437,18 +440,21 @@ def test_two_seeds_with_b_crit_flagged_in_one_seeds_resample_give_no_interval():
 
 def test_samples_seen_claim_is_scored_at_or_below_b_crit():
     """B_crit fitted exactly to S = 100 (1 + 20/B) is 20, so of the curves' batch sizes 1, 4 and 16 are in the
-    regime; with a B_crit of 3 only batch size 1 is, too few to score."""
+    regime; with a B_crit of 4 only 1 and 4 are, too few to score; a B_crit the rule does not count as measured
+    leaves the regime unknown."""
     from batchlab.analysis.claims import below_b_crit, evaluate_claims
 
     loss = curves(lambda n, s: 1 / np.log1p(n))
-    inside, regime, why = below_b_crit(loss, steps_of([20.0, 20.0, 20.0, 20.0], sizes=SIZES))
+    inside, regime, why = below_b_crit(loss, steps_of([20.0, 20.0, 20.0, 20.0]))
     assert sorted(inside["batch_size"].unique()) == [1, 4, 16] and why == ""
     assert "B_crit = 20 (1, 4, 16)" in regime
-    _, _, why = below_b_crit(loss, steps_of([3.0] * 4, sizes=SIZES))
-    assert why == "1 batch sizes lie at or below B_crit; the claim needs 3"
+    _, _, why = below_b_crit(loss, steps_of([4.0] * 4))
+    assert why == "2 batch sizes lie at or below B_crit; the claim needs 3"
+    _, _, why = below_b_crit(loss, steps_of([20.0] * 4, sizes=SIZES))  # only 64 at or above 2 B_crit: not measured
+    assert "do not span both regimes: 4 at or below B_crit/2 = 10 and 1 at or above 2B_crit = 40" in why
     _, regime, why = below_b_crit(loss, None)
     assert "B_crit, and so the claim's regime, is unknown" in why
     claim = Claim(id="s", source="x", metric="val_loss", expect="predicted_by_samples_seen")
     card = evaluate_claims([claim], pd.DataFrame({"batch_size": [1], "seed": [0], "val_loss": [0.1]}), curves=loss,
-                           steps=steps_of([3.0] * 4, sizes=SIZES), n_boot=200)
+                           steps=steps_of([4.0] * 4), n_boot=200)
     assert card.loc[0, "verdict"] == "inconclusive" and "the claim needs 3" in card.loc[0, "note"]

@@ -56,14 +56,34 @@ def test_unreached_batch_sizes_narrow_the_range():
     steps[SIZES > 32] = np.nan  # only 1..32 reached: B_crit = 64 is now beyond the data
     flags = flags_of(SIZES, steps)
     assert "above the largest batch size that reached the target (32)" in flags["b_crit"]
-    assert flags["b_20"] == ""  # 12.8 lies inside 1..32
+    # B_20 = 12.8 lies inside 1..32, but its B_crit (64) has no batch size at or above 128 reached
+    assert flags["b_20"] == ("the batch sizes that reached the target do not span both regimes: 6 at or below "
+                             "B_crit/2 = 32 and 0 at or above 2B_crit = 128 (the rule asks for 2 of each)")
+
+
+@pytest.mark.parametrize(("reached", "below", "above"), [
+    ([4, 8, 16, 32, 64], 2, 2),  # B_crit 16: 4 and 8 at or below 8, 32 and 64 at or above 32
+    ([8, 16, 32, 64], 1, 2),
+    ([4, 8, 16, 32], 2, 1),
+    ([9, 16, 31, 64], 0, 1),  # just inside neither threshold
+])
+def test_a_b_crit_is_measured_only_with_two_batch_sizes_clearly_in_each_regime(reached, below, above):
+    reasons = flag_reasons("b_crit", 16.0, reached, 0.0)
+    if below >= 2 and above >= 2:
+        assert reasons == []
+    else:
+        assert reasons == [f"the batch sizes that reached the target do not span both regimes: {below} at or below "
+                           "B_crit/2 = 8 and " f"{above} at or above 2B_crit = 32 (the rule asks for 2 of each)"]
+    with_two = [2, *reached]  # B_20 = 3.2 inside the batch sizes: it stands on the same fit, with the same span
+    assert flag_reasons("b_20", 16.0 / 5, with_two, 0.0) == flag_reasons("b_crit", 16.0, with_two, 0.0)
+    assert flag_reasons("s_min", 100.0, reached, 0.0) == []  # the steps at large batch sizes: not the span's concern
 
 
 def test_fewer_than_four_batch_sizes_is_flagged_for_every_estimate():
     sizes, steps = SIZES[3:6], 1000 * (1 + 16 / SIZES[3:6])  # 8, 16, 32: B_crit = 16 inside, fit exact
     flags = flags_of(sizes, steps)
     assert all("only 3 batch sizes reached the target (the rule asks for 4)" in f for f in flags.values())
-    assert flag_reasons("b_crit", 16.0, [8, 16, 32, 64], 0.0) == []
+    assert flag_reasons("b_crit", 16.0, [4, 8, 32, 64], 0.0) == []
 
 
 def test_a_poor_fit_is_flagged_by_its_log_rmse():

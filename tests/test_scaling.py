@@ -11,11 +11,12 @@ from batchlab.config import Claim
 from batchlab.analysis.scaling import analyse_grid, evaluate_scaling_claims, log_slopes
 
 SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+WIDE = [2**k for k in range(11)]  # 1 .. 1024: a B_crit of 4 to 512 has two batch sizes reached in each regime
 N = [1000, 4000, 16000]
 W = [0.5, 1.0, 2.0]
 
 
-def grid(b_crit_of, seeds: int = 5, noise: float = 0.03, s_min: float = 200.0):
+def grid(b_crit_of, seeds: int = 5, noise: float = 0.03, s_min: float = 200.0, sizes=SIZES):
     """Cells whose runs take S(B) = S_min (1 + B_crit / B) steps, times log-normal seed noise."""
     rng = np.random.default_rng(0)
     cells, steps = [], []
@@ -24,7 +25,7 @@ def grid(b_crit_of, seeds: int = 5, noise: float = 0.03, s_min: float = 200.0):
             b_crit = b_crit_of(n, w)
             rows = [
                 {"batch_size": b, "seed": s, "steps": s_min * (1 + b_crit / b) * math.exp(noise * rng.normal()), "reached": True}
-                for b in SIZES
+                for b in sizes
                 for s in range(seeds)
             ]
             cells.append({"study": f"g-n{n}-w{w:g}", "train_samples": n, "width_factor": w, "n_params": int(1000 * w)})
@@ -71,7 +72,7 @@ def test_below_five_seeds_the_grid_claims_are_inconclusive_whatever_the_slopes()
 
 
 def test_b_crit_growing_with_width_or_falling_with_data_is_not_replicated():
-    _, _, v = verdicts(*grid(lambda n, w: 800 * n**-0.5 * w))
+    _, _, v = verdicts(*grid(lambda n, w: 1600 * n**-0.5 * w, sizes=WIDE))  # B_crit 6.3 to 101
     assert v == {"data": "not replicated", "width": "not replicated"}
 
 
@@ -132,12 +133,13 @@ def test_a_cell_beyond_the_data_makes_the_grid_claims_inconclusive_with_the_reas
 
 
 def test_a_cell_measured_in_too_few_resamples_is_named():
-    """Seeds disagree on one cell: its B_crit (~230) is inside the data, but resamples heavy in the seed whose
-    own B_crit is 600 put it beyond 256 often enough that the grid claims cannot rest on it."""
-    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=3)
+    """Seeds disagree on one cell: its B_crit (~230) is measured (512 and 1024 reached, at or above 2 B_crit), but
+    resamples heavy in the seed whose own B_crit is 600 (no batch size at or above 1200) leave it unmeasured often
+    enough that the grid claims cannot rest on it."""
+    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=3, sizes=WIDE)
     last = steps[-1].copy()
     slow = last["seed"] == 0
-    last.loc[slow, "steps"] = 200.0 * (1 + 600 / last.loc[slow, "batch_size"])  # seed 0: B_crit 600, beyond 256
+    last.loc[slow, "steps"] = 200.0 * (1 + 600 / last.loc[slow, "batch_size"])  # seed 0: B_crit 600
     steps[-1] = last
     table, slopes = analyse_grid(cells, steps, n_boot=200)
     card = evaluate_scaling_claims(claims(), table, slopes)
@@ -148,11 +150,11 @@ def test_a_cell_measured_in_too_few_resamples_is_named():
 
 
 def test_two_seeds_with_a_cell_flagged_in_one_seeds_resample_give_no_slope_interval():
-    """Two seeds; in cell g-n16000-w2 seed 0's own B_crit (400) lies beyond 256 and seed 1's (100) inside, their
-    mean (250) inside too. The resample {seed 0, seed 0} (a quarter of the draws) has no slope, so the others
+    """Two seeds; in cell g-n16000-w2 seed 0's own B_crit (400) is not measured (only 1024 at or above 800) and
+    seed 1's (100) is, their mean (250) too. The resample {seed 0, seed 0} (a quarter of the draws) has no slope, so the others
     took only the values of {1, 1} and {0, 1}, the estimate: an interval that ended at the estimate. A quarter
     of the draws without a value could lie on either side, so there is no 95% interval, and the detail says why."""
-    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=2, noise=0.0)
+    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=2, noise=0.0, sizes=WIDE)
     last = steps[-1].copy()
     bc = np.where(last["seed"] == 0, 400.0, 100.0)
     last["steps"] = 200.0 * (1 + bc / last["batch_size"])
@@ -170,7 +172,7 @@ def test_the_scorecard_line_says_why_an_estimate_has_no_interval(tmp_path):
     from batchlab.report.scaling import build_scaling_report
 
     study = _grid_study([0, 1])
-    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=2, noise=0.0)
+    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=2, noise=0.0, sizes=WIDE)
     last = steps[-1].copy()
     last["steps"] = 200.0 * (1 + np.where(last["seed"] == 0, 400.0, 100.0) / last["batch_size"])
     steps[-1] = last

@@ -9,7 +9,11 @@ when
 - fewer than MIN_BATCH_SIZES batch sizes reached the target: two parameters fitted to three points
   leave one degree of freedom;
 - the fit's root-mean-square log residual exceeds MAX_RMSE_LOG: S(B) = S_min(1 + B_crit/B) does not
-  describe the steps (0.15 is a 16% typical miss per batch size).
+  describe the steps (0.15 is a 16% typical miss per batch size);
+- for B_crit and B_20, the batch sizes that reached the target do not span both regimes: fewer than
+  PER_REGIME of them at or below B_crit/REGIME_FACTOR (where steps fall almost as 1/B, S >= 3 S_min) or
+  fewer than PER_REGIME at or above REGIME_FACTOR x B_crit (where steps have levelled, S <= 1.5 S_min).
+  With one regime only, the two parameters trade off along the curve the points lie on.
 A flagged estimate is shown greyed and never drawn beyond the data; a claim resting on it is
 inconclusive.
 """
@@ -24,6 +28,8 @@ from batchlab.analysis.cbs import fit_steps_model
 
 MIN_BATCH_SIZES = 4
 MAX_RMSE_LOG = 0.15
+REGIME_FACTOR = 2.0
+PER_REGIME = 2
 FITTED = ("s_min", "b_crit", "b_20")
 BATCH_SIZES = ("b_crit", "b_20", "b_20_empirical")
 NAMES = {"s_min": "S_min", "b_crit": "B_crit", "b_20": "B_20", "b_20_empirical": "the model-free B_20"}
@@ -52,9 +58,22 @@ def flag_reasons(quantity: str, estimate: float, reached_sizes, rmse_log: float)
             reasons.append(f"{name} = {estimate:.3g} lies below the smallest batch size that reached the target ({sizes[0]:g})")
         elif estimate > sizes[-1]:
             reasons.append(f"{name} = {estimate:.3g} lies above the largest batch size that reached the target ({sizes[-1]:g})")
+    if quantity in ("b_crit", "b_20") and len(sizes) and sizes[0] <= estimate <= sizes[-1]:
+        reasons += regime_reasons(estimate * (5 if quantity == "b_20" else 1), sizes)
     if quantity in FITTED and math.isfinite(rmse_log) and rmse_log > MAX_RMSE_LOG:
         reasons.append(f"the S(B) fit misses the steps by {rmse_log:.2f} in log (RMS; the rule allows {MAX_RMSE_LOG})")
     return reasons
+
+
+def regime_reasons(b_crit: float, sizes: np.ndarray) -> list[str]:
+    """Why the batch sizes reached do not pin B_crit down: too few of them clearly on either side of it."""
+    below = int((sizes <= b_crit / REGIME_FACTOR).sum())
+    above = int((sizes >= b_crit * REGIME_FACTOR).sum())
+    if below >= PER_REGIME and above >= PER_REGIME:
+        return []
+    return [f"the batch sizes that reached the target do not span both regimes: {below} at or below B_crit/"
+            f"{REGIME_FACTOR:g} = {b_crit / REGIME_FACTOR:.3g} and {above} at or above {REGIME_FACTOR:g}B_crit = "
+            f"{b_crit * REGIME_FACTOR:.3g} (the rule asks for {PER_REGIME} of each)"]
 
 
 def flag(quantity: str, estimate: float, reached_sizes, rmse_log: float) -> str:
