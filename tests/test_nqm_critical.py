@@ -11,7 +11,8 @@ import pytest
 from batchlab.analysis import nqm
 from batchlab.analysis.cbs import fit_steps_model, seed_mean_steps, steps_matrix, steps_table
 from batchlab.analysis.measured import flag, rate_limited
-from batchlab.config import Study
+from batchlab.analysis.critical import analyse
+from batchlab.config import StepsToTarget, Study
 from batchlab.data import make_dataset, save_dataset
 from batchlab.training.cell import train_cell
 from batchlab.training.run import StopAt
@@ -26,11 +27,13 @@ TARGET = float(nqm.expected_loss(H, 0.01 * M0, SIGMA**2))  # 1% of the initial e
 CAP = 4000  # optimizer steps: S at B = 4 is about 560
 
 
-def _study(lr: float, tuning: dict | None) -> Study:
+def _study(lr: float, tuning: dict | None, rate_check: float | None = None, sizes=SIZES) -> Study:
     to_target = {"kind": "value", "value": TARGET, "cap": {"unit": "epochs", "amount": 2}, "checks": 400,
-                 "seeds": [0, 1], "gradient_seeds": 2}
+                 "seeds": [0, 1], "gradient_seeds": 2, "batch_sizes": sizes}
     if tuning is not None:
         to_target["lr_tuning"] = tuning
+    if rate_check is not None:
+        to_target["rate_check"] = rate_check
     return Study.model_validate({
         "data": {"name": "noisy_quadratic", "n_features": D, "power": POWER, "noise": SIGMA, "n_samples": 48000},
         "model": {"kind": "quadratic", "power": POWER},
@@ -89,9 +92,24 @@ def test_tuned_sgd_through_the_pipeline_recovers_the_exact_critical_batch_size(d
 
 
 def test_a_fixed_rate_moves_b_crit_and_is_flagged_rate_limited(data_path, tmp_path):
+    """The study's rate 0.4 with a rate check at 4x (1.6): the cells train both, and the analysis refits B_crit at
+    each and flags the study's rate-limited."""
     sizes = [4, 16, 64, 256]
-    low, _, _ = _measured_b_crit(_study(0.4, None), data_path, tmp_path / "low", sizes)
-    high, _, _ = _measured_b_crit(_study(1.6, None), data_path, tmp_path / "high", sizes)
+    study = _study(0.4, None, rate_check=4.0, sizes=sizes)
+    view, curves, runs = study.to_target_view(), [], []
+    for b in sizes:
+        train_cell(view, "nqm", b, data_path, tmp_path / f"bs{b}", device="cpu", stop_at=StopAt(TARGET),
+                   rate_check=study.to_target.rate_check)
+        curves.append(pd.read_parquet(tmp_path / f"bs{b}" / "curves.parquet"))
+        runs.append(pd.read_parquet(tmp_path / f"bs{b}" / "runs.parquet"))
+    spec = StepsToTarget(metric="val_loss", kind="value", value=TARGET, bootstrap=0)
+    _, table = analyse(pd.concat(curves), pd.DataFrame(), spec, target_runs=pd.concat(runs))
+    table = table.set_index("quantity")
+    low, high = table.loc["b_crit", "estimate"], table.loc["b_crit_rate_check", "estimate"]
     assert rate_limited({0.4: low, 1.6: high})
+    assert "rate-limited: refitted with the same seeds at 4x the rate" in table.loc["b_crit", "flag"]
+    search = pd.read_parquet(tmp_path / "bs16" / "lr_search.parquet").set_index(["role", "seed"])
+    assert search.loc["rate_check", "base_lr"].tolist() == pytest.approx([1.6, 1.6])
+    np.testing.assert_array_equal(search.loc["rate_check", "crossing_steps"], runs[1]["rate_check_steps"])
     exact, _ = _exact_b_crit()
     assert max(low, high) < exact  # the fixed rates bind: B_crit below the tuned one, at either rate

@@ -86,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         train_cell(
             study, args.study, args.batch_size, args.data, args.out_dir, device=args.device,
             checkpoint_every_s=args.checkpoint_every_s, stop=stop, cuda_graphs=args.cuda_graphs, stop_at=stop_at,
-            lr_tuning=lr_tuning,
+            lr_tuning=lr_tuning, rate_check=to_target.rate_check if to_target is not None else None,
         )
     except (torch.OutOfMemoryError, MemoryError) as err:
         raise MemoryError(
@@ -201,7 +201,8 @@ def cmd_critical(args: argparse.Namespace) -> None:
     elif spec.kind == "baseline_fraction":  # the data define a baseline: the best constant prediction
         baseline = constant_prediction_loss(load_dataset(args.data), model, SPLITS[spec.metric])
     try:
-        steps, table = analyse(pd.read_parquet(args.curves), read_all(args.noise), spec, baseline)
+        steps, table = analyse(pd.read_parquet(args.curves), read_all(args.noise), spec, baseline,
+                               read_all(args.target_runs) if args.target_runs else None)
     except ValueError as err:
         raise ValueError(f"study {args.study!r}, field 'steps_to_target': {err}") from None
     # the validation loss a run must beat to count as trained (batchlab.analysis.trained), for the report

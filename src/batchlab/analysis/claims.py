@@ -406,6 +406,9 @@ ADAM_NOISE_SCALE = (
 )
 
 
+ON_B_CRIT = ("degradation_above_b_crit", "samples_advantage", "noise_scale_ratio")  # statistics that rest on B_crit
+
+
 def protocol_note(claim, lr_rule: str, optimizer: str = "sgd", doubtful_rates: tuple = ()) -> str:
     """Where this run departs from the protocol of the paper behind the claim ('' where it does not).
 
@@ -487,6 +490,9 @@ def evaluate_claims(
         if result["statistic"] == "noise_scale_ratio" and not critical_protocol.tuned:
             result = {**result, "verdict": "inconclusive",
                       "note": "; ".join(filter(None, ["learning rate not tuned per batch size", result.get("note", "")]))}
+        if result["statistic"] in ON_B_CRIT and critical_protocol.rate_limited:
+            result = {**result, "verdict": "inconclusive",
+                      "note": "; ".join(filter(None, ["B_crit " + critical_protocol.rate_limited, result.get("note", "")]))}
         result["left_out"] = left_out(table, keep, claim.metric, baseline)
         critical = claim.expect == "predicts_critical_batch"
         result["protocol"] = protocol_note(claim, critical_protocol.rule if critical else lr_rule, optimizer,

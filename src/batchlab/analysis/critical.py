@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from batchlab.analysis import measured
-from batchlab.analysis.cbs import bootstrap_fit, seed_mean_steps, steps_matrix, steps_table
+from batchlab.analysis.cbs import bootstrap_fit, fit_steps_model, seed_mean_steps, steps_matrix, steps_table
 from batchlab.config import StepsToTarget
 from batchlab.analysis.resampling import percentile_interval, seed_bootstrap
 from batchlab.analysis.targets import resolve_target
@@ -81,12 +81,14 @@ def with_caps(steps: pd.DataFrame, curves: pd.DataFrame, s_min: float) -> pd.Dat
 
 
 def analyse(
-    curves: pd.DataFrame, noise: pd.DataFrame, spec: StepsToTarget, baseline: float = math.nan
+    curves: pd.DataFrame, noise: pd.DataFrame, spec: StepsToTarget, baseline: float = math.nan,
+    target_runs: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-run steps-to-target, and one table of critical-batch-size estimates with intervals and flags.
 
     baseline: the data's constant-prediction loss (batchlab.analysis.targets), needed by a baseline_fraction target
-    and recorded beside the target for the figures.
+    and recorded beside the target for the figures. target_runs: the train-to-target runs, whose rate check (when
+    they have one) refits B_crit at another rate and flags it rate-limited when it moves (rate_check).
     """
     target = resolve_target(curves, spec.metric, spec.kind, spec.value, baseline)
     steps = steps_table(curves, spec.metric, target, spec.interpolate).assign(target=target, metric=spec.metric)
@@ -96,7 +98,11 @@ def analyse(
     fit["definition"] = fit["quantity"].map(lambda q: FIT_LABELS[q][1])
     fit["flag"] = [measured.flag(q, e, sizes, r) for q, e, r in zip(fit["quantity"], fit["estimate"], fit["rmse_log"])]
     steps = with_caps(steps, curves, float(fit.set_index("quantity")["estimate"].get("s_min", math.nan)))
-    rows = [fit]
+    check, limited = rate_check(target_runs, float(fit.set_index("quantity")["estimate"].get("b_crit", math.nan)))
+    if limited:
+        on_fit = fit["quantity"].isin(["b_crit", "b_20"])
+        fit.loc[on_fit, "flag"] = ["; ".join(filter(None, [f, limited])) for f in fit.loc[on_fit, "flag"]]
+    rows = [fit, check] if len(check) else [fit]
     if not noise.empty:
         for fraction, group in noise.groupby("fraction"):
             values = group["b_simple"].dropna()
@@ -116,6 +122,50 @@ def analyse(
         rows.append(_b_simple_at_target(noise_at_crossing(noise, steps), spec.bootstrap))
     table = pd.concat(rows, ignore_index=True).assign(target=target, metric=spec.metric, baseline=baseline)
     return steps, table
+
+
+def rate_check(target_runs: pd.DataFrame | None, b_crit: float) -> tuple[pd.DataFrame, str]:
+    """B_crit refitted to a rate check's runs (the same seeds trained at another multiple of the rate) as a table
+    row, and why the study's B_crit is rate-limited ('' when it is not, or there is no check).
+
+    Rate-limited: both fits finite and more than RATE_LIMIT_FACTOR apart (batchlab.analysis.measured.rate_limited);
+    with one rate for every batch size S(B) flattens where the rate binds, and B_crit then measures the rate."""
+    if target_runs is None or "rate_check_steps" not in target_runs:
+        return pd.DataFrame(), ""
+    factor = float((target_runs["rate_check_base_lr"] / target_runs["base_lr"]).median())
+    steps = pd.DataFrame({"batch_size": target_runs["batch_size"], "seed": target_runs["seed"],
+                          "steps": target_runs["rate_check_steps"].astype(float)})
+    steps["reached"] = np.isfinite(steps["steps"])
+    sizes, _, grid = steps_matrix(steps)
+    mean = seed_mean_steps(grid, np.arange(grid.shape[1]))
+    reached = sizes[np.isfinite(mean)]
+    try:
+        fit = fit_steps_model(sizes, mean)
+        estimate, rmse = fit.b_crit, fit.rmse_log
+    except ValueError:
+        estimate, rmse = math.nan, math.nan
+    limited = ""
+    if math.isfinite(b_crit) and b_crit > 0 and math.isfinite(estimate) and estimate > 0 \
+            and measured.rate_limited({1.0: b_crit, factor: estimate}):
+        limited = (f"rate-limited: refitted with the same seeds at {factor:g}x the rate, B_crit moves from {b_crit:.3g} "
+                   f"to {estimate:.3g}, more than {measured.RATE_LIMIT_FACTOR:g}x: the fixed rate binds (McCandlish "
+                   "et al. tune it per batch size)")
+    row = {"quantity": "b_crit_rate_check", "estimate": estimate, "low": np.nan, "high": np.nan, "level": np.nan,
+           "n_boot_ok": 0, "n_excluded": int((~steps["reached"]).sum()), "rmse_log": rmse,
+           "method": f"S(B) fit at {factor:g}x the rate (rate check)",
+           "definition": f"B_crit of the same seeds trained at {factor:g}x the study's rate ({len(reached)} batch sizes "
+           "reached the target); the study's B_crit is rate-limited when the two differ by more than "
+           f"{measured.RATE_LIMIT_FACTOR:g}x",
+           "flag": measured.flag("b_crit", estimate, reached, rmse), "rate_limited": limited}
+    return pd.DataFrame([row]), limited
+
+
+def rate_limit_reason(table: pd.DataFrame) -> str:
+    """The critical-batch table's rate-limit reason ('' when B_crit is not rate-limited or was not checked)."""
+    if "rate_limited" not in table:
+        return ""
+    reasons = table.loc[table["quantity"] == "b_crit_rate_check", "rate_limited"].fillna("")
+    return str(reasons.iloc[0]) if len(reasons) else ""
 
 
 def _b_simple_at_target(at_crossing: pd.DataFrame, n_boot: int, level: float = 0.95) -> pd.DataFrame:
@@ -214,10 +264,12 @@ ON_FINAL_LOSS = "tuned on final loss"  # a sweep's lr_rule: tuned, which B_crit 
 @dataclass(frozen=True)
 class RateProtocol:
     """How the runs behind B_crit set their learning rate: rule "tuned" (per batch size by steps to the target),
-    ON_FINAL_LOSS, or the rate rule they trained under; and the batch sizes whose tuned rate is not trusted."""
+    ON_FINAL_LOSS, or the rate rule they trained under; the batch sizes whose tuned rate is not trusted; and why a
+    fixed rate's B_crit is rate-limited ('' when a rate check did not find it so, or there was none)."""
 
     rule: str
     doubtful: tuple[int, ...] = ()
+    rate_limited: str = ""
 
     @property
     def tuned(self) -> bool:
@@ -232,12 +284,14 @@ class RateProtocol:
         return f"learning rate {self.rule}, not tuned per batch size"
 
 
-def rate_protocol(runs: pd.DataFrame, rates: pd.DataFrame | None = None) -> RateProtocol:
+def rate_protocol(runs: pd.DataFrame, rates: pd.DataFrame | None = None, critical: pd.DataFrame | None = None) -> RateProtocol:
     """How the runs behind B_crit set their rate, and the batch sizes whose tuned rate is not trusted (at the grid's
-    edge, or no rate reached the target). rates: tuned_rates(runs), when already computed."""
+    edge, or no rate reached the target). rates: tuned_rates(runs), when already computed; critical: the
+    critical-batch table, whose rate check may find a fixed rate's B_crit rate-limited."""
     rates = tuned_rates(runs) if rates is None else rates
     if rates.empty:
         rule = runs["lr_rule"].iloc[0] if "lr_rule" in runs and len(runs) else "fixed"
-        return RateProtocol(ON_FINAL_LOSS if rule == "tuned" else str(rule))
+        limited = rate_limit_reason(critical) if critical is not None else ""
+        return RateProtocol(ON_FINAL_LOSS if rule == "tuned" else str(rule), rate_limited=limited)
     doubtful = sorted(int(b) for b in rates.loc[rates["lr_note"].fillna("") != "", "batch_size"])
     return RateProtocol("tuned", tuple(doubtful))

@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from batchlab.analysis.cbs import fit_steps_model
+from batchlab.config.measures import RATE_CHECK_SPAN
 
 MIN_BATCH_SIZES = 4
 MAX_RMSE_LOG = 0.15
@@ -99,7 +100,7 @@ def measured_only(sizes: np.ndarray, mean_steps: np.ndarray) -> float:
 
 
 RATE_LIMIT_FACTOR = 2.0  # B_crit moving by more than this between two fixed rates 4x apart: it follows the rate
-RATE_LIMIT_SPAN = 4.0
+RATE_LIMIT_SPAN = RATE_CHECK_SPAN
 
 
 def rate_limited(b_crit_by_rate: dict[float, float]) -> bool:

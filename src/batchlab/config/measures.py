@@ -119,6 +119,7 @@ class StepsToTarget(Strict):
 
 
 TO_TARGET_KINDS = ("value", "baseline_ratio", "pilot_fraction")
+RATE_CHECK_SPAN = 4.0  # a rate check's second rate lies at least this factor from the study's
 
 
 class RateGrid(Strict):
@@ -198,6 +199,12 @@ class ToTarget(Strict):
         "assumes it); without it every batch size trains at the study's rate rule, and the noise-scale claim is "
         "inconclusive.",
     )
+    rate_check: PositiveFloat | None = Field(
+        None,
+        description="Without lr_tuning: also train the measured seeds at this multiple of the study's rate (at least 4 "
+        "or at most 1/4, and within 64x) and refit B_crit to them; a B_crit that moves by more than 2x follows the "
+        "rate, not the gradient noise, and is flagged rate-limited.",
+    )
 
     @field_validator("cap")
     @classmethod
@@ -222,6 +229,12 @@ class ToTarget(Strict):
             raise ValueError(f"a pilot_fraction target must be in (0, 1], got {self.value}")
         if self.gradient_seeds > len(self.seeds or [0, 1]):
             raise ValueError(f"gradient_seeds ({self.gradient_seeds}) exceeds the number of seeds")
+        if self.rate_check is not None:
+            if self.lr_tuning is not None:
+                raise ValueError("rate_check is for a fixed rate: with lr_tuning the rate is tuned per batch size")
+            if not RATE_CHECK_SPAN <= max(self.rate_check, 1 / self.rate_check) <= 64:
+                raise ValueError(f"rate_check must be at least {RATE_CHECK_SPAN:g} or at most 1/{RATE_CHECK_SPAN:g} "
+                                 f"(and within 64x), got {self.rate_check:g}")
         shared = sorted(set(self.lr_tuning.tuning_seeds) & set(self.seeds or [])) if self.lr_tuning else []
         if shared:
             raise ValueError(f"lr_tuning.tuning_seeds {shared} are also to_target.seeds: a rate chosen on the runs "

@@ -345,6 +345,8 @@ class Study(Strict):
             if shared:
                 raise ValueError(f"to_target.lr_tuning.tuning_seeds {shared} are also the seeds the analysis measures: "
                                  "a rate chosen on the runs that report S(B) biases it low; pick other tuning seeds")
+        if t.rate_check is not None and self.optim.lr_rule == "tuned":
+            raise ValueError("to_target.rate_check checks a fixed rate rule; optim.lr_rule 'tuned' trains a grid")
         if t.cap.unit == "epochs" and t.cap.amount < 1:
             raise ValueError(f"to_target.cap ({t.cap.amount:g} epochs) is less than one epoch at the largest batch size")
         if self.scaling is None and not self.data.facts_known():

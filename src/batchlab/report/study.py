@@ -214,7 +214,7 @@ def build_study_report(
     target_noise = noise if to_target is None else to_target["noise"]
     runs_behind_critical = table if to_target is None else to_target["runs"]
     rates = tuned_rates(runs_behind_critical)
-    protocol = rate_protocol(runs_behind_critical, rates)
+    protocol = rate_protocol(runs_behind_critical, rates, critical)
     critical = critical.assign(lr_protocol=protocol.text, lr_doubtful_batch_sizes=" ".join(map(str, protocol.doubtful)))
     out = Path(out_dir)
     task = dataset_meta["tasks"][dataset_meta["target"]]

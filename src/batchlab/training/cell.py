@@ -14,6 +14,7 @@ from batchlab import io
 from batchlab.training import engine, rate_search
 from batchlab.config import RateGrid, Study
 from batchlab.data import load_dataset
+from batchlab.measure.crossing import steps_to_target
 from batchlab.training.phases import phase
 from batchlab.training.resume import ResumePoint, StopFlag, run_identity
 from batchlab.training.run import RunResult, StopAt
@@ -34,6 +35,7 @@ def train_cell(
     cuda_graphs: str | None = None,
     stop_at: StopAt | None = None,
     lr_tuning: RateGrid | None = None,
+    rate_check: float | None = None,
 ) -> pd.DataFrame:
     """Train all runs of the cell and write runs.parquet, curves.parquet, embeddings.npz, checkpoints.pt.
 
@@ -51,6 +53,8 @@ def train_cell(
     run trains to that validation loss or to the budget, whichever comes first (a train-to-target cell:
     the study is its to_target_view). With `lr_tuning` as well, the rate is tuned first by steps to the target on
     the grid's tuning seeds (batchlab.training.rate_search), and the study's seeds then train at the chosen rate.
+    With `rate_check` instead, the seeds also train at that multiple of the rate, and each run's row records where
+    its twin crossed the target (rate_check_steps), for the critical-batch analysis's rate-limit check.
     """
     out_dir = Path(out_dir)
     if cuda_graphs is not None:
@@ -83,10 +87,15 @@ def train_cell(
             results = train_these([(search.base_lr, seed) for seed in study.seeds], fractions, stop_at)
         with phase("write"):
             return _write_tuned_outputs(study, study_name, batch_size, data.name, results, search, out_dir, resume_dir)
+    checks = []
+    if rate_check is not None and stop_at is not None:
+        checks = [(study.optim.lr * rate_check, seed) for seed in study.seeds]
     with phase("train"):
-        results = train_these(runs, fractions, stop_at)
+        results = train_these(runs + checks, fractions, stop_at)
     with phase("write"):
-        return _write_outputs(study, study_name, batch_size, data.name, results, out_dir, resume_dir)
+        checked = {key: results.pop(key) for key in checks}
+        return _write_outputs(study, study_name, batch_size, data.name, results, out_dir, resume_dir,
+                              _rate_check_rows(study, study_name, data.name, checked, rate_check, stop_at))
 
 
 def _records(study, study_name, dataset, results) -> pd.DataFrame:
@@ -95,8 +104,11 @@ def _records(study, study_name, dataset, results) -> pd.DataFrame:
     )
 
 
-def _write_outputs(study, study_name, batch_size, dataset, results, out_dir: Path, resume_dir: Path) -> pd.DataFrame:
-    """The cell's files from its finished runs (the chosen learning rate's), and the resume state removed."""
+def _write_outputs(
+    study, study_name, batch_size, dataset, results, out_dir: Path, resume_dir: Path, checked: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The cell's files from its finished runs (the chosen learning rate's), and the resume state removed; a rate
+    check's runs (`checked`) join lr_search and lend each run the steps its seed's twin took."""
     every_run = _records(study, study_name, dataset, results)
     ranking = rank_learning_rates(every_run)
     best = float(ranking.loc[ranking["selected"], "base_lr"].item())
@@ -104,8 +116,27 @@ def _write_outputs(study, study_name, batch_size, dataset, results, out_dir: Pat
     chosen = [results[best, seed] for seed in study.seeds]
     runs = lr_search[lr_search["selected"]].drop(columns=["rank", "selected"]).reset_index(drop=True)
     runs["lr_candidates"] = len(ranking)
+    if checked is not None and len(checked):
+        twin = checked[["seed", "lr", "base_lr", "crossing_steps"]].rename(
+            columns={"lr": "rate_check_lr", "base_lr": "rate_check_base_lr", "crossing_steps": "rate_check_steps"})
+        runs = runs.merge(twin, on="seed", how="left")
+        lr_search = pd.concat([lr_search.assign(role="measured"), checked.assign(role="rate_check")], ignore_index=True)
     _write_chosen(study, study_name, batch_size, chosen, runs, lr_search, out_dir, resume_dir)
     return runs
+
+
+def _rate_check_rows(study, study_name, dataset, checked: dict, factor, stop_at: StopAt | None) -> pd.DataFrame | None:
+    """A rate check's runs as records, with where each crossed the target (NaN where it never reached it)."""
+    if not checked:
+        return None
+    rows = _records(study, study_name, dataset, checked)
+    curves = [result.curve for result in checked.values()]
+    rows["crossing_steps"] = [
+        steps_to_target([c["step"] for c in curve], [c["val_loss"] for c in curve], stop_at.value,
+                        study.steps_to_target.interpolate) if reached else np.nan
+        for curve, reached in zip(curves, rows["reached_target"].astype(bool))
+    ]
+    return rows.assign(rate_check=factor)
 
 
 def _write_tuned_outputs(study, study_name, batch_size, dataset, results, search, out_dir, resume_dir) -> pd.DataFrame:

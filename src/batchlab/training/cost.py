@@ -344,6 +344,7 @@ def cell_costs(name: str, study: Study, rates: Rates | None) -> list[CellCost]:
         grid = study.to_target.lr_tuning
         trials = 0 if grid is None else (grid.points + grid.extensions) * len(grid.tuning_seeds)
         view = study.to_target_view()
+        trials += len(view.seeds) if study.to_target.rate_check is not None else 0  # the seeds again, at the other rate
         cells += [replace(c, to_target=True) for c in _sweep_costs(name, view, rates, len(view.seeds) + trials)]
     if study.equal_steps is not None:
         cells += [replace(c, equal_steps=True) for c in _sweep_costs(name, study.equal_steps_view(), rates)]
