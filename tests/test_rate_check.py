@@ -93,3 +93,31 @@ def test_a_rate_check_beside_a_tuned_sweep_rule_is_refused():
                              "to_target": {"cap": {"unit": "epochs", "amount": 3}, "rate_check": 4.0}}}}
     with pytest.raises(ConfigError, match="rate_check checks a fixed rate rule"):
         validate_config(raw, source="c.yaml")
+
+
+def test_the_cli_carries_a_rate_check_from_the_to_target_block_to_the_critical_table(tmp_path):
+    """`batchlab train --to-target-json` trains the twins, `batchlab critical --target-runs` refits them."""
+    from batchlab.analysis.aggregate import read_all
+    from batchlab.cli import main
+    from batchlab.config import Study
+    from batchlab.data import make_dataset, save_dataset
+
+    study = Study.model_validate({**BASE, "optim": {"lr": 0.01}, "to_target": {
+        "kind": "value", "value": 0.6, "cap": {"unit": "epochs", "amount": 2}, "checks": 8, "rate_check": 4.0}})
+    view, data = study.to_target_view(), tmp_path / "data.npz"
+    save_dataset(make_dataset(study.data), data)
+    for b in view.batch_sizes:
+        main(["train", "--study", "s", "--study-json", view.model_dump_json(), "--batch-size", str(b), "--data", str(data),
+              "--device", "cpu", "--to-target-json", study.to_target.model_dump_json(), "--out-dir", str(tmp_path / f"bs{b}")])
+    runs = read_all([str(tmp_path / f"bs{b}" / "runs.parquet") for b in view.batch_sizes])
+    assert runs["rate_check_base_lr"].tolist() == pytest.approx([0.04] * len(runs))
+    pd.concat([pd.read_parquet(tmp_path / f"bs{b}" / "curves.parquet") for b in view.batch_sizes]).to_parquet(
+        tmp_path / "curves.parquet")
+    pd.DataFrame({"batch_size": pd.Series(dtype=int)}).to_parquet(tmp_path / "noise.parquet")
+    runs.to_parquet(tmp_path / "runs.parquet")
+    main(["critical", "--study", "s", "--target-json", study.steps_to_target.model_dump_json(), "--model-json",
+          study.model.model_dump_json(), "--data", str(data), "--curves", str(tmp_path / "curves.parquet"), "--noise",
+          str(tmp_path / "noise.parquet"), "--target-runs", str(tmp_path / "runs.parquet"), "--steps",
+          str(tmp_path / "steps.parquet"), "--out", str(tmp_path / "critical.parquet")])
+    table = pd.read_parquet(tmp_path / "critical.parquet").set_index("quantity")
+    assert table.loc["b_crit_rate_check", "method"] == "S(B) fit at 4x the rate (rate check)"
