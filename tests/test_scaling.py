@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from batchlab.config import Claim
-from batchlab.analysis.scaling import analyse_grid, evaluate_scaling_claims, log_slopes
+from batchlab.analysis.scaling import analyse_grid, evaluate_scaling_claims, grid_protocol, log_slopes
 
 SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 WIDE = [2**k for k in range(11)]  # 1 .. 1024: a B_crit of 4 to 512 has two batch sizes reached in each regime
@@ -180,3 +180,14 @@ def test_the_scorecard_line_says_why_an_estimate_has_no_interval(tmp_path):
     page = (tmp_path / "index.html").read_text()
     assert re.search(r"slope on data = 0\.\d+; no interval \(2 seeds: a verdict from resampled seeds needs at least 5; "
                      r"no 95% interval: some cell&#39;s B_crit flagged in 2\d% of", page)
+
+
+def test_the_grid_notes_where_it_departs_from_zhangs_protocol():
+    assert grid_protocol("value", "tuned") == ""
+    relative = grid_protocol("fraction", "linear")
+    assert relative.startswith("each cell's target is relative to that cell (steps_to_target.kind fraction)")
+    assert relative.endswith("learning rate linear, not tuned per batch size; Zhang et al. tuned it per batch size and "
+                             "averaged the weights")
+    table, slopes = analyse_grid(*grid(lambda n, w: 0.3 * n**0.5), n_boot=100)
+    card = evaluate_scaling_claims(claims(), table, slopes, protocol=relative)
+    assert (card["protocol"] == relative).all() and set(card["verdict"]) == {"replicated"}

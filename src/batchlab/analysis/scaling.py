@@ -107,8 +107,23 @@ def _reached(sizes: np.ndarray, grid: np.ndarray, n_seeds: int) -> np.ndarray:
     return sizes[np.isfinite(seed_mean_steps(grid, np.arange(n_seeds)))]
 
 
-def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: float = 0.95) -> pd.DataFrame:
-    """Scorecard rows for the grid's claims: B_crit grows with data, and hardly changes with model width."""
+def grid_protocol(target_kind: str, lr_rule: str) -> str:
+    """Where a grid departs from Zhang et al.'s protocol ('' where it does not): one absolute target shared by every
+    cell, and the learning rate tuned per batch size."""
+    notes = []
+    if target_kind != "value":
+        notes.append(f"each cell's target is relative to that cell (steps_to_target.kind {target_kind}); Zhang et al. "
+                     "share one absolute loss across cells, so here the slope on data also measures how deep each "
+                     "cell's target lies (steps_to_target: {kind: value} shares one)")
+    if lr_rule != "tuned":
+        notes.append(f"learning rate {lr_rule}, not tuned per batch size; Zhang et al. tuned it per batch size and "
+                     "averaged the weights")
+    return "; ".join(notes)
+
+
+def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: float = 0.95, protocol: str = "") -> pd.DataFrame:
+    """Scorecard rows for the grid's claims: B_crit grows with data, and hardly changes with model width; protocol:
+    where the grid departs from the paper's (grid_protocol), noted on every row."""
     rows = []
     fitted = table[table["flag"] == ""]
     for claim in claims:
@@ -150,6 +165,7 @@ def evaluate_scaling_claims(claims, table: pd.DataFrame, slopes: dict, level: fl
             "verdict": interval_verdict(low, high, band)
             if slopes["n_seeds"] >= 2 and not unmeasured and enough_draws(share, level)
             else "inconclusive",
+            "protocol": protocol,
         }
         rows.append(scorecard_row(claim, seed_interval_rule(result, []), level, len(slopes[key]["draws"])))
     return pd.DataFrame(rows)

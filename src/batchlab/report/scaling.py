@@ -12,7 +12,7 @@ from batchlab.analysis.verdict_rules import STATISTICS
 from batchlab.config import Study
 from batchlab.report import figures
 from batchlab.report.html import render
-from batchlab.analysis.scaling import analyse_grid, evaluate_scaling_claims
+from batchlab.analysis.scaling import analyse_grid, evaluate_scaling_claims, grid_protocol
 
 CAPTION = (
     "Critical batch size B_crit of every cell of the grid, from the S(B) = S_min(1 + B_crit/B) fit to its seed-mean "
@@ -31,7 +31,8 @@ def build_scaling_report(
     out = Path(out_dir)
     level = 0.95
     table, slopes = analyse_grid(cells, steps, n_boot=max(study.steps_to_target.bootstrap, 100))
-    scorecard = evaluate_scaling_claims(study.claims, table, slopes, level)
+    scorecard = evaluate_scaling_claims(study.claims, table, slopes, level,
+                                        grid_protocol(study.steps_to_target.kind, study.optim.lr_rule))
     if not scorecard.empty:
         scorecard = scorecard.assign(study=name, figure="critical_vs_scale")
     title = f"{name}: {dataset_meta['name']}, {study.model.kind}, {len(table)} cells"
