@@ -170,6 +170,21 @@ def test_the_rate_tuned_per_batch_size_reaches_the_tables_page_and_noise_scale_c
     assert (critical["lr_protocol"] == "learning rate tuned per batch size by steps to the target").all()
 
 
+def test_every_study_page_recommends_a_batch_size_from_its_own_runs(finished_run: Path):
+    """The recommendation reads the runs behind the critical batch size: their steps to the target and their own
+    throughput; tiny_signal's come from its train-to-target runs, at the tuned rates."""
+    rec = json.loads((finished_run / "reports/tiny_signal/recommendation.json").read_text())
+    runs = pd.read_parquet(finished_run / "results/tiny_signal/to_target/runs.parquet")
+    assert [r["batch_size"] for r in rec["table"]] == sorted(runs["batch_size"].unique().tolist())
+    if rec["available"]:
+        best = rec["time_optimal_batch_size"]
+        assert best in rec["band"] and rec["rate"] == "learning rate tuned per batch size by steps to the target"
+        assert rec["time_optimal_lr"] == pytest.approx(runs.loc[runs["batch_size"] == best, "lr"].median())
+        assert rec["paragraph"] in (finished_run / "reports/tiny_signal/index.html").read_text()
+    for study in ("tiny_ehr", "tiny_digits_mlp"):
+        assert "available" in json.loads((finished_run / f"reports/{study}/recommendation.json").read_text())
+
+
 def test_classifier_study_records_accuracy(finished_run: Path):
     table = pd.read_parquet(finished_run / "results/tiny_digits_mlp/table.parquet")
     assert len(table) == 3 * 2 and table["test_accuracy"].between(0, 1).all()

@@ -14,6 +14,7 @@ rule report_study:
     output:
         html="reports/{study}/index.html",
         summary="reports/{study}/summary.json",
+        recommendation="reports/{study}/recommendation.json",
         tables=multiext(
             "reports/{study}/",
             "runs.csv",

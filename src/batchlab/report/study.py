@@ -13,6 +13,7 @@ from batchlab import io, provenance
 from batchlab.analysis.aggregate import summary_by_batch_size
 from batchlab.analysis.claims import evaluate_claims
 from batchlab.analysis.critical import rate_protocol, tuned_rates
+from batchlab.analysis.recommend import recommend
 from batchlab.analysis.verdict_rules import STATISTICS
 from batchlab.config import Study
 from batchlab.report import figures
@@ -269,6 +270,10 @@ def build_study_report(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]
     )
     io.write_csv(scorecard, out / "scorecard.csv")
+    behind = runs_behind_critical
+    rate_text = protocol.text if protocol.tuned else f"{protocol.text}: a rate tuned per batch size (to_target.lr_tuning) may move the answer"
+    recommendation = recommend(steps, behind, str(behind["device"].iloc[0]) if "device" in behind else "device", rate_text)
+    io.write_json(recommendation, out / "recommendation.json")
     prov = provenance.collect(table["device"].astype(str).tolist(), provenance.how_cells_trained(table))
     study_yaml = yaml.safe_dump({study_name: study.model_dump(mode="json")}, sort_keys=False)
     io.write_text(study_yaml, out / "config.yaml")
@@ -316,6 +321,7 @@ def build_study_report(
         provenance=prov,
         study_yaml=study_yaml,
         data=data_section,
+        recommendation=recommendation,
     )
     io.write_text(html, out / "index.html")
     io.write_json(meta, out / "summary.json")

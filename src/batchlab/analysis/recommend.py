@@ -1,0 +1,126 @@
+"""Which batch size to use: time and samples to the target from the measured steps S(B) and throughput X(B).
+
+T(B) = S(B)·B / X(B) is the training time to the target on the device the runs ran on, E(B) = S(B)·B the samples.
+The time-optimal batch size minimises T; the band holds every batch size whose time, over its seeds, comes within
+TIME_SHARE of the fastest, so a choice among them is not settled by these runs. Each batch size gets a regime from
+how much the next doubling cuts the steps (measured between neighbouring batch sizes, per doubling).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+TIME_SHARE = 0.1  # within 10% of the fastest time: the band; within 10% of the fewest samples: sample-efficient
+PERFECT_CUT = 1.8  # a doubling that cuts the steps by at least 1.8x (ideal 2x): perfect scaling
+DIMINISHING_CUT = 1.1  # by 1.1x to 1.8x: diminishing returns; by less: maximal data parallelism
+
+
+def per_batch_size(steps: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Per batch size: seed-mean steps to the target (runs that reached it), median throughput, T and E, with the
+    range of T over the seeds whose runs reached the target (each seed's steps over its own run's throughput)."""
+    reached = steps[steps["reached"].astype(bool)][["batch_size", "seed", "steps"]]
+    paired = reached.merge(runs[["batch_size", "seed", "samples_per_s"]], on=["batch_size", "seed"], how="left")
+    paired["time_s"] = paired["steps"] * paired["batch_size"] / paired["samples_per_s"]
+    rows = []
+    for b, own in runs.groupby("batch_size"):
+        hit = paired[paired["batch_size"] == b]
+        mean_steps = float(hit["steps"].mean()) if len(hit) else math.nan
+        throughput = float(own["samples_per_s"].median())
+        rows.append({
+            "batch_size": int(b), "steps": mean_steps, "seeds_reached": int(len(hit)), "seeds": int(own["seed"].nunique()),
+            "samples_per_s": throughput, "time_s": mean_steps * b / throughput, "samples": mean_steps * b,
+            "time_s_low": float(hit["time_s"].min()) if len(hit) else math.nan,
+            "time_s_high": float(hit["time_s"].max()) if len(hit) else math.nan,
+            "lr": float(own["lr"].median()) if "lr" in own else math.nan,
+        })
+    table = pd.DataFrame(rows).sort_values("batch_size", ignore_index=True)
+    table["steps_cut_per_doubling"] = cuts_per_doubling(table["batch_size"].to_numpy(float), table["steps"].to_numpy(float))
+    table["regime"] = [regime(c) for c in table["steps_cut_per_doubling"]]
+    return table
+
+
+def cuts_per_doubling(sizes: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """How many times fewer steps each doubling of the batch size takes, from a batch size to the next measured one
+    (S(b1)/S(b2))^(1/log2(b2/b1)); the largest batch size takes the value of the step before it."""
+    cut = np.full(len(sizes), np.nan)
+    for i in range(len(sizes) - 1):
+        if np.isfinite(steps[i]) and np.isfinite(steps[i + 1]) and steps[i + 1] > 0:
+            cut[i] = (steps[i] / steps[i + 1]) ** (1 / math.log2(sizes[i + 1] / sizes[i]))
+    if len(sizes) > 1 and np.isfinite(steps[-1]):
+        cut[-1] = cut[-2]
+    return cut
+
+
+def regime(cut: float) -> str:
+    """The regime a cut in steps per doubling names (thresholds PERFECT_CUT and DIMINISHING_CUT)."""
+    if not math.isfinite(cut):
+        return "not measured"
+    if cut >= PERFECT_CUT:
+        return "perfect scaling"
+    return "diminishing returns" if cut >= DIMINISHING_CUT else "maximal data parallelism"
+
+
+def recommend(steps: pd.DataFrame, runs: pd.DataFrame, device: str, rate_text: str) -> dict:
+    """The recommendation as a JSON-ready dict: the per-batch-size table, the time-optimal batch size and its band, the
+    largest batch size within TIME_SHARE of the fewest samples, and a paragraph in words.
+
+    steps: steps to the target per run (batch_size, seed, steps, reached); runs: the same runs' batch_size, seed,
+    samples_per_s and lr; device: where they ran; rate_text: how the rate was set (tuned or not), said with the
+    answer."""
+    table = per_batch_size(steps, runs)
+    timed = table[np.isfinite(table["time_s"])]
+    if timed.empty:
+        return {"available": False, "reason": "no batch size reached the target", "table": _records(table)}
+    best = timed.loc[timed["time_s"].idxmin()]
+    ceiling = best["time_s"] * (1 + TIME_SHARE)
+    band = timed[(timed["time_s_low"] <= ceiling) | (timed["time_s"] <= ceiling)]["batch_size"].astype(int).tolist()
+    frugal = timed[timed["samples"] <= timed["samples"].min() * (1 + TIME_SHARE)]["batch_size"].max()
+    return {
+        "available": True,
+        "device": device,
+        "time_optimal_batch_size": int(best["batch_size"]),
+        "time_optimal_lr": float(best["lr"]),
+        "time_to_target_s": float(best["time_s"]),
+        "time_to_target_range_s": [float(best["time_s_low"]), float(best["time_s_high"])],
+        "band": band,
+        "band_rule": f"batch sizes whose time to the target, at its mean or for some seed, lies within "
+        f"{TIME_SHARE:.0%} of the fastest mean",
+        "sample_efficient_batch_size": int(frugal),
+        "sample_efficient_rule": f"the largest batch size whose samples to the target lie within {TIME_SHARE:.0%} of "
+        "the fewest",
+        "regime_rule": f"how many times fewer steps the next doubling takes: at least {PERFECT_CUT:g} perfect scaling, "
+        f"{DIMINISHING_CUT:g} to {PERFECT_CUT:g} diminishing returns, less maximal data parallelism",
+        "rate": rate_text,
+        "paragraph": paragraph(table, best, band, device, rate_text),
+        "table": _records(table),
+    }
+
+
+def paragraph(table: pd.DataFrame, best: pd.Series, band: list[int], device: str, rate_text: str) -> str:
+    """The answer in plain words, with the next larger batch size's trade: faster per sample, more samples."""
+    b = int(best["batch_size"])
+    seeds = int(best["seeds_reached"])
+    spread = (f"{_duration(best['time_s_low'])} to {_duration(best['time_s_high'])} over {seeds} seeds" if seeds > 1
+              else "one seed")
+    text = (f"On this {device}, batch size {b} at learning rate {best['lr']:.3g} reaches the target fastest: "
+            f"{_duration(best['time_s'])} of training ({spread}; {best['regime']}).")
+    larger = table[(table["batch_size"] > b) & np.isfinite(table["samples"])]
+    if len(larger):
+        nxt = larger.iloc[0]
+        text += (f" Batch size {int(nxt['batch_size'])} runs {nxt['samples_per_s'] / best['samples_per_s']:.2g}x as many "
+                 f"samples per second but needs {nxt['samples'] / best['samples']:.2g}x the samples.")
+    if len(band) > 1:
+        text += f" Batch sizes {', '.join(map(str, band))} are within {TIME_SHARE:.0%} of the fastest: these runs do not tell them apart."
+    return text + f" The {rate_text}."
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.3g} s" if seconds < 120 else f"{seconds / 60:.3g} min"
+
+
+def _records(table: pd.DataFrame) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+            for row in table.to_dict("records")]
