@@ -38,6 +38,7 @@ from batchlab.analysis.spread_shape import flattening_test
 from batchlab.analysis.trained import left_out, trained_mask
 from batchlab.analysis.trend import HIGHER_IS_BETTER, trend_test
 from batchlab.analysis.verdict_rules import SEED_RESAMPLED, STATISTICS
+from batchlab.config import RateGrid
 
 def interval_verdict(low: float, high: float, band: tuple[float, float] | None = None) -> str:
     """Verdict from an interval: above 0 replicated, below 0 not, else inconclusive.
@@ -415,9 +416,12 @@ def protocol_note(claim, lr_rule: str, optimizer: str = "sgd", doubtful_rates: t
     For the noise-scale claim lr_rule is the protocol of the runs B_crit comes from, and doubtful_rates the batch
     sizes whose tuned rate lies at the grid's edge (or where no rate reached the target)."""
     if claim.expect == "predicts_critical_batch":
+        grid = RateGrid()
+        trials = (grid.points + grid.extensions) * len(grid.tuning_seeds)
         notes = [f"{RateProtocol(lr_rule).text}; McCandlish et al.'s B_crit ≈ B_noise assumes it tuned at each batch size (to_target."
-                 "lr_tuning tunes it: a grid of trials per batch size on tuning seeds, as config/paper.yaml runs)"] \
-            if lr_rule != "tuned" else []
+                 "lr_tuning tunes it: a grid of trials per batch size on tuning seeds, as config/paper.yaml runs; the "
+                 f"default grid trains up to {trials} trials per batch size beside its measured seeds, stopping those "
+                 "that can no longer win)"] if lr_rule != "tuned" else []
         if doubtful_rates:
             notes.append(f"tuned rate at the grid's edge (or no rate reached the target) at batch size"
                          f"{'s' if len(doubtful_rates) > 1 else ''} {', '.join(map(str, doubtful_rates))}")
