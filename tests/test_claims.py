@@ -344,7 +344,7 @@ def noise_table(b_simple_of, seeds=(0, 1), sizes=SIZES, fractions=(0.0, 0.25, 1.
 
 
 def test_the_checkpoint_closest_to_the_crossing_in_log_step_is_used():
-    from batchlab.analysis.critical import noise_at_crossing
+    from batchlab.analysis.at_target import noise_at_crossing
 
     noise = noise_table(lambda b, s, f: 10 + 100 * f, sizes=[1, 4], seeds=[0], total=lambda b: {1: 400, 4: 4000}[b])
     steps = pd.DataFrame({"batch_size": [1, 4], "seed": [0, 0], "steps": [3.0, 1500.0], "reached": [True, True]})
@@ -383,7 +383,7 @@ def test_runs_with_undefined_b_simple_are_left_out_and_counted():
 
 
 def noise_at_crossing_of(steps):
-    from batchlab.analysis.critical import noise_at_crossing
+    from batchlab.analysis.at_target import noise_at_crossing
 
     return noise_at_crossing(noise_table(lambda b, s, f: 50.0), steps)
 

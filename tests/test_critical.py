@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchlab.analysis.critical import geometric_mean, with_caps
+from batchlab.analysis.at_target import geometric_mean
+from batchlab.analysis.critical import with_caps
 
 
 def test_geometric_mean_of_ten_and_a_thousand_is_a_hundred():

@@ -109,16 +109,16 @@ def test_the_interval_at_the_target_convolves_the_seeds_with_the_estimator_noise
     """Two seeds with the same B_simple: the seeds alone give no width. Resampling them gives {0, 1} (either order,
     half the draws: variance (s^2 + s^2)/4) or one seed twice (its error repeated: variance 4 s^2 / 4), so the upper
     end is 100 exp(x) where 0.5 Phi(x / (s / sqrt 2)) + 0.5 Phi(x / s) = 0.975."""
-    from batchlab.analysis.critical import _b_simple_at_target
+    from batchlab.analysis.at_target import b_simple_at_target
 
     s = 0.2
-    row = _b_simple_at_target(at_target([100.0, 100.0], [s, s]), n_boot=20000).iloc[0]
+    row = b_simple_at_target(at_target([100.0, 100.0], [s, s]), n_boot=20000).iloc[0]
     x = brentq(lambda v: 0.5 * norm.cdf(v / (s / math.sqrt(2))) + 0.5 * norm.cdf(v / s) - 0.975, 0, 2)
     assert row["estimate"] == pytest.approx(100.0, rel=1e-12)
     assert row["high"] == pytest.approx(100 * math.exp(x), rel=0.02)  # quantile's MC error about 0.4%
     assert row["low"] == pytest.approx(100 * math.exp(-x), rel=0.02)
     assert "jackknife" in row["definition"] and "1024 examples" in row["definition"]
-    exact = _b_simple_at_target(at_target([100.0, 100.0], [0.0, 0.0]), n_boot=2000).iloc[0]
+    exact = b_simple_at_target(at_target([100.0, 100.0], [0.0, 0.0]), n_boot=2000).iloc[0]
     assert exact["low"] == exact["high"] == pytest.approx(100.0, rel=1e-12)
 
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from batchlab.analysis.cbs import bootstrap_fit, fit_steps_model
-from batchlab.analysis.critical import _b_simple_at_target, analyse, geometric_mean, noise_at_crossing
+from batchlab.analysis.at_target import b_simple_at_target, geometric_mean, noise_at_crossing
+from batchlab.analysis.critical import analyse
 from batchlab.config import StepsToTarget
 from reference_fits import reference_steps_fit
 
@@ -54,7 +55,7 @@ def at_crossing(values_by_seed: dict, factor: float = 2.0) -> pd.DataFrame:
 def test_b_simple_at_target_is_the_geometric_mean_and_its_seed_interval_spans_the_seeds():
     """Seed 0 measures 10 at both batch sizes, seed 1 measures 1000: the estimate is 100. Resampling 2 seeds gives
     {0, 0} (10) and {1, 1} (1000) a quarter of the time each, over the 2.5% a 95% interval leaves in a tail."""
-    row = _b_simple_at_target(at_crossing({0: [10.0, 10.0], 1: [1000.0, 1000.0]}), n_boot=400).iloc[0]
+    row = b_simple_at_target(at_crossing({0: [10.0, 10.0], 1: [1000.0, 1000.0]}), n_boot=400).iloc[0]
     assert row["quantity"] == "b_simple_at_target" and row["flag"] == ""
     assert row["estimate"] == pytest.approx(100.0, rel=1e-9)
     assert row["low"] == pytest.approx(10.0, rel=1e-9) and row["high"] == pytest.approx(1000.0, rel=1e-9)
@@ -67,7 +68,7 @@ def test_b_simple_at_target_pools_runs_not_seed_means_and_leaves_out_seeds_witho
     10^(5/4) (the seeds' own means, 10^(4/3) and 10, would give 10^(7/6)). A resample of seed 2 alone has no value and
     is left out, not counted against the interval; those of seed 1 (and 2) give 10 and those of seed 0 (and 2) give
     10^(4/3), each 7/27 of the draws: the ends of the interval."""
-    row = _b_simple_at_target(at_crossing({0: [1.0, 100.0, 100.0], 1: [10.0, np.nan], 2: [np.nan]}), n_boot=300).iloc[0]
+    row = b_simple_at_target(at_crossing({0: [1.0, 100.0, 100.0], 1: [10.0, np.nan], 2: [np.nan]}), n_boot=300).iloc[0]
     assert row["estimate"] == pytest.approx(10 ** (5 / 4), rel=1e-9)
     assert row["n_excluded"] == 2
     assert 0 < 300 - row["n_boot_ok"] < 30  # {2, 2, 2} is 1/27 of the draws
@@ -75,9 +76,9 @@ def test_b_simple_at_target_pools_runs_not_seed_means_and_leaves_out_seeds_witho
 
 
 def test_b_simple_at_target_without_runs_or_with_one_seed():
-    empty = _b_simple_at_target(at_crossing({}), n_boot=50).iloc[0]
+    empty = b_simple_at_target(at_crossing({}), n_boot=50).iloc[0]
     assert math.isnan(empty["estimate"]) and empty["flag"] == "no run with gradient statistics reached the target"
-    one = _b_simple_at_target(at_crossing({5: [4.0, 16.0]}), n_boot=50).iloc[0]
+    one = b_simple_at_target(at_crossing({5: [4.0, 16.0]}), n_boot=50).iloc[0]
     assert one["estimate"] == pytest.approx(8.0, rel=1e-12) and math.isnan(one["low"]) and one["n_boot_ok"] == 0
 
 
@@ -152,8 +153,8 @@ def test_relabelling_the_seeds_changes_no_estimate(factors, order):
     np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-9)
     values = {s: [f, 3 * f] for s, f in enumerate(factors)}
     relabelled_values = {labels[s]: v for s, v in values.items()}
-    x = _b_simple_at_target(at_crossing(values), n_boot=0).iloc[0]["estimate"]
-    y = _b_simple_at_target(at_crossing(relabelled_values), n_boot=0).iloc[0]["estimate"]
+    x = b_simple_at_target(at_crossing(values), n_boot=0).iloc[0]["estimate"]
+    y = b_simple_at_target(at_crossing(relabelled_values), n_boot=0).iloc[0]["estimate"]
     assert x == pytest.approx(y, rel=1e-12)
     assert x == pytest.approx(math.sqrt(3) * math.prod(factors) ** (1 / len(factors)), rel=1e-9)
 

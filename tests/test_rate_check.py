@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from batchlab.analysis.claims import degradation_test, evaluate_claims
-from batchlab.analysis.critical import RateProtocol, rate_check, rate_limit_reason, rate_protocol
+from batchlab.analysis.rates import RateProtocol, rate_check, rate_limit_reason, rate_protocol
 from batchlab.config import Claim, ConfigError, validate_config
 
 SIZES = [2**k for k in range(11)]

@@ -26,9 +26,10 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
-from batchlab.analysis.critical import (
-    RateProtocol, estimator_text, estimator_variance, geometric_mean, noise_at_crossing, seed_runs, with_estimator_noise,
+from batchlab.analysis.at_target import (
+    estimator_text, estimator_variance, geometric_mean, noise_at_crossing, seed_runs, with_estimator_noise,
 )
+from batchlab.analysis.rates import RateProtocol
 from batchlab.analysis.equal_steps import equal_steps_test
 from batchlab.analysis.measured import flag as measured_flag
 from batchlab.analysis.measured import measured_b_crit
@@ -472,7 +473,7 @@ def evaluate_claims(
     claims about trained models (batchlab.analysis.trained); lr_rule: the study's learning-rate protocol;
     equal_steps: the runs of the study's equal-steps arm (vanishes_at_equal_steps claims); optimizer: the study's
     (adam or sgd), for the protocol notes; critical_protocol: how the runs behind B_crit set their rate, and the
-    batch sizes whose tuned rate is doubtful (batchlab.analysis.critical.rate_protocol); default: lr_rule, as given.
+    batch sizes whose tuned rate is doubtful (batchlab.analysis.rates.rate_protocol); default: lr_rule, as given.
     """
     if critical_protocol is None:
         critical_protocol = RateProtocol(lr_rule)

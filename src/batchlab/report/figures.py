@@ -249,7 +249,7 @@ def b_simple_over_training(
 
 
 def _mark_noise_at_target(ax: plt.Axes, noise: pd.DataFrame, steps: pd.DataFrame, critical: pd.DataFrame) -> None:
-    from batchlab.analysis.critical import noise_at_crossing
+    from batchlab.analysis.at_target import noise_at_crossing
 
     at = noise_at_crossing(noise, steps)
     if not at.empty:

@@ -12,7 +12,7 @@ import yaml
 from batchlab import io, provenance
 from batchlab.analysis.aggregate import summary_by_batch_size
 from batchlab.analysis.claims import evaluate_claims
-from batchlab.analysis.critical import rate_protocol, tuned_rates
+from batchlab.analysis.rates import rate_protocol, tuned_rates
 from batchlab.analysis.recommend import recommend
 from batchlab.analysis.verdict_rules import STATISTICS
 from batchlab.config import Study
