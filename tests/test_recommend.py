@@ -79,6 +79,7 @@ def test_batch_sizes_that_never_reached_the_target_are_named_not_chosen():
     table = pd.DataFrame(rec["table"]).set_index("batch_size")
     assert table.loc[64, "time_s"] is None or math.isnan(table.loc[64, "time_s"])
     assert table.loc[256, "regime"] == "not measured"
+    assert table.loc[32, "regime"] == table.loc[16, "regime"] == "diminishing returns"  # the largest reached: 16's cut
     none = recommend(steps.assign(reached=False), runs, "cpu", "x")
     assert none == {"available": False, "reason": "no batch size reached the target", "table": none["table"]}
     assert np.isnan(pd.DataFrame(none["table"])["time_s"].astype(float)).all()

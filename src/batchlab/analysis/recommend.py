@@ -43,14 +43,15 @@ def per_batch_size(steps: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def cuts_per_doubling(sizes: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """How many times fewer steps each doubling of the batch size takes, from a batch size to the next measured one
-    (S(b1)/S(b2))^(1/log2(b2/b1)); the largest batch size takes the value of the step before it."""
+    """How many times fewer steps each doubling of the batch size takes, from a batch size that reached the target to
+    the next one that did, (S(b1)/S(b2))^(1/log2(b2/b1)); the largest that did takes the value of the one before it,
+    and those that never reached it have none."""
     cut = np.full(len(sizes), np.nan)
-    for i in range(len(sizes) - 1):
-        if np.isfinite(steps[i]) and np.isfinite(steps[i + 1]) and steps[i + 1] > 0:
-            cut[i] = (steps[i] / steps[i + 1]) ** (1 / math.log2(sizes[i + 1] / sizes[i]))
-    if len(sizes) > 1 and np.isfinite(steps[-1]):
-        cut[-1] = cut[-2]
+    reached = [i for i in range(len(sizes)) if np.isfinite(steps[i]) and steps[i] > 0]
+    for i, j in zip(reached, reached[1:]):
+        cut[i] = (steps[i] / steps[j]) ** (1 / math.log2(sizes[j] / sizes[i]))
+    if len(reached) > 1:
+        cut[reached[-1]] = cut[reached[-2]]
     return cut
 
 
@@ -103,8 +104,9 @@ def paragraph(table: pd.DataFrame, best: pd.Series, band: list[int], device: str
     """The answer in plain words, with the next larger batch size's trade: faster per sample, more samples."""
     b = int(best["batch_size"])
     seeds = int(best["seeds_reached"])
-    spread = (f"{_duration(best['time_s_low'])} to {_duration(best['time_s_high'])} over {seeds} seeds" if seeds > 1
-              else "one seed")
+    low, high = _duration(best["time_s_low"]), _duration(best["time_s_high"])
+    spread = ("one seed" if seeds < 2 else f"{low} for each of {seeds} seeds" if low == high
+              else f"{low} to {high} over {seeds} seeds")
     text = (f"On this {device}, batch size {b} at learning rate {best['lr']:.3g} reaches the target fastest: "
             f"{_duration(best['time_s'])} of training ({spread}; {best['regime']}).")
     larger = table[(table["batch_size"] > b) & np.isfinite(table["samples"])]
