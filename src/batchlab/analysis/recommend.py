@@ -13,6 +13,11 @@ import math
 import numpy as np
 import pandas as pd
 
+THROUGHPUT_SOURCE = (
+    "the runs' own samples per second over their whole training loop, the loss checks included: where a run takes "
+    "few steps (large batch sizes) the checks weigh more and its time is overstated; no dedicated warm throughput "
+    "measurement yet"
+)
 TIME_SHARE = 0.1  # within 10% of the fastest time: the band; within 10% of the fewest samples: sample-efficient
 PERFECT_CUT = 1.8  # a doubling that cuts the steps by at least 1.8x (ideal 2x): perfect scaling
 DIMINISHING_CUT = 1.1  # by 1.1x to 1.8x: diminishing returns; by less: maximal data parallelism
@@ -95,6 +100,7 @@ def recommend(steps: pd.DataFrame, runs: pd.DataFrame, device: str, rate_text: s
         "regime_rule": f"how many times fewer steps the next doubling takes: at least {PERFECT_CUT:g} perfect scaling, "
         f"{DIMINISHING_CUT:g} to {PERFECT_CUT:g} diminishing returns, less maximal data parallelism",
         "rate": rate_text,
+        "throughput_source": THROUGHPUT_SOURCE,
         "paragraph": paragraph(table, best, band, device, rate_text),
         "table": _records(table),
     }
