@@ -44,6 +44,10 @@ def cmd_validate(args: argparse.Namespace) -> None:
     from batchlab.training.cost import print_estimate
 
     cfg = load_config(args.config, inspect=inspect_files)
+    if any(study.model.kind == "python" for study in cfg.studies.values()):
+        from batchlab.training.model_check import check_models  # torch, only for a factory model
+
+        cfg = check_models(cfg, args.config, stream=sys.stdout)
     for name, study in cfg.studies.items():
         grid = f", scaling grid of {len(study.variants(name))} cells" if study.scaling else ""
         print(f"{name}: {study.data.name}, {study.model.kind}, batch sizes {study.batch_sizes}, seeds {study.seeds}{grid}")

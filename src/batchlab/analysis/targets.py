@@ -79,7 +79,7 @@ def constant_prediction_loss(data, model_spec, split: str) -> float:
     """
     import torch
 
-    from batchlab.config import CLASSIFIER_KINDS
+    from batchlab.config import is_classifier
     from batchlab.nets.objectives import sample_loss_for
 
     if model_spec.kind == "contrastive":
@@ -88,7 +88,7 @@ def constant_prediction_loss(data, model_spec, split: str) -> float:
     n = len(train)
     x = torch.as_tensor(data.x[part], dtype=torch.float64)
     y = torch.as_tensor(data.labels[data.target][part])
-    if model_spec.kind in CLASSIFIER_KINDS:
+    if is_classifier(model_spec):
         counts = np.bincount(data.labels[data.target][train].astype(int), minlength=data.n_classes())
         output = torch.as_tensor(np.log((counts + 0.5) / (n + 0.5 * len(counts))))
         y = y.long()

@@ -23,7 +23,7 @@ from batchlab.config.measures import (
 )
 from batchlab.config.models import (
     CLASSIFIER_KINDS, CNNClassifier, ContrastiveEncoder, ConvAE, DenseAE, DiagonalQuadratic, LinearRegression,
-    MLPClassifier, ModelSpec, widened,
+    MLPClassifier, ModelSpec, PythonModel, import_factory, is_classifier, widened,
 )
 from batchlab.config.study import STUDY_NAME, Config, Study, variant_name
 from batchlab.config.tables import TABLE_SUFFIXES, VOCABULARIES, CodeTable, Demographics, PhecodeMap
@@ -36,9 +36,9 @@ __all__ = [
     "BratsData", "Budget", "CNNClassifier", "Claim", "CodeTable", "Config", "ConfigError", "ContrastiveEncoder",
     "ConvAE", "DataSpec", "Demographics", "DenseAE", "DiagonalQuadratic", "DigitsData", "Downstream", "EHRCodesData", "EqualSteps",
     "FileData", "FilesNotChecked", "GradientNoise", "LinearRegression", "MLPClassifier", "Mnist1dData", "ModelSpec",
-    "NoisyQuadraticData", "Optim",
+    "NoisyQuadraticData", "Optim", "PythonModel",
     "PhantomMRIData", "PhecodeMap", "RateGrid", "Scaling", "Sharpness", "Split", "StepsToTarget", "Strict", "Study", "SyntheticEHRData", "ToTarget",
     "Training", "Verdicts",
     "data_from_json", "format_validation_error", "json_schema", "load_config", "split_sizes", "study_from_json",
-    "validate_config", "variant_name", "widened",
+    "import_factory", "is_classifier", "validate_config", "variant_name", "widened",
 ]  # fmt: skip

@@ -263,7 +263,11 @@ class FileData(_FileBacked):
     features: list[str] | None = Field(
         None, description="Feature columns (tables) or the array key (NPZ, one name); default: every other column."
     )
-    label: str = Field(description="Label column (tables) or array key (NPZ).")
+    label: str | None = Field(
+        None,
+        description="Label column (tables) or array key (NPZ); leave out for unlabelled data, which serves an "
+        "autoencoder and has its downstream step skipped.",
+    )
     task: Literal["classification", "regression"] = Field("classification", description="Kind of label.")
     synthetic: bool = Field(False, description="Set true if the file holds synthetic data; the report says so.")
 
@@ -284,7 +288,8 @@ class FileData(_FileBacked):
         return features
 
     def target_task(self) -> str:
-        return self.task
+        """The label's task, or "none" for unlabelled data."""
+        return "none" if self.label is None else self.task
 
     def n_samples_total(self) -> int:
         return self.summary().n_rows

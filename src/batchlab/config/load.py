@@ -24,7 +24,7 @@ def _location(loc: tuple) -> str:
 
 
 def _drop_union_tags(parts: list[str]) -> list[str]:
-    tags = set(DATASET_NAMES) | {"dense_ae", "conv_ae", "linear", "quadratic"}
+    tags = set(DATASET_NAMES) | {"dense_ae", "conv_ae", "linear", "quadratic", "python"}
     return [p for p in parts if p not in tags]
 
 

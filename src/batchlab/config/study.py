@@ -19,7 +19,7 @@ from batchlab.config.data import DataSpec, EHRCodesData, FileData
 from batchlab.config.measures import (
     SPREAD_SUBSET_SHARE, Downstream, EqualSteps, GradientNoise, Sharpness, StepsToTarget, ToTarget,
 )
-from batchlab.config.models import CLASSIFIER_KINDS, ModelSpec, widened
+from batchlab.config.models import ModelSpec, is_classifier, widened
 from batchlab.config.training import Budget, Optim, Training
 
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -208,7 +208,7 @@ class Study(Strict):
 
     @property
     def is_classifier(self) -> bool:
-        return self.model.kind in CLASSIFIER_KINDS
+        return is_classifier(self.model)
 
     # Cross-field checks, one validator per concern. Pydantic stops at the first that fails, so their order is
     # the order in which problems are reported. Those that need what a user's files hold are skipped when the
@@ -221,6 +221,8 @@ class Study(Strict):
             raise ValueError("model.loss 'bce' needs model.output 'sigmoid'")
         if self.is_classifier and self.data.target_task() == "regression":
             raise ValueError(f"model.kind {self.model.kind!r} is a classifier, but the data's label is a regression target")
+        if self.data.target_task() == "none" and (self.is_classifier or self.model.kind == "linear"):
+            raise ValueError(f"model.kind {self.model.kind!r} learns a label, but the data set has none (data.label)")
         if self.model.kind == "linear" and self.data.target_task() != "regression":
             raise ValueError("model.kind 'linear' is a regression model, but the data's label is a classification target")
         if self.steps_to_target.kind == "baseline_fraction" and self.model.kind == "contrastive":

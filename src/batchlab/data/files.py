@@ -1,7 +1,9 @@
-"""A user's own data: CSV, Parquet or NPZ with named feature and label columns.
+"""A user's own data: CSV, Parquet or NPZ with named feature and label columns, or without a label.
 
-This is how a researcher with access to BLSA or BraTS runs the real study. Every problem is reported
-with the file and the column it concerns.
+This is how a researcher with access to BLSA or BraTS runs the real study. An NPZ array may hold samples of
+any shape ([N, F], [N, C, L], [N, C, H, W], ...). Unlabelled data (no `label`) serve an autoencoder: the data
+set then carries an all-zero label of task "none", which the downstream step reads as "skip". Every problem
+is reported with the file and the column it concerns.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from batchlab.data import Dataset, with_split
 from batchlab.provenance import inputs_manifest
 
 MIN_ROWS = 20
+HEAD_ROWS = 8  # the first samples kept by the file check, for the model check at validate
+NO_LABEL = "unlabelled"  # the target's name in a data set made from a file without a label
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,11 @@ class FileSummary:
     """What config validation needs to know about a user's file before any job runs."""
 
     n_rows: int
-    smallest_class: int | None  # samples in the rarest class; None for regression
+    smallest_class: int | None  # samples in the rarest class; None for regression or no label
+    n_classes: int | None = None  # classes of the label; None for regression or no label
+    sample_shape: tuple[int, ...] = ()  # one sample's shape, without the batch axis
+    head: np.ndarray | None = None  # the first HEAD_ROWS samples as float32, for the model check
+    head_labels: np.ndarray | None = None  # their labels, encoded as training reads them
 
 
 def inspect_file(spec: FileData) -> FileSummary:
@@ -38,8 +46,12 @@ def inspect_file(spec: FileData) -> FileSummary:
     if key not in _SUMMARIES:
         x, y = _read_npz(spec) if spec.path.suffix.lower() == ".npz" else _read_table(spec)
         y = _check(spec, x, y)
-        smallest = None if spec.task == "regression" else int(np.bincount(y).min())
-        _SUMMARIES[key] = FileSummary(n_rows=len(x), smallest_class=smallest)
+        counts = np.bincount(y) if spec.target_task() == "classification" else None
+        _SUMMARIES[key] = FileSummary(
+            n_rows=len(x), smallest_class=None if counts is None else int(counts.min()),
+            n_classes=None if counts is None else len(counts), sample_shape=tuple(x.shape[1:]),
+            head=x[:HEAD_ROWS].astype(np.float32), head_labels=y[:HEAD_ROWS],
+        )
     return _SUMMARIES[key]
 
 
@@ -77,25 +89,30 @@ def _read_table(spec: FileData) -> tuple[np.ndarray, np.ndarray]:
     path = spec.path
     frame = read_table(path)
     features = spec.features or [c for c in frame.columns if c != spec.label]
-    missing = [c for c in [*features, spec.label] if c not in frame.columns]
+    missing = [c for c in [*features, *([spec.label] if spec.label else [])] if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing} (data.features / data.label)")
     non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(frame[c])]
     if non_numeric:
         raise ValueError(f"{path}: non-numeric feature column(s) {non_numeric[:5]} (data.features)")
-    return frame[features].to_numpy(dtype=np.float64), frame[spec.label].to_numpy()
+    x = frame[features].to_numpy(dtype=np.float64)
+    return x, (frame[spec.label].to_numpy() if spec.label else np.zeros(len(x), dtype=np.int64))
 
 
 def _read_npz(spec: FileData) -> tuple[np.ndarray, np.ndarray]:
+    """The features array (any sample shape) and the label array, all zeros when the spec names no label."""
     path = spec.path
     key = (spec.features or ["x"])[0]
     try:
         with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in (key, spec.label) if k not in z.files]
+            missing = [k for k in (key, spec.label) if k is not None and k not in z.files]
             if missing:
                 raise ValueError(f"{path}: missing array(s) {missing} (data.features / data.label); arrays: {sorted(z.files)}")
-            x, y = z[key], z[spec.label]
-    except (OSError, EOFError) as err:
+            x = z[key]
+            y = z[spec.label] if spec.label else np.zeros(len(x), dtype=np.int64)
+    except (OSError, EOFError, ValueError) as err:
+        if isinstance(err, ValueError) and str(err).startswith(str(path)):
+            raise
         raise ValueError(f"{path}: unreadable: {err}") from None
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"{path}: array {key!r} is not numeric (data.features)")
@@ -114,6 +131,8 @@ def _check(spec: FileData, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         col = int(np.flatnonzero(bad.any(axis=0))[0])
         name = spec.features[col] if spec.features and len(spec.features) > col else f"#{col}"
         raise ValueError(f"{path}: {int(bad.sum())} non-finite feature value(s), first in column {name} (data.features)")
+    if spec.label is None:
+        return np.zeros(len(x), dtype=np.int64)
     if pd.isna(pd.Series(y)).any():
         raise ValueError(f"{path}: label column {spec.label!r} has missing values (data.label)")
     if spec.task == "regression":
@@ -137,15 +156,17 @@ def load_file(spec: FileData) -> Dataset:
     kind = "synthetic" if spec.synthetic else "user-provided"
     inputs_csv, inputs_sha256 = inputs_manifest([{"role": "table", "path": str(spec.path)}])
     source = {"kind": "file", "inputs_csv": inputs_csv, "inputs_sha256": inputs_sha256, "inputs_kind": "input table"}
+    target = spec.label or NO_LABEL
+    label_text = f"{spec.label} ({spec.task})" if spec.label else "none (unlabelled: the downstream step is skipped)"
     return with_split(
         x,
-        {spec.label: y},
-        {spec.label: spec.task},
-        spec.label,
+        {target: y},
+        {target: spec.target_task()},
+        target,
         spec.split,
         "file",
         synthetic=spec.synthetic,
         description=f"{kind.capitalize()} data from {Path(spec.path).name}: {len(x):,} samples x "
-        f"{int(np.prod(x.shape[1:])):,} features; label: {spec.label} ({spec.task}).",
+        f"{int(np.prod(x.shape[1:])):,} features; label: {label_text}.",
         source=source,
     )

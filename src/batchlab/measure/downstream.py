@@ -107,10 +107,20 @@ def summarise(scores: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def skip_reason(task: str) -> str:
+    """Why no SVM is fitted for a label of this task ('' when one is): unlabelled data have nothing to predict."""
+    return "the data set has no label (unlabelled data)" if task == "none" else ""
+
+
 def evaluate_embeddings(
     z: np.ndarray, keys: list[dict], y: np.ndarray, task: str, spec: Downstream, groups: np.ndarray | None = None
 ) -> pd.DataFrame:
-    """One row per embedding z[i] (runs of one cell) with its CV metrics, keyed by keys[i]."""
+    """One row per embedding z[i] (runs of one cell) with its CV metrics, keyed by keys[i]; a row not evaluated
+    says why in `skipped_reason` (unlabelled data, a model without encode)."""
+    skipped = skip_reason(task) or ("the model has no encode method, so no embedding" if z.shape[-1] == 0 else "")
+    if skipped:
+        return pd.DataFrame([{**key, "embedding": "autoencoder", "evaluated": False, "skipped_reason": skipped}
+                             for key in keys])
     cv = folds(y, task, spec.folds, groups)
     estimator = make_estimator(spec, task)
     rows = []
@@ -130,6 +140,9 @@ def evaluate_baselines(
 
     Every (baseline, fold) fit is independent and runs on one thread, in up to `workers` processes:
     the raw-input SVM of a wide data set is minutes of one core, and the numbers do not depend on the workers."""
+    if skip_reason(task):
+        return pd.DataFrame([{"embedding": name, "evaluated": False, "skipped_reason": skip_reason(task)}
+                             for name in spec.baselines])
     flat = x.reshape(len(x), -1)
     cv = folds(y, task, spec.folds, groups)
     calls = []

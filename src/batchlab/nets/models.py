@@ -15,7 +15,9 @@ from torch.nn import functional as F
 
 from batchlab.config import (
     CNNClassifier, ContrastiveEncoder, ConvAE, DenseAE, DiagonalQuadratic, LinearRegression, MLPClassifier,
+    PythonModel,
 )
+from batchlab.nets.factory import build_factory_model
 
 
 class DenseAutoencoder(nn.Module):
@@ -195,8 +197,11 @@ class DiagonalQuadraticNet(nn.Module):
 def build_model(spec, in_shape: tuple[int, ...], n_classes: int = 2) -> nn.Module:
     """The model a study's config names, for samples of the given shape (without the batch axis).
 
-    n_classes sizes a classifier's head; autoencoders, linear regression and the quadratic ignore it.
+    n_classes sizes a classifier's head; autoencoders, linear regression and the quadratic ignore it. A `python`
+    model is whatever its factory returns for these two (batchlab.nets.factory).
     """
+    if isinstance(spec, PythonModel):
+        return build_factory_model(spec, in_shape, n_classes)
     if isinstance(spec, DenseAE):
         return DenseAutoencoder(in_shape, spec.hidden, spec.latent)
     if isinstance(spec, ConvAE):

@@ -11,7 +11,7 @@ from typing import Callable
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from batchlab.config import CLASSIFIER_KINDS
+from batchlab.config import is_classifier
 from batchlab.nets.contrastive import InfoNCELoss
 from batchlab.nets.models import curvature
 
@@ -54,14 +54,15 @@ def sample_loss_for(spec, seed: int = 0) -> SampleLoss:
     """Per-sample loss for a model spec: cross-entropy for classifiers, InfoNCE for contrastive encoders
     (augmentations drawn from a generator seeded with `seed`), reconstruction (mean over features) for
     autoencoders, 0.5 (prediction - y)^2 for linear regression (the noisy quadratic model's regression form),
-    0.5 sum_j h_j (w_j - z_j)^2 for the quadratic (its additive form)."""
+    0.5 sum_j h_j (w_j - z_j)^2 for the quadratic (its additive form). A factory model's `task` says which of
+    cross-entropy and reconstruction it trains with."""
     if spec.kind == "contrastive":
         return InfoNCELoss(spec.temperature, spec.shift, spec.scale, spec.noise, seed)
     if spec.kind == "linear":
         return _half_squared_error
     if spec.kind == "quadratic":
         return HalfCurvatureSquaredError(spec.power)
-    if spec.kind in CLASSIFIER_KINDS:
+    if is_classifier(spec):
         return _cross_entropy
     if spec.loss == "bce":
         return _bce_reconstruction

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 
 from batchlab import io
 
-from batchlab.training import engine, rate_search
+from batchlab.training import engine, model_check, rate_search
 from batchlab.config import RateGrid, Study
 from batchlab.data import load_dataset
 from batchlab.measure.crossing import steps_to_target
@@ -21,6 +22,8 @@ from batchlab.training.run import RunResult, StopAt
 from batchlab.training.device import resolve_device
 from batchlab.training.reference import Progress, train_run
 from batchlab.training.tuning import rank_learning_rates
+
+log = logging.getLogger(__name__)
 
 
 def train_cell(
@@ -75,11 +78,18 @@ def train_cell(
     runs = [(lr, seed) for lr in study.optim.candidate_lrs() for seed in study.seeds]
     if stop_at is not None:
         cell_json += f"|stop_at={stop_at.value!r}"
-    train = _train_batched if engine.use_batched(study, dev) else _train_one_by_one
+    fallback = model_check.fallback_reason(study, data, dev) if engine.use_batched(study, dev) else ""
+    if fallback:
+        log.warning("study %r, batch size %d: the reference trainer trains the runs, not the batched engine: %s",
+                    study_name, batch_size, fallback)
+    train = _train_batched if engine.use_batched(study, dev) and not fallback else _train_one_by_one
 
     def train_these(these, fractions_of, at):
-        return train(study, study_name, batch_size, data, dev, these, fractions_of, cell_json, resume_dir,
-                     checkpoint_every_s, stop or StopFlag(), at)
+        results = train(study, study_name, batch_size, data, dev, these, fractions_of, cell_json, resume_dir,
+                        checkpoint_every_s, stop or StopFlag(), at)
+        for result in results.values():  # why the batched engine was asked for and not used ('' otherwise)
+            result.record["engine_fallback_reason"] = fallback
+        return results
 
     if lr_tuning is not None and stop_at is not None:
         with phase("train"):

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from batchlab.config import (
     CNNClassifier, Config, ContrastiveEncoder, ConvAE, DenseAE, DiagonalQuadratic, LinearRegression, MLPClassifier,
-    Study, split_sizes,
+    PythonModel, Study, split_sizes,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +85,8 @@ def sample_shape(data) -> tuple[int, ...] | None:
         "digits": lambda d: (1, 8, 8) if d.as_images else (64,),
         "mnist1d": lambda d: (1, 40),
         "noisy_quadratic": lambda d: (d.n_features,),
-        "file": lambda d: (len(d.features),) if d.features and d.path.suffix.lower() != ".npz" else None,
+        "file": lambda d: d.summary().sample_shape if d.facts_known()
+        else (len(d.features),) if d.features and d.path.suffix.lower() != ".npz" else None,
     }
     return shapes[data.name](data) if data.name in shapes else None
 
@@ -149,12 +150,37 @@ def model_work(spec, shape: tuple[int, ...], classes: int) -> tuple[int, int]:
         layers.append((math.prod(shape), math.prod(shape)))  # w.x, no bias
     elif isinstance(spec, DiagonalQuadratic):
         layers.append((math.prod(shape), math.prod(shape)))  # h_j (w_j - z_j)^2 per coordinate, in the loss: w alone
+    elif isinstance(spec, PythonModel):
+        return factory_work(spec, shape, classes)
     else:
         raise TypeError(f"unknown model spec {type(spec).__name__}")
     macs, params = (sum(col) for col in zip(*layers))
     if isinstance(spec, ContrastiveEncoder):
         macs *= 2  # two augmented views of every sample
     return macs, params
+
+
+def factory_work(spec: PythonModel, shape: tuple[int, ...], classes: int) -> tuple[int, int]:
+    """(multiply-accumulates, parameters) of a factory model: its forward pass on one sample counted by torch's
+    FLOP counter (matrix products and convolutions; two FLOPs a multiply-accumulate), its trainable parameters."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from batchlab.nets.models import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(spec, shape, classes)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros((1, *shape)))
+    return max(1, counter.get_total_flops() // 2), sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def rate_kind(spec) -> str:
+    """The calibrated kind whose rates time a model: its own, or for a factory model the small CNN's (an
+    approximation: its per-step, per-parameter and per-MAC costs stand in for the user's model)."""
+    return "cnn" if isinstance(spec, PythonModel) else spec.kind
 
 
 # ---------------------------------------------------------------- rates
@@ -358,7 +384,7 @@ def _sweep_costs(name: str, study: Study, rates: Rates | None, runs: int | None 
     runs = runs or len(study.seeds) * len(study.optim.candidate_lrs())
     shape = sample_shape(data)
     work = model_work(study.model, shape, n_classes(data)) if shape else None
-    rate = rates.for_kind(study.model.kind) if rates is not None and work else None
+    rate = rates.for_kind(rate_kind(study.model)) if rates is not None and work else None
     cells = []
     for b in study.batch_sizes:
         steps = study.budget.steps(b, n_train)
@@ -474,7 +500,7 @@ def print_estimate(
     Returns every cell's cost, by config study name.
     """
     rates_file = rates_file or os.environ.get(RATES_ENV)
-    kinds = {study.model.kind for study in cfg.studies.values()}
+    kinds = {rate_kind(study.model) for study in cfg.studies.values()}
     rates = read_rates(rates_file) if rates_file else machine_rates(cfg.device, kinds, device)
     costs = estimate(cfg, rates)
     lines, warning = describe(cfg, costs, rates, source)

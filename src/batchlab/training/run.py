@@ -102,6 +102,10 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch: int) -> float:
 
 @torch.no_grad()
 def embed(model: nn.Module, x: Tensor, batch: int) -> np.ndarray:
+    """The model's encode(x), in eval mode and in chunks; [N, 0] for a factory model without encode, whose
+    downstream step is then skipped with that reason (batchlab.measure.downstream)."""
+    if not callable(getattr(model, "encode", None)):
+        return np.zeros((len(x), 0), dtype=np.float32)
     was_training = model.training
     model.eval()
     z = torch.cat([model.encode(x[i : i + batch]) for i in range(0, len(x), batch)])
