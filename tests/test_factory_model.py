@@ -15,7 +15,9 @@ import yaml
 
 from batchlab.cli import main
 from batchlab.config import ConfigError, Study, validate_config
-from batchlab.data import make_dataset, save_dataset
+from batchlab import io
+from batchlab.data import load_dataset, make_dataset, save_dataset
+from batchlab.measure.noise import measure_cell
 from batchlab.data.inspect import inspect_files
 from batchlab.measure.downstream import evaluate_embeddings
 from batchlab.config import Downstream
@@ -105,6 +107,26 @@ class NoEncode(nn.Module):
 
 def no_encode(in_shape, n_classes):
     return NoEncode(int(torch.tensor(in_shape).prod()))
+
+
+class Reads(nn.Module):
+    """Reads a value back to the host in its forward pass: plain autograd trains it, torch.func's vmap cannot."""
+
+    def __init__(self, width, n_classes):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(width, 8), nn.ReLU())
+        self.head = nn.Linear(8, n_classes)
+
+    def encode(self, x):
+        return self.body(x)
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.head(h if float(x.abs().sum()) >= 0 else -h)
+
+
+def reads(in_shape, n_classes):
+    return Reads(int(torch.tensor(in_shape).prod()), n_classes)
 '''
 
 
@@ -222,6 +244,23 @@ def test_a_model_the_engine_cannot_stack_is_trained_by_the_reference_trainer_wit
     assert runs["engine_fallback_reason"].str.contains("buffers only; this one has scale").all()
     assert "the reference trainer trains the runs, not the batched engine" in caplog.text
     assert (pd.read_parquet(tmp_path / "bs4" / "runs.parquet")["engine_fallback_reason"] != "").all()
+
+
+def test_a_model_torch_func_cannot_vmap_trains_by_reference_and_skips_its_gradient_statistics(nets, tmp_path):
+    raw = {"studies": {"s": _raw(DIGITS, {"kind": "python", "factory": f"{nets}:reads", "task": "classifier"},
+                                 training={"engine": "batched"}, gradients={"checkpoints": [1.0], "seeds": 1,
+                                                                            "eval_samples": 32})}}
+    study = check_models(validate_config(raw, inspect=inspect_files), "c.yaml").studies["s"]
+    data_path = tmp_path / "digits.npz"
+    save_dataset(make_dataset(study.data), data_path)
+    runs = train_cell(study, "s", 4, data_path, tmp_path / "bs4", device="cpu")
+    assert (runs["engine"] == "reference").all()
+    assert runs["engine_fallback_reason"].str.startswith("torch.func cannot stack this model across runs").all()
+    stats, spread = measure_cell(study.cell_view(4), study.gradients, load_dataset(data_path), 4,
+                                 io.read_torch(tmp_path / "bs4" / "checkpoints.pt"), CPU)
+    assert stats["method"].str.startswith("skipped: torch.func cannot take per-example gradients").all()
+    assert stats["b_simple"].isna().all() and np.isfinite(stats["eval_loss"]).all()
+    assert len(spread) and np.isfinite(spread["spread"]).all()  # minibatch gradients need no torch.func
 
 
 def test_a_model_without_encode_has_its_downstream_step_skipped_with_the_reason(nets, tmp_path):

@@ -20,6 +20,11 @@ def _config_source():
 
 try:
     CFG = validate_config(config, source=_config_source(), inspect=inspect_files)
+    if any(study.model.kind == "python" for study in CFG.studies.values()):
+        # a factory model: built and tried on a few samples before any job
+        from batchlab.training.model_check import check_models
+
+        CFG = check_models(CFG, _config_source())
 except ConfigError as err:
     raise WorkflowError(str(err))
 

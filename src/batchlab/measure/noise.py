@@ -18,6 +18,7 @@ import torch
 from batchlab.config import GradientNoise, Study
 from batchlab.data import Dataset
 from batchlab.measure.gradients import gradient_spread, per_example_stats, two_batch_stats
+from batchlab.nets.factory import per_example_problem
 from batchlab.nets.models import build_model
 from batchlab.nets.objectives import sample_loss_for
 from batchlab.seeding import derive_seed, numpy_rng
@@ -54,6 +55,7 @@ def measure_cell(
     x, y = _tensors(data, idx, study.is_classifier, device)
     x_train, y_train = _tensors(data, data.indices("train"), study.is_classifier, device)
     contrastive = study.model.kind == "contrastive"
+    unsupported: str | None = None  # a factory model's reason torch.func takes no per-example gradients ('' if it does)
     steps = study.budget.steps(batch_size, n_train)
     stats_rows, spread_rows = [], []
     for seed in study.seeds[: spec.seeds]:
@@ -70,9 +72,13 @@ def measure_cell(
             with torch.no_grad():
                 eval_loss = loss_fn(model, x, y).mean().item()
             gen = torch.Generator().manual_seed(derive_seed(seed, batch_size, f, "gradient-noise"))
-            if contrastive:
+            if unsupported is None:  # tried once per cell, on the first checkpoint's model
+                per_example = study.model.kind == "python" and spec.method == "per_example"
+                unsupported = per_example_problem(model, loss_fn, x[:8], y[:8]) if per_example else ""
+            if contrastive or unsupported:
                 # In-batch negatives make an example's loss depend on its batch: per-example gradients
-                # and the two-batch estimator's E|G_B|^2 = |G|^2 + tr(Sigma)/B do not apply.
+                # and the two-batch estimator's E|G_B|^2 = |G|^2 + tr(Sigma)/B do not apply. A factory model
+                # torch.func cannot take per-example gradients of is skipped, with the reason as its method.
                 noise = {"grad_sq": float("nan"), "trace_sigma": float("nan"), "b_simple": float("nan"), **NO_JACKKNIFE}
                 param_var = None
             elif spec.method == "per_example":
@@ -85,7 +91,7 @@ def measure_cell(
                 noise = two_batch_stats(model, loss_fn, x, y, *spec.two_batch_sizes, spec.two_batch_draws, gen)
                 noise = {**{k: noise[k] for k in ("grad_sq", "trace_sigma", "b_simple")}, **NO_JACKKNIFE}
                 param_var = None
-            method = "not defined (in-batch loss)" if contrastive else spec.method
+            method = "not defined (in-batch loss)" if contrastive else f"skipped: {unsupported}" if unsupported else spec.method
             stats_rows.append({**key, "method": method, "eval_samples": len(x), "eval_loss": eval_loss, **noise})
             if not spread:
                 continue
