@@ -287,3 +287,13 @@ def test_a_classifier_task_takes_no_reconstruction_loss():
     with pytest.raises(ConfigError, match="model.loss applies to task autoencoder"):
         validate_config({"studies": {"s": _raw(DIGITS, {"kind": "python", "factory": "m:f", "task": "classifier",
                                                          "loss": "mse"})}})
+
+
+def test_the_worked_example_validates_and_prints_its_estimate(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)  # the example's factory is imported from the repository root, where it is run
+    assert main(["validate", "examples/mnist1d_cnn/config.yaml", "--rates", str(RATES)]) == 0
+    out = capsys.readouterr().out
+    assert "mnist1d_cnn: mnist1d, python, batch sizes [8, 16, 32, 64, 128]" in out and "train-to-target" in out
+    study = check_models(validate_config(yaml.safe_load((ROOT / "examples/mnist1d_cnn/config.yaml").read_text()),
+                                         inspect=inspect_files), "example").studies["mnist1d_cnn"]
+    assert study.to_target is not None and study.model.latent == 32 and study.model.source_sha256
