@@ -88,3 +88,13 @@ def test_a_labelled_npz_still_needs_its_label_array(tmp_path):
     raw["studies"]["signals"]["data"]["label"] = "y"
     with pytest.raises(ConfigError, match=r"missing array\(s\) \['y'\]"):
         validate_config(raw, inspect=inspect_files)
+
+
+def test_validate_passes_an_unlabelled_autoencoder_and_estimates_its_cost_from_the_arrays_shape(tmp_path, monkeypatch,
+                                                                                                capsys):
+    monkeypatch.chdir(tmp_path)
+    raw = _raw(_signals(tmp_path / "x.npz"), {"kind": "conv_ae", "channels": [4]})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["validate", "c.yaml", "--rates", str(RATES)]) == 0
+    out = capsys.readouterr().out
+    assert "signals: file, conv_ae" in out and "signals: 12 optimizer steps over 1 cells, ≈" in out, out

@@ -110,9 +110,7 @@ def _read_npz(spec: FileData) -> tuple[np.ndarray, np.ndarray]:
                 raise ValueError(f"{path}: missing array(s) {missing} (data.features / data.label); arrays: {sorted(z.files)}")
             x = z[key]
             y = z[spec.label] if spec.label else np.zeros(len(x), dtype=np.int64)
-    except (OSError, EOFError, ValueError) as err:
-        if isinstance(err, ValueError) and str(err).startswith(str(path)):
-            raise
+    except (OSError, EOFError) as err:
         raise ValueError(f"{path}: unreadable: {err}") from None
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"{path}: array {key!r} is not numeric (data.features)")
