@@ -117,7 +117,11 @@ def _stop_at(args: argparse.Namespace, study, spec):
         raise ValueError(f"study {args.study!r}, field 'to_target': {err}") from None
     print(f"batchlab train: to target: validation loss {value:.6g} ({spec.describe()}; baseline {baseline:.6g}, "
           f"pilot {pilot:.6g})", file=sys.stderr, flush=True)
-    return StopAt(value)
+    averaged = spec.weight_averaging
+    if averaged is not None:
+        print(f"batchlab train: the target is checked on an exponential moving average of the weights, half-life "
+              f"{averaged.half_life:g} of the steps so far", file=sys.stderr, flush=True)
+    return StopAt(value, average_half_life=None if averaged is None else averaged.half_life)
 
 
 def cmd_collect(args: argparse.Namespace) -> None:

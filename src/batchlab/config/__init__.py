@@ -19,7 +19,7 @@ from batchlab.config.load import (
 )
 from batchlab.config.measures import (
     SPREAD_SUBSET_SHARE, TO_TARGET_KINDS, Downstream, EqualSteps, GradientNoise, RateGrid, Sharpness, StepsToTarget,
-    ToTarget,
+    ToTarget, WeightAveraging,
 )
 from batchlab.config.models import (
     CLASSIFIER_KINDS, CNNClassifier, ContrastiveEncoder, ConvAE, DenseAE, DiagonalQuadratic, LinearRegression,
@@ -38,7 +38,7 @@ __all__ = [
     "FileData", "FilesNotChecked", "GradientNoise", "LinearRegression", "MLPClassifier", "Mnist1dData", "ModelSpec",
     "NoisyQuadraticData", "Optim", "PythonModel",
     "PhantomMRIData", "PhecodeMap", "RateGrid", "Scaling", "Sharpness", "Split", "StepsToTarget", "Strict", "Study", "SyntheticEHRData", "ToTarget",
-    "Training", "Verdicts",
+    "Training", "Verdicts", "WeightAveraging",
     "data_from_json", "format_validation_error", "json_schema", "load_config", "split_sizes", "study_from_json",
     "import_factory", "is_classifier", "validate_config", "variant_name", "widened",
 ]  # fmt: skip

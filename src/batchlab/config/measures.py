@@ -162,6 +162,20 @@ class RateGrid(Strict):
         return [self.factor ** (lo + i) for i in range(self.points)]
 
 
+class WeightAveraging(Strict):
+    """Steps to target read from an exponential moving average of the weights (Zhang et al. 2025).
+
+    The average's half-life is a fixed share of the steps taken so far, so a short run at a large batch size is
+    averaged over the same share of its training as a long one; a fixed decay would penalise the few-step runs.
+    """
+
+    half_life: float = Field(
+        0.1, gt=0.0, le=0.5,
+        description="Half-life of the average as a share of the steps so far (in (0, 0.5]): at step t the average "
+        "keeps 2^(-1/(half_life t)) of itself and takes the rest from the current weights.",
+    )
+
+
 class ToTarget(Strict):
     """A train-to-target analysis of the critical batch size beside the fixed-budget sweep (McCandlish et al. 2018).
 
@@ -198,6 +212,11 @@ class ToTarget(Strict):
         description="Tune the learning rate at every batch size by steps to the target (McCandlish et al.'s B_crit "
         "assumes it); without it every batch size trains at the study's rate rule, and the noise-scale claim is "
         "inconclusive.",
+    )
+    weight_averaging: WeightAveraging | None = Field(
+        None,
+        description="Check the target, log the validation curve and keep the weights on an exponential moving "
+        "average of the weights (Zhang et al. 2025); without it, on the weights as trained.",
     )
     rate_check: PositiveFloat | None = Field(
         None,

@@ -59,6 +59,7 @@ def _to_target_summary(
         "runs": int(len(runs)),
         "reached": int(runs["reached_target"].astype(bool).sum()),
         "checks": t.checks,
+        "averaging": None if t.weight_averaging is None else t.weight_averaging.half_life,
         "optimizer_steps": int(runs["steps"].sum()),
         "rates": rates.to_dict("records"),
         "tuning": None if t.lr_tuning is None else {
@@ -77,6 +78,8 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         "" if study.to_target is None else f" These are the train-to-target runs: each batch size trained until its "
         f"validation loss reached the target, checked at {study.to_target.checks} log-spaced steps, or until "
         f"{study.to_target.cap.amount:g} {study.to_target.cap.unit}."
+        + ("" if study.to_target.weight_averaging is None else " The validation losses are those of an exponential "
+           f"moving average of the weights, half-life {study.to_target.weight_averaging.half_life:g} of the steps so far.")
     )
     budget = f"{study.budget.amount:g} {study.budget.unit}"
     seeds = f"Lines: mean over {n_seeds} seeds; band: min to max over seeds."

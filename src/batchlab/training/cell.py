@@ -77,7 +77,7 @@ def train_cell(
     }
     runs = [(lr, seed) for lr in study.optim.candidate_lrs() for seed in study.seeds]
     if stop_at is not None:
-        cell_json += f"|stop_at={stop_at.value!r}"
+        cell_json += f"|stop_at={stop_at.value!r}|average={stop_at.average_half_life!r}"
     fallback = model_check.fallback_reason(study, data, dev) if engine.use_batched(study, dev) else ""
     if fallback:
         log.warning("study %r, batch size %d: the reference trainer trains the runs, not the batched engine: %s",

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from batchlab.training import stacked_optim
+from batchlab.training import averaging, stacked_optim
 from batchlab.config import Study
 from batchlab.data import Dataset
 from batchlab.nets.contrastive import runs_info_nce
@@ -144,6 +144,9 @@ class _Training:
         )
         self.step_fn = _Step(study, self.probe, self.run_losses, models, self.peaks, self.n_warmup, device, batch_size,
                              self.eval_losses)
+        self.half_life = None if stop_at is None else stop_at.average_half_life
+        if self.half_life is not None:
+            self.step_fn.start_average()
 
     @property
     def k(self) -> int:
@@ -159,10 +162,11 @@ class _Training:
         return [self.eval_loss(k) for k in range(self.k)]
 
     def load_run(self, k: int) -> nn.Module:
-        """The probe module holding run k's current weights."""
+        """The probe module holding run k's current weights (their average, when the runs average them)."""
+        shown = self.step_fn.shown()
         with torch.no_grad():
             for n, p in self.probe.named_parameters():
-                p.copy_(self.step_fn.params[n][k])
+                p.copy_(shown[n][k])
         return self.probe
 
     def state_dict_of(self, k: int) -> dict[str, Tensor]:
@@ -195,6 +199,8 @@ class _Training:
         start = time.perf_counter()
         for step in range(first_step, self.steps + 1):
             s.step(step, self.x_train, self.y_train, self.stream, masked)
+            if self.half_life is not None:
+                s.average_(step, self.half_life, masked)
             since += 1
             if step in self.log_at:
                 self._log(step, since, going, curves, stops, checkpoints, checkpoint_steps)
@@ -256,7 +262,7 @@ class _Training:
         base_lr, seed = self.runs[k]
         target = None if self.stop_at is None else self.stop_at.value
         facts = RunFacts(self.batch_size, seed, base_lr, self.peaks[k], self.steps, stops.diverged[k], resumed_at, wall,
-                         target, stops.reached[k], stops.pruned[k])
+                         target, stops.reached[k], stops.pruned[k], self.half_life)
         tags = {"engine": "batched", "runs_together": self.k, **self.step_fn.graph_columns(),
                 **micro_batch_columns(self.batch_size, self.step_fn.parts)}
         return measure_run(
@@ -305,7 +311,20 @@ class _Step:
         self.fused = device.type == "cuda"  # torch's fused update kernels; on CPU the reference's own arithmetic
         self.layout_adopted = False
         self.graph_body = False  # True: run eagerly exactly what a graph would capture (tests it without CUDA)
+        self.average: dict[str, Tensor] | None = None  # the runs' weight averages, when they keep them
         self.set_micro_batch(study.training.micro_batch_size)
+
+    def start_average(self) -> None:
+        """Keep an exponential moving average of every run's weights, starting at its initial weights."""
+        self.average = {n: p.clone() for n, p in self.params.items()}
+
+    def average_(self, step: int, half_life: float, masked: bool) -> None:
+        """Move the running runs' averages toward their weights after `step` (frozen runs' averages stay)."""
+        averaging.update_(self.average, self.params, step, half_life, self.active if masked else None)
+
+    def shown(self) -> dict[str, Tensor]:
+        """The weights that are evaluated, kept and measured: the averages when kept, else the weights."""
+        return self.params if self.average is None else self.average
 
     def graph_columns(self) -> dict:
         """The run table's cuda_graph (True, False, or None where no GPU was used) and why not, if not."""
@@ -317,8 +336,9 @@ class _Step:
     def state(self) -> dict:
         cpu = lambda d: {n: t.cpu() for n, t in d.items()}  # noqa: E731
         views = {"augment_rng": [loss.generator.get_state() for loss in self.losses]} if self.contrastive else {}
+        average = {} if self.average is None else {"average": cpu(self.average)}
         return {"params": cpu(self.params), "optim": {k: cpu(v) for k, v in self.opt.items()},
-                "running": self.running.cpu(), "micro_batch_size": self.parts[0][1], **views}
+                "running": self.running.cpu(), "micro_batch_size": self.parts[0][1], **average, **views}
 
     def load(self, saved: dict) -> None:
         for n, t in saved["params"].items():
@@ -327,6 +347,9 @@ class _Step:
             for n, t in tensors.items():
                 self.opt[key][n].copy_(t)
         self.running.copy_(saved["running"])
+        if self.average is not None:
+            for n, t in saved["average"].items():
+                self.average[n].copy_(t)
         self.set_micro_batch(saved["micro_batch_size"])
         for loss, state in zip(self.losses, saved.get("augment_rng", []) if self.contrastive else []):
             loss.generator.set_state(state)
@@ -351,13 +374,13 @@ class _Step:
         losses = vmap(f, in_dims=(0, None, None))
         total = torch.zeros(self.k, dtype=torch.float64, device=self.device)
         for i in range(0, len(x), chunk):
-            total += losses(self.params, x[i : i + chunk], y[i : i + chunk]).sum(1, dtype=torch.float64)
+            total += losses(self.shown(), x[i : i + chunk], y[i : i + chunk]).sum(1, dtype=torch.float64)
         return total / len(x)
 
     def _contrastive_mean_losses(self, x: Tensor, batch: int) -> Tensor:
         """mean_losses of contrastive runs: in chunks of exactly `batch` samples, the reference's, since a
         chunk holds a view's negatives; each run's views from its own fresh evaluation stream."""
-        losses, runs = self.eval_losses(), _Runs(self.base, self.params, self.k)
+        losses, runs = self.eval_losses(), _Runs(self.base, self.shown(), self.k)
         total = torch.zeros(self.k, dtype=torch.float64, device=self.device)
         for i in range(0, len(x), batch):
             chunk = x[i : i + batch]

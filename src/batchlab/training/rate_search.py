@@ -10,7 +10,7 @@ and its trials are stopped once they can no longer win (batchlab.training.tuning
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -47,7 +47,7 @@ def tune(study: Study, batch_size: int, grid: RateGrid, stop_at: StopAt, train: 
     """Train the grid's trials on its tuning seeds (then its extensions) and choose the rate with the fewest steps."""
     seeds = grid.tuning_seeds
     pruner = Pruner(seeds, stop_at.value, study.steps_to_target.interpolate)
-    at = StopAt(stop_at.value, pruner)
+    at = replace(stop_at, pruner=pruner)
     no_checkpoints = {seed: () for seed in seeds}
     results: dict[tuple[float, int], RunResult] = {}
     rounds: dict[float, int] = {}

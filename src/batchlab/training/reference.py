@@ -9,6 +9,7 @@ samples in the same order: a paired comparison in which only the batch size diff
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -17,6 +18,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from batchlab.training import averaging
 from batchlab.training.adam import Adam
 from batchlab.config import Study
 from batchlab.nets.contrastive import InfoNCELoss
@@ -108,9 +110,13 @@ def train_run(
     ckpt_at = {max(0, int(round(f * steps))): f for f in checkpoint_fractions}
     checkpoints: dict[float, dict[str, Tensor]] = {}
     checkpoint_steps: dict[float, int] = {}
+    half_life = None if stop_at is None else stop_at.average_half_life
+    # what is evaluated, kept and measured: the weights as trained, or their running average
+    shown = model if half_life is None else copy.deepcopy(model)
+    average = None if half_life is None else dict(shown.named_parameters())
 
     def keep_checkpoint(fraction: float, step: int) -> None:
-        checkpoints[fraction] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        checkpoints[fraction] = {k: v.detach().cpu().clone() for k, v in shown.state_dict().items()}
         checkpoint_steps[fraction] = step
 
     if 0 in ckpt_at:
@@ -124,6 +130,8 @@ def train_run(
     saved = resume.load() if resume is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
+        if average is not None:
+            shown.load_state_dict(saved["average"])
         optimizer.load_state_dict(saved["optimizer"])
         running.copy_(saved["running"])
         since, curve = saved["since"], saved["curve"]
@@ -141,13 +149,16 @@ def train_run(
         optimizer.zero_grad(set_to_none=True)
         loss = backward_in_parts(model, loss_fn, x_train[idx], y_train[idx], parts, study.training.precision)
         optimizer.step()
+        if average is not None:
+            with torch.no_grad():
+                averaging.update_(average, dict(model.named_parameters()), step, half_life)
         running += loss.detach()  # summed on the device: no host sync per step
         since += 1
         if step in log_at:
             train_loss = running.item() / since  # a CPU-GPU sync point, at log-spaced steps only
             running.zero_()
             since = 0
-            val_loss = mean_loss(model, eval_loss_fn(), x_all[va], y_all[va], study.eval_batch_size)
+            val_loss = mean_loss(shown, eval_loss_fn(), x_all[va], y_all[va], study.eval_batch_size)
             curve.append(
                 {"step": step, "samples_seen": step * batch_size, "train_loss": train_loss, "val_loss": val_loss}
             )
@@ -169,6 +180,7 @@ def train_run(
                 {
                     "step": step,
                     "model": model.state_dict(),
+                    **({} if average is None else {"average": shown.state_dict()}),
                     "optimizer": optimizer.state_dict(),
                     "running": running.cpu(),
                     "since": since,
@@ -188,10 +200,10 @@ def train_run(
     wall = wall_before + time.perf_counter() - start
     target = None if stop_at is None else stop_at.value
     run = RunFacts(batch_size, seed, lr, peak_lr, steps, diverged_step, first_step - 1, wall, target, reached_step,
-                   pruned_step)
+                   pruned_step, half_life)
     tags = {"engine": "reference", "runs_together": 1, "cuda_graph": None, "cuda_graph_fallback": "",
             **micro_batch_columns(batch_size, parts)}
-    return measure_run(study, model, eval_loss_fn, x_all, y_all, (tr, va, te), initial, run, device, tags, curve, checkpoints,
+    return measure_run(study, shown, eval_loss_fn, x_all, y_all, (tr, va, te), initial, run, device, tags, curve, checkpoints,
                        checkpoint_steps)
 
 

@@ -43,9 +43,12 @@ class StopAt:
     """Train to a target: a run stops at the first logged step where its validation loss is at most `value`.
 
     The check happens where the curve is logged (the steps of log_spaced_steps), never between them, so it
-    adds no host synchronisation to the steps; the run's weights where it stopped are its last checkpoint."""
+    adds no host synchronisation to the steps; the run's weights where it stopped are its last checkpoint.
+    With `average_half_life` the check, the validation curve, the checkpoints and the run's measurements are of the
+    exponential moving average of the weights (batchlab.training.averaging), not of the weights as trained."""
 
     value: float
+    average_half_life: float | None = None
     pruner: Pruner | None = field(default=None, compare=False)  # rate tuning: stop trials that can no longer win
 
 
@@ -161,6 +164,7 @@ class RunFacts:
     target: float | None = None  # train-to-target: the validation loss it trained to
     reached_step: int | None = None  # the logged step where it reached the target
     pruned_step: int | None = None  # rate tuning: the logged step where it stopped, unable to beat a finished rate
+    average_half_life: float | None = None  # train-to-target: the weight average's half-life, None without one
 
     @property
     def done(self) -> int:
@@ -241,7 +245,9 @@ def measure_run(
         "cuda_graph": tags["cuda_graph"],
         "cuda_graph_fallback": tags["cuda_graph_fallback"],
         **({} if run.target is None else {"target": run.target, "reached_target": run.reached_step is not None,
-                                          "pruned_step": -1 if run.pruned_step is None else run.pruned_step}),
+                                          "pruned_step": -1 if run.pruned_step is None else run.pruned_step,
+                                          "average_half_life": math.nan if run.average_half_life is None
+                                          else run.average_half_life}),
     }
     embeddings = embed(model, x_all, study.eval_batch_size)
     return RunResult(record, curve, embeddings, checkpoints, checkpoint_steps)
