@@ -182,3 +182,26 @@ def test_a_cached_rate_of_an_older_format_is_calibrated_again(tmp_path: Path, mo
     monkeypatch.setattr(cost, "calibrate", lambda kind, device: fresh)
     assert cost.machine_rates("cpu", {"mlp"}).kinds["mlp"] == fresh
     assert json.loads((tmp_path / "batchlab/rates.json").read_text())[cost.machine_key("cpu")]["kinds"]["mlp"] == vars(fresh)
+
+
+def test_a_grids_caps_are_printed_once_per_set_of_cells_that_share_them():
+    """Cells of one training-set size share their caps in epochs; a cap in samples is the same for every cell."""
+    study = {
+        "data": {"name": "mnist1d", "n_samples": 4000}, "model": {"kind": "mlp", "hidden": [16]},
+        "optim": {"name": "sgd", "lr": 0.05}, "budget": {"unit": "epochs", "amount": 1}, "batch_sizes": [4, 16],
+        "seeds": [0, 1], "scaling": {"train_samples": [400, 1600], "width_factors": [0.5, 2]},
+        "to_target": {"kind": "baseline_ratio", "value": 0.7, "cap": {"unit": "epochs", "amount": 2}},
+    }
+    cfg = validate_config({"studies": {"g": study}})
+    rates = cost.read_rates(RATES)
+    lines, _ = cost.describe(cfg, cost.estimate(cfg, rates), rates, "config.yaml")
+    caps = [line.strip() for line in lines if "train-to-target caps" in line]
+    assert caps == [
+        "train-to-target caps of g-n400-w0p5, g-n400-w2 (updates per run): batch size 4: 200, batch size 16: 50",
+        "train-to-target caps of g-n1600-w0p5, g-n1600-w2 (updates per run): batch size 4: 800, batch size 16: 200",
+    ]
+    study["to_target"]["cap"] = {"unit": "samples", "amount": 3200}
+    cfg = validate_config({"studies": {"g": study}})
+    lines, _ = cost.describe(cfg, cost.estimate(cfg, rates), rates, "config.yaml")
+    assert [line.strip() for line in lines if "train-to-target caps" in line] == [
+        "train-to-target caps (updates per run): batch size 4: 800, batch size 16: 200"]

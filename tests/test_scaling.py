@@ -183,11 +183,23 @@ def test_the_scorecard_line_says_why_an_estimate_has_no_interval(tmp_path):
 
 
 def test_the_grid_notes_where_it_departs_from_zhangs_protocol():
-    assert grid_protocol("value", "tuned") == ""
-    relative = grid_protocol("fraction", "linear")
-    assert relative.startswith("each cell's target is relative to that cell (steps_to_target.kind fraction)")
-    assert relative.endswith("learning rate linear, not tuned per batch size; Zhang et al. tuned it per batch size and "
-                             "averaged the weights")
+    def grid_study(**fields):
+        from batchlab.config import Study
+
+        return Study.model_validate({**_grid_study([0, 1, 2, 3, 4]).model_dump(), **fields})
+
+    to_target = {"kind": "baseline_ratio", "value": 0.5, "cap": {"unit": "epochs", "amount": 4},
+                 "lr_tuning": {"points": 3}, "weight_averaging": {"half_life": 0.1}, "seeds": [5, 6, 7]}
+    assert grid_protocol(grid_study(to_target=to_target)) == ""
+    relative = grid_protocol(grid_study())
+    notes = relative.split("; ")
+    assert notes[0].startswith("each cell's target is relative to that cell (steps_to_target.kind fraction)")
+    assert notes[1] == "learning rate fixed, not tuned per batch size by steps to the target (to_target.lr_tuning) as Zhang et al. tuned it"
+    assert len(notes) == 3
+    assert notes[-1].startswith("steps read from the weights as trained")
+    pilot = grid_protocol(grid_study(to_target={**to_target, "kind": "pilot_fraction"}))
+    assert pilot.startswith("each cell's target is relative to that cell (to_target.kind pilot_fraction)")
+    assert grid_protocol(grid_study(to_target={**to_target, "weight_averaging": None})).startswith("steps read from")
     table, slopes = analyse_grid(*grid(lambda n, w: 0.3 * n**0.5), n_boot=100)
     card = evaluate_scaling_claims(claims(), table, slopes, protocol=relative)
     assert (card["protocol"] == relative).all() and set(card["verdict"]) == {"replicated"}

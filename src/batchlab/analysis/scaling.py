@@ -107,17 +107,25 @@ def _reached(sizes: np.ndarray, grid: np.ndarray, n_seeds: int) -> np.ndarray:
     return sizes[np.isfinite(seed_mean_steps(grid, np.arange(n_seeds)))]
 
 
-def grid_protocol(target_kind: str, lr_rule: str) -> str:
+def grid_protocol(study) -> str:
     """Where a grid departs from Zhang et al.'s protocol ('' where it does not): one absolute target shared by every
-    cell, and the learning rate tuned per batch size."""
+    cell, the learning rate tuned per batch size, and the weights averaged (steps read from their moving average)."""
+    t = study.to_target
     notes = []
-    if target_kind != "value":
-        notes.append(f"each cell's target is relative to that cell (steps_to_target.kind {target_kind}); Zhang et al. "
-                     "share one absolute loss across cells, so here the slope on data also measures how deep each "
-                     "cell's target lies (steps_to_target: {kind: value} shares one)")
-    if lr_rule != "tuned":
-        notes.append(f"learning rate {lr_rule}, not tuned per batch size; Zhang et al. tuned it per batch size and "
-                     "averaged the weights")
+    kind = study.steps_to_target.kind if t is None else t.kind
+    shared = kind in (("value", "baseline_ratio") if t is not None else ("value",))
+    if not shared:
+        field = "steps_to_target" if t is None else "to_target"
+        notes.append(f"each cell's target is relative to that cell ({field}.kind {kind}), while Zhang et al. share "
+                     "one absolute loss across cells, so here the slope on data also measures how deep each cell's target "
+                     "lies (to_target: {kind: value} or {kind: baseline_ratio} shares one)")
+    tuned = t.lr_tuning is not None if t is not None else study.optim.lr_rule == "tuned"
+    if not tuned:
+        notes.append(f"learning rate {study.optim.lr_rule}, not tuned per batch size by steps to the target "
+                     "(to_target.lr_tuning) as Zhang et al. tuned it")
+    if t is None or t.weight_averaging is None:
+        notes.append("steps read from the weights as trained, not from an exponential moving average of the weights "
+                     "as Zhang et al. read them (to_target.weight_averaging)")
     return "; ".join(notes)
 
 

@@ -16,7 +16,7 @@ from batchlab.analysis.scaling import analyse_grid, evaluate_scaling_claims, gri
 
 CAPTION = (
     "Critical batch size B_crit of every cell of the grid, from the S(B) = S_min(1 + B_crit/B) fit to its seed-mean "
-    "steps to target (each cell's own target: {target}); bars: {level:.0%} bootstrap interval over seeds. Left: "
+    "steps to target (target: {target}); bars: {level:.0%} bootstrap interval over seeds. Left: "
     "against training-set size, one line per width; right: against model parameters, one line per training-set "
     "size. Grey markers: cells whose B_crit is flagged (not a measurement), drawn at the edge of the batch sizes "
     "that reached the target; a bar ends at that edge too, with a grey caret where its interval goes beyond it. Zhang et al. (2025) claim B_crit grows with the amount of data and hardly with model "
@@ -30,9 +30,9 @@ def build_scaling_report(
     """Write reports/<name>/: the cells' B_crit table, the figure, the grid's scorecard, provenance, index.html."""
     out = Path(out_dir)
     level = 0.95
+    measured = study if study.to_target is None else study.to_target_view()  # the runs the cells' B_crit comes from
     table, slopes = analyse_grid(cells, steps, n_boot=max(study.steps_to_target.bootstrap, 100))
-    scorecard = evaluate_scaling_claims(study.claims, table, slopes, level,
-                                        grid_protocol(study.steps_to_target.kind, study.optim.lr_rule))
+    scorecard = evaluate_scaling_claims(study.claims, table, slopes, level, grid_protocol(study))
     if not scorecard.empty:
         scorecard = scorecard.assign(study=name, figure="critical_vs_scale")
     title = f"{name}: {dataset_meta['name']}, {study.model.kind}, {len(table)} cells"
@@ -43,7 +43,9 @@ def build_scaling_report(
     io.write_text(study_yaml, out / "config.yaml")
     prov = provenance.collect([])
     io.write_json(prov, out / "provenance.json")
-    target = study.steps_to_target.describe()
+    t = study.to_target
+    target = f"each cell's own {study.steps_to_target.describe()}" if t is None else (
+        f"the train-to-target runs' {t.describe()}" + ("" if t.kind == "pilot_fraction" else ", the same loss in every cell"))
     records = scorecard.to_dict("records")
     meta = {
         "name": name,
@@ -52,9 +54,9 @@ def build_scaling_report(
         "dataset": dataset_meta["name"],
         "synthetic": bool(dataset_meta["synthetic"]),
         "model": study.model.kind,
-        "n_runs": int(len(table) * len(study.seeds) * len(study.batch_sizes) * len(study.optim.candidate_lrs())),
-        "batch_sizes": list(study.batch_sizes),
-        "seeds": list(study.seeds),
+        "n_runs": int(len(table) * len(measured.seeds) * len(measured.batch_sizes) * len(measured.optim.candidate_lrs())),
+        "batch_sizes": list(measured.batch_sizes),
+        "seeds": list(measured.seeds),
         "cells": table["study"].tolist(),
         "best_batch_size": "–",
         "metric": "B_crit",

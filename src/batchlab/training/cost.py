@@ -458,8 +458,13 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
         lines.append(f"  {name}: {_count(steps)} optimizer steps over {len(study_cells)} cells, {time_text}")
         caps = [c for c in study_cells if c.to_target]
         if caps:  # a batch size whose cap lies below the steps it needs cannot reach the target by construction
-            lines.append("    train-to-target caps (updates per run): "
-                         + ", ".join(f"batch size {c.batch_size}: {_count(c.steps)}" for c in caps))
+            by_caps: dict[str, list[str]] = {}  # a grid's cells of one training-set size share their caps
+            for cell in dict.fromkeys(c.study for c in caps):
+                text = ", ".join(f"batch size {c.batch_size}: {_count(c.steps)}" for c in caps if c.study == cell)
+                by_caps.setdefault(text, []).append(cell)
+            for text, cell_names in by_caps.items():
+                of = "" if len(by_caps) == 1 else f" of {', '.join(cell_names)}"
+                lines.append(f"    train-to-target caps{of} (updates per run): {text}")
             grid = cfg.studies[name].to_target.lr_tuning
             if grid is not None:
                 lines.append(f"    learning rate tuned per batch size: up to {caps[0].runs} runs a cell ("
