@@ -5,6 +5,7 @@ model that needs a label is refused."""
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -98,3 +99,16 @@ def test_validate_passes_an_unlabelled_autoencoder_and_estimates_its_cost_from_t
     assert main(["validate", "c.yaml", "--rates", str(RATES)]) == 0
     out = capsys.readouterr().out
     assert "signals: file, conv_ae" in out and "signals: 12 optimizer steps over 1 cells, ≈" in out, out
+
+
+def test_the_report_figure_says_why_the_downstream_step_was_skipped(tmp_path):
+    from batchlab.report.figures import _skipped_downstream, downstream_vs_batch
+
+    reason = "the data set has no label (unlabelled data)"
+    table = pd.DataFrame({"batch_size": [4, 8], "seed": [0, 0], "diverged": [False, False],
+                          "svm_evaluated": [False, False], "svm_skipped_reason": [reason, reason]})
+    baselines = evaluate_baselines(np.zeros((30, 3), np.float32), np.zeros(30), "none", Downstream(folds=2), 2)
+    assert _skipped_downstream(table, baselines) == reason
+    assert _skipped_downstream(table.assign(svm_evaluated=[True, False]), baselines) == ""
+    downstream_vs_batch(table, baselines, "r2", 2, tmp_path / "downstream.png", "signals")
+    assert (tmp_path / "downstream.png").stat().st_size > 0

@@ -85,13 +85,28 @@ def downstream_vs_batch(
     if not data.empty:
         sns.lineplot(data, x="batch_size", y=col, marker="o", errorbar=SEED_RANGE, ax=ax, label="autoencoder latent")
     palette = {"raw": "0.35", "pca": "tab:green"}
-    for _, row in baselines.iterrows():
+    skipped = _skipped_downstream(table, baselines)
+    if skipped:  # nothing was scored (unlabelled data, a model without encode): the figure says why
+        ax.text(0.5, 0.5, f"downstream step skipped:\n{skipped}", ha="center", va="center", transform=ax.transAxes)
+    shown = baselines[baselines["evaluated"].fillna(False).astype(bool)] if "evaluated" in baselines else baselines
+    for _, row in shown.iterrows():
         ax.axhline(row[f"{metric}_mean"], ls="--", color=palette.get(row["embedding"], "0.5"), label=f"baseline: {row['embedding']}")
     _log2_batch_axis(ax, table["batch_size"])
     ax.set_ylabel(f"SVM {metric.replace('_', ' ')} ({folds}-fold CV mean)")
     ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize="small")
     _save(fig, path)
+
+
+def _skipped_downstream(table: pd.DataFrame, baselines: pd.DataFrame) -> str:
+    """Why nothing was scored downstream ('' when an embedding or a baseline was): the runs' svm_skipped_reason and
+    the baselines' skipped_reason (unlabelled data, a model without encode)."""
+    scored = [frame[col].fillna(False).astype(bool).any()
+              for frame, col in ((table, "svm_evaluated"), (baselines, "evaluated")) if col in frame]
+    reasons = {r for frame, col in ((table, "svm_skipped_reason"), (baselines, "skipped_reason")) if col in frame
+               for r in frame[col].dropna() if r}
+    return "" if any(scored) or not reasons else "; ".join(sorted(reasons))
 
 
 def loss_curves(
