@@ -103,6 +103,18 @@ def estimator_variance(runs: list[tuple[np.ndarray, np.ndarray]], columns: np.nd
     return var / total**2 if total else math.nan
 
 
+def crossed_estimator_variance(se: np.ndarray, finite: np.ndarray, row_counts: np.ndarray,
+                               col_counts: np.ndarray) -> np.ndarray:
+    """estimator_variance for draws of batch sizes crossed with seeds: a run (a [batch size, seed] cell) drawn
+    n_row x n_col times repeats its estimator error, adding (n_row n_col)^2 se^2 over M drawn runs (NaN without runs)."""
+    finite = np.asarray(finite, dtype=float)
+    se2 = np.where(finite > 0, np.nan_to_num(np.asarray(se, dtype=float), nan=0.0) ** 2, 0.0)
+    total = np.einsum("dr,rc,dc->d", row_counts, finite, col_counts)
+    var = np.einsum("dr,rc,dc->d", row_counts**2, se2, col_counts**2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, var / total**2, np.nan)
+
+
 def with_estimator_noise(values, variances, rng: np.random.Generator | None = None) -> np.ndarray:
     """Each bootstrap draw of a geometric mean (or a ratio of one) times exp(N(0, variance)): the seeds' spread
     convolved with the estimator's, which the seeds cannot show (every run is measured on the same examples)."""

@@ -1,9 +1,15 @@
-"""Resampling seeds: the bootstrap every interval of the scorecard and the critical-batch table uses.
+"""Resampling seeds, and batch sizes crossed with them: the bootstraps behind the scorecard's intervals.
 
 Seeds are the replicates. Runs of one seed share their initial weights and data order at every batch
 size (and in every cell of a scaling grid), so a draw resamples whole seeds and keeps them paired.
 k seeds allow only C(2k - 1, k) distinct resamples (3 for 2 seeds: {a, a}, {a, b}, {b, b}, drawn a quarter,
 half and quarter of the time), so intervals from few seeds are coarse; describe_interval says so in words.
+
+A batch size also has an effect that all its seeds share (a data order, a learning rate that suits it), which
+no draw of seeds shows. Statistics over batch sizes therefore draw batch sizes too, independently of the
+seeds (Owen's pigeonhole bootstrap for crossed random effects, pigeonhole_draws and crossed_mean), and a
+fit over a fixed design of batch sizes flips each batch size's residual with a random sign (a wild bootstrap,
+wild_log_steps).
 """
 
 from __future__ import annotations
@@ -46,6 +52,96 @@ def resample(statistic, n_units: int, n_boot: int, rng: np.random.Generator) -> 
             seen[key] = statistic(columns)
         draws.append(seen[key])
     return draws
+
+
+def seed_draws(n_units: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """[n_boot, n_units] indices drawn with replacement: each row one resample of the units."""
+    return rng.integers(0, n_units, (n_boot, n_units))
+
+
+def counts(draws: np.ndarray, n_units: int) -> np.ndarray:
+    """[n_boot, n_units]: how many times each unit is in each row of draws."""
+    draws = np.asarray(draws)
+    out = np.zeros((len(draws), n_units))
+    np.add.at(out, (np.repeat(np.arange(len(draws)), draws.shape[1]), draws.ravel()), 1)
+    return out
+
+
+def pigeonhole_draws(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each row of group labels (non-decreasing along the row: the groups are runs of adjacent items, such as
+    batch sizes below and above B_crit), an index per item drawn with replacement from the items of its own group.
+
+    Each group keeps its size in every draw; a draw of the rows crossed with an independent draw of the seeds
+    is Owen's pigeonhole bootstrap, stratified by group. groups: [n_boot, n_items] (labels may differ per row).
+    """
+    groups = np.atleast_2d(np.asarray(groups))
+    n_boot, n = groups.shape
+    index = np.broadcast_to(np.arange(n), groups.shape)
+    new = np.ones(groups.shape, dtype=bool)
+    new[:, 1:] = groups[:, 1:] != groups[:, :-1]
+    if (groups[:, 1:] < groups[:, :-1]).any():
+        raise ValueError("group labels must be non-decreasing along each row")
+    start = np.maximum.accumulate(np.where(new, index, 0), axis=1)
+    last = np.ones(groups.shape, dtype=bool)
+    last[:, :-1] = new[:, 1:]
+    end = np.minimum.accumulate(np.where(last, index, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    return start + np.floor(rng.random(groups.shape) * (end - start + 1)).astype(int)
+
+
+def crossed_mean(values: np.ndarray, row_counts: np.ndarray, col_counts: np.ndarray) -> np.ndarray:
+    """Per draw, the mean of a [rows, columns] table over its finite cells, each cell counted as often as its row
+    and its column were drawn (row_counts [n_boot, rows] times col_counts [n_boot, columns]); NaN without one."""
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    total = np.einsum("dr,rc,dc->d", row_counts, finite.astype(float), col_counts)
+    weighted = np.einsum("dr,rc,dc->d", row_counts, np.where(finite, values, 0.0), col_counts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, weighted / total, np.nan)
+
+
+def small_sample_spread(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """values with each unit's mean (over the other axis) moved away from the units' mean by k/(k - 1), k the units
+    with a value: each deviation divided by 1 minus its leverage 1/k (HC3), so that a bootstrap over k units errs
+    on the wide side of their mean's variance (k/(k - 1) of it) instead of seeing (k - 1)/k of it."""
+    values = np.asarray(values, dtype=float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        unit_means = np.nanmean(values, axis=1 - axis, keepdims=True)
+        k = int(np.isfinite(unit_means).sum())
+        centre = np.nanmean(unit_means)
+    if k < 2:
+        return values
+    return values + (k / (k - 1) - 1) * (unit_means - centre)
+
+
+def rademacher(n_boot: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """[n_boot, n] random signs, +1 or -1 with equal chance: the multipliers of a wild bootstrap."""
+    return np.where(rng.random((n_boot, n)) < 0.5, -1.0, 1.0)
+
+
+def leverage(jacobian: np.ndarray) -> np.ndarray:
+    """Each point's leverage h, the diagonal of J (J^T J)^-1 J^T, for a least-squares fit with Jacobian J [points,
+    parameters] (rows of NaN: points left out, leverage NaN)."""
+    jacobian = np.asarray(jacobian, dtype=float)
+    ok = np.isfinite(jacobian).all(axis=1)
+    out = np.full(len(jacobian), np.nan)
+    j = jacobian[ok]
+    out[ok] = np.einsum("ij,jk,ik->i", j, np.linalg.pinv(j.T @ j), j)
+    return out
+
+
+def wild_log_steps(log_drawn: np.ndarray, residuals: np.ndarray, signs: np.ndarray, leverages: np.ndarray) -> np.ndarray:
+    """A wild residual bootstrap crossed with a seed draw: each draw's log steps (log_drawn, [n_boot, n], the drawn
+    seeds' means) with every point's residual of the fit to all seeds (residuals, [n]) replaced by itself divided by
+    1 minus its leverage (HC3: a fitted point's residual understates its error, most where it pulls the fit) times a
+    random sign.
+
+    A batch size's effect on the steps, shared by its seeds, sits in its residual: flipped, it moves the refitted
+    curve in the draws as it moved the fit to the data; the seed draw adds the seeds' own spread on top.
+    """
+    residuals = np.nan_to_num(np.asarray(residuals, dtype=float))
+    scale = 1 / (1 - np.clip(np.nan_to_num(np.asarray(leverages, dtype=float)), 0, 0.95))
+    return np.asarray(log_drawn, dtype=float) + (scale * signs - 1) * residuals
 
 
 def tail(level: float) -> float:

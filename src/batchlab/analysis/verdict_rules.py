@@ -50,22 +50,34 @@ STATISTICS = {
     },
     "degradation_above_b_crit": {
         "symbol": "change above B_crit =",
-        "what": "relative change of the final metric from the smallest batch size (positive = worse), paired by seed, "
-        "averaged over the batch sizes above the study's fitted B_crit (estimate, interval) and over those above the "
-        "smallest and at or below B_crit (detail), against the claim's tolerance τ; each draw refits B_crit to the "
-        "steps to target of the same resampled seeds, so B_crit's uncertainty is carried into the interval",
-        "replicated": "the change at or below B_crit stays within τ and the change above B_crit exceeds τ",
-        "not replicated": "the change at or below B_crit exceeds τ, or the change above B_crit stays within τ",
-        "inconclusive": "otherwise, or no batch size lies between the smallest and B_crit, or none above it, "
-        "or B_crit is not a measurement (flagged: outside the batch sizes that reached the target, fewer than 4 of "
-        "them, or a poor fit), or it is flagged in more than (1 − L)/2 of the draws (then no interval holds)",
+        "what": "relative change of the final metric (positive = worse) of the batch sizes above the study's fitted "
+        "B_crit from a reference, the mean over every batch size at or below B_crit (estimate, interval), and of the "
+        "upper half of that regime (above the geometric midpoint √(B_min·B_crit) of its batch sizes) from its lower "
+        "half (detail), against the claim's tolerance τ. Each draw resamples the seeds and, independently, the batch "
+        "sizes within each of the three parts (Owen's pigeonhole bootstrap; each batch size's deviation from its "
+        "part's mean widened by k/(k − 1), its leverage), and refits B_crit to the drawn seeds' steps to target with "
+        "each batch size's residual of the S(B) fit given a random sign (a wild bootstrap; residuals divided by 1 − "
+        "leverage), so that an effect a batch size shares across its seeds (a data order, a learning rate that suits "
+        "it) and B_crit's own uncertainty enter the intervals",
+        "replicated": "the change of the regime's upper half from its lower half stays within τ (its interval's upper "
+        "end) and the change above B_crit exceeds τ (its interval's lower end)",
+        "not replicated": "the regime's upper half is worse than its lower half by more than τ, or the change above "
+        "B_crit stays within τ (wholly, by the intervals)",
+        "inconclusive": "otherwise, or fewer than 2 batch sizes in a part (the regime's lower half, its upper half, "
+        "above B_crit), or B_crit is not a measurement (flagged: outside the batch sizes that reached the target, "
+        "fewer than 4 of them, or a poor fit), or it is flagged in more than (1 − L)/2 of the draws (then no "
+        "interval holds)",
     },
     "noise_scale_ratio": {
         "symbol": "B_simple / B_crit =",
         "what": "B_simple at the target divided by the fitted B_crit (McCandlish et al. 2018 predict B_crit ≈ B_noise, "
         "of which B_simple is the Hessian-free form); B_simple at the target is the geometric mean over the measured "
-        "runs of B_simple at each run's checkpoint closest (in log step) to its crossing of the target; both come "
-        "from the same resampled seeds in every draw",
+        "runs of B_simple at each run's checkpoint closest (in log step) to its crossing of the target. Each draw "
+        "resamples the seeds (the same for both), B_simple's batch sizes independently of them (Owen's pigeonhole "
+        "bootstrap, deviations widened by k/(k − 1)), and refits B_crit with each batch size's residual of the S(B) "
+        "fit given a random sign (a wild bootstrap, residuals divided by 1 − leverage), so that an effect a batch "
+        "size shares across its seeds moves both as it does in the data; each draw's B_simple also carries the "
+        "runs' own estimator noise (their jackknife over the examples measured)",
         "replicated": "the interval of the ratio lies wholly within a factor f of 1 ([1/f, f])",
         "not replicated": "the interval lies wholly outside [1/f, f]",
         "inconclusive": "the interval overlaps an edge of [1/f, f], or B_crit is flagged (or flagged in more than "
