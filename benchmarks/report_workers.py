@@ -35,6 +35,7 @@ def report_args(run: Path, name: str) -> list[str]:
         args += [flag, str(r / f"{file}.parquet")]
     if study.to_target is not None:
         args += ["--to-target", *(str(r / f"to_target/{f}.parquet") for f in ("runs", "curves", "gradients"))]
+        args += ["--throughput", str(r / "to_target/throughput.parquet")]
     return args
 
 

@@ -20,6 +20,7 @@ USES = {
     "schema": set(),
     "data": {"sklearn", "scipy"},  # the split; the mnist1d package adds matplotlib (DATA_SOURCES)
     "train": {"torch", "pandas"},
+    "throughput": {"torch", "pandas"},
     "downstream": {"sklearn", "scipy", "pandas"},
     "baselines": {"sklearn", "scipy", "pandas"},
     "gradients": {"torch", "pandas"},

@@ -83,3 +83,35 @@ def test_batch_sizes_that_never_reached_the_target_are_named_not_chosen():
     none = recommend(steps.assign(reached=False), runs, "cpu", "x")
     assert none == {"available": False, "reason": "no batch size reached the target", "table": none["table"]}
     assert np.isnan(pd.DataFrame(none["table"])["time_s"].astype(float)).all()
+
+
+def _dedicated(b_sat: float, x0: float = 50.0, spread: float = 0.1, available_mb: float = 1000.0) -> pd.DataFrame:
+    """A throughput measurement's rows: three repeats at x0 min(B, B_sat) times 1 - spread, 1, 1 + spread; activation
+    memory 1 MB + 0.5 MB per sample, 10 MB fixed."""
+    return pd.DataFrame([{"batch_size": b, "repeat": r, "samples_per_s": x0 * min(b, b_sat) * f, "fits": True,
+                          "device": "cpu", "fixed_mb": 10.0, "activation_mb": 1 + 0.5 * b, "available_mb": available_mb,
+                          "block_s": 0.25, "warm_steps": 3}
+                         for b in SIZES for r, f in enumerate((1 - spread, 1.0, 1 + spread))])
+
+
+def test_a_dedicated_throughput_replaces_the_runs_own_and_widens_the_range_by_its_repeats():
+    steps, runs = measured(16.0, 64, jitter=0.1)
+    runs["samples_per_s"] = 1.0  # the runs' own throughput, which the measurement must replace
+    rec = recommend(steps, runs, "cpu", "learning rate fixed", _dedicated(64))
+    assert rec["time_optimal_batch_size"] == 64
+    row = next(r for r in rec["table"] if r["batch_size"] == 64)
+    assert row["samples_per_s"] == pytest.approx(50.0 * 64, rel=1e-12)
+    fewest, most = 100.0 * (1 + 16 / 64), 100.0 * (1 + 16 / 64) * 1.1
+    assert row["time_s_low"] == pytest.approx(fewest * 64 / (50.0 * 64 * 1.1), rel=1e-12)
+    assert row["time_s_high"] == pytest.approx(most * 64 / (50.0 * 64 * 0.9), rel=1e-12)
+    assert rec["throughput_source"].startswith("a dedicated measurement") and "3 timed blocks" in rec["throughput_source"]
+    assert rec["memory"]["kind"] == "estimate" and rec["memory"]["all_fit"]
+
+
+def test_memory_that_holds_fewer_than_the_largest_batch_size_is_said():
+    steps, runs = measured(16.0, 64)
+    rec = recommend(steps, runs, "cpu", "learning rate fixed", _dedicated(64, available_mb=300.0))
+    assert rec["memory"]["largest_fitting"] == math.floor((300 - 11) / 0.5) == 578
+    assert [r["fits_memory"] for r in rec["table"]] == [b <= 578 for b in SIZES]
+    assert "Memory holds batches up to 578 (an estimate): larger ones need micro-batches." in rec["paragraph"]
+    json.dumps(rec)

@@ -171,11 +171,17 @@ def test_the_rate_tuned_per_batch_size_reaches_the_tables_page_and_noise_scale_c
 
 
 def test_every_study_page_recommends_a_batch_size_from_its_own_runs(finished_run: Path):
-    """The recommendation reads the runs behind the critical batch size: their steps to the target and their own
-    throughput; tiny_signal's come from its train-to-target runs, at the tuned rates."""
+    """The recommendation reads the runs behind the critical batch size: their steps to the target, and the warm
+    throughput measured at their batch sizes (a study without train-to-target runs, their own); tiny_signal's come
+    from its train-to-target runs, at the tuned rates."""
     rec = json.loads((finished_run / "reports/tiny_signal/recommendation.json").read_text())
     runs = pd.read_parquet(finished_run / "results/tiny_signal/to_target/runs.parquet")
+    speed = pd.read_parquet(finished_run / "results/tiny_signal/to_target/throughput.parquet")
     assert [r["batch_size"] for r in rec["table"]] == sorted(runs["batch_size"].unique().tolist())
+    assert sorted(speed["batch_size"].unique()) == sorted(runs["batch_size"].unique()) and speed["fits"].all()
+    assert [r["samples_per_s"] for r in rec["table"]] == pytest.approx(
+        speed.groupby("batch_size")["samples_per_s"].median().sort_index().tolist(), rel=1e-12)
+    assert rec["throughput_source"].startswith("a dedicated measurement") and rec["memory"]["kind"] == "estimate"
     if rec["available"]:
         best = rec["time_optimal_batch_size"]
         assert best in rec["band"] and rec["rate"] == "learning rate tuned per batch size by steps to the target"

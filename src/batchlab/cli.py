@@ -115,13 +115,20 @@ def _stop_at(args: argparse.Namespace, study, spec):
         value = stop_target(spec.kind, spec.value, baseline, pilot)
     except ValueError as err:
         raise ValueError(f"study {args.study!r}, field 'to_target': {err}") from None
+    half_life = None if spec.weight_averaging is None else spec.weight_averaging.half_life
+    averaged = "" if half_life is None else f", checked on the weights' moving average (half-life {half_life:g} of the steps)"
     print(f"batchlab train: to target: validation loss {value:.6g} ({spec.describe()}; baseline {baseline:.6g}, "
-          f"pilot {pilot:.6g})", file=sys.stderr, flush=True)
-    averaged = spec.weight_averaging
-    if averaged is not None:
-        print(f"batchlab train: the target is checked on an exponential moving average of the weights, half-life "
-              f"{averaged.half_life:g} of the steps so far", file=sys.stderr, flush=True)
-    return StopAt(value, average_half_life=None if averaged is None else averaged.half_life)
+          f"pilot {pilot:.6g}){averaged}", file=sys.stderr, flush=True)
+    return StopAt(value, average_half_life=half_life)
+
+
+def cmd_throughput(args: argparse.Namespace) -> None:
+    from batchlab.data import load_dataset
+    from batchlab.training import throughput
+
+    _take_gpu_slot(args)
+    table = throughput.measure(_study(args), load_dataset(args.data), args.batch_sizes, args.device)
+    io.write_parquet(table, args.out)
 
 
 def cmd_collect(args: argparse.Namespace) -> None:
@@ -268,6 +275,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         data_section=section,
         to_target=to_target,
         equal_steps=equal_steps,
+        throughput=pd.read_parquet(args.throughput) if args.throughput else None,
         more_figures=[examples],
         workers=args.workers,
         baseline=baseline,
@@ -434,8 +442,16 @@ def parser() -> argparse.ArgumentParser:
                     help="the train-to-target analysis's runs, curves and gradient noise (its steps and critical "
                     "tables are --steps and --critical)")
     sp.add_argument("--equal-steps", metavar="RUNS", help="the runs of the study's equal-steps arm")
+    sp.add_argument("--throughput", help="the study's warm throughput and memory measurement, for the recommendation")
     sp.add_argument("--workers", type=int, default=1, help="figures drawn at once, in separate processes")
     sp.add_argument("--out-dir", required=True)
+    sp = add("throughput", cmd_throughput, "measure warm throughput and memory per batch size, for the recommendation",
+             ("batchlab.training.throughput",))
+    sp.add_argument("--batch-sizes", type=int, nargs="+", required=True)
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sp.add_argument("--out", required=True)
+    gpu_slots(sp)
     sp = add(
         "scaling", cmd_scaling, "critical batch size across a scaling grid's cells, and its report",
         ("batchlab.data", "batchlab.report.scaling"),

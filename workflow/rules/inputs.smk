@@ -75,6 +75,13 @@ def to_target_priority(wildcards):
     return CELL_SECONDS.get((wildcards.study, int(wildcards.bs), "to_target"), 0.0)
 
 
+def to_target_study_json(wildcards):
+    """What the throughput measurement needs of the train-to-target runs' study (data, model, optimizer, training):
+    a training cell's view, so that report and SVM settings rerun nothing."""
+    view = _sweep(wildcards, True)
+    return view.cell_view(min(view.batch_sizes)).model_dump_json()
+
+
 # The study-wide gradient job of the to-target cells: the sweep's input functions on Study.to_target_view().
 to_target_cells_json = partial(cells_json, to_target=True)
 to_target_gradients_json = partial(gradients_json, to_target=True)
@@ -196,6 +203,16 @@ def report_to_target(wildcards):
         f"{base}/curves.parquet",
         f"{base}/gradients.parquet",
     ]
+
+
+def report_throughput(wildcards):
+    if wildcards.study not in TO_TARGET:
+        return []
+    return [f"results/{wildcards.study}/to_target/throughput.parquet"]
+
+
+def throughput_arg(wildcards, input):
+    return f"--throughput {input.throughput}" if input.throughput else ""
 
 
 def report_equal_steps(wildcards):

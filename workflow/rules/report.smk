@@ -11,6 +11,7 @@ rule report_study:
         lr_search="results/{study}/lr_search.parquet",
         to_target=report_to_target,
         equal_steps=report_equal_steps,
+        throughput=report_throughput,
     output:
         html="reports/{study}/index.html",
         summary="reports/{study}/summary.json",
@@ -129,12 +130,13 @@ rule report_study:
     params:
         study=study_json,
         to_target=to_target_arg,
+        throughput=throughput_arg,
         equal_steps=equal_steps_arg,
     shell:
         "{BATCHLAB} report --study {wildcards.study} --study-json {params.study:q} "
         "--data {input.data} --table {input.table} --curves {input.curves} "
         "--baselines {input.baselines} --noise {input.noise} --spread {input.spread} "
-        "--steps {input.steps} --critical {input.critical} --lr-search {input.lr_search} {params.to_target} {params.equal_steps} "
+        "--steps {input.steps} --critical {input.critical} --lr-search {input.lr_search} {params.to_target} {params.equal_steps} {params.throughput} "
         "--workers {threads} --out-dir $(dirname {output.html}) > {log} 2>&1"
 
 

@@ -92,3 +92,30 @@ rule gradients_to_target:
         "--checkpoints {input.checkpoints} --device {params.device} {GPU_SLOTS} --no-spread "
         "--cache results/{wildcards.study}/to_target/cache --workers {threads} "
         "--out {output.noise} --spread {output.spread} > {log} 2>&1"
+
+
+# X(B) and memory for the recommendation: the training step alone, warm and repeated, on the device the runs use.
+rule throughput:
+    input:
+        data="data/{study}.npz",
+    output:
+        "results/{study}/to_target/throughput.parquet",
+    log:
+        "logs/{study}/throughput.log",
+    benchmark:
+        "logs/{study}/throughput.benchmark.tsv"
+    wildcard_constraints:
+        study=_one_of(TO_TARGET),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        gpu=TRAIN_GPUS,
+    params:
+        study=to_target_study_json,
+        batch_sizes=to_target_batch_sizes,
+        device=CFG.device,
+    shell:
+        "{BATCHLAB} throughput --study {wildcards.study} --study-json {params.study:q} "
+        "--batch-sizes {params.batch_sizes} --data {input.data} --device {params.device} {GPU_SLOTS} "
+        "--out {output} > {log} 2>&1"

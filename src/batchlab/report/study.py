@@ -204,6 +204,7 @@ def build_study_report(
     more_figures: tuple = (),
     workers: int = 1,
     baseline: float = math.nan,
+    throughput: pd.DataFrame | None = None,
 ) -> dict:
     """Write reports/<study>/: figures, runs.csv, summary.csv, baselines.csv, provenance, index.html.
 
@@ -213,6 +214,7 @@ def build_study_report(
     equal_steps: the runs of the study's equal-steps arm, drawn beside the sweep's losses and scored by its claims.
     more_figures: further (figure function, arguments) calls, drawn with the study's own by `workers` processes.
     baseline: the data's constant-prediction validation loss; claims about trained models score only runs below it.
+    throughput: the warm throughput and memory measurement (batchlab.training.throughput) the recommendation uses.
     """
     target_curves = curves if to_target is None else to_target["curves"]
     target_noise = noise if to_target is None else to_target["noise"]
@@ -279,7 +281,8 @@ def build_study_report(
     io.write_csv(scorecard, out / "scorecard.csv")
     behind = runs_behind_critical
     rate_text = protocol.text if protocol.tuned else f"{protocol.text}: a rate tuned per batch size (to_target.lr_tuning) may move the answer"
-    recommendation = recommend(steps, behind, str(behind["device"].iloc[0]) if "device" in behind else "device", rate_text)
+    recommendation = recommend(steps, behind, str(behind["device"].iloc[0]) if "device" in behind else "device", rate_text,
+                               throughput)
     io.write_json(recommendation, out / "recommendation.json")
     prov = provenance.collect(table["device"].astype(str).tolist(), provenance.how_cells_trained(table))
     study_yaml = yaml.safe_dump({study_name: study.model_dump(mode="json")}, sort_keys=False)

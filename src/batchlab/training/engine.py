@@ -145,8 +145,8 @@ class _Training:
         self.step_fn = _Step(study, self.probe, self.run_losses, models, self.peaks, self.n_warmup, device, batch_size,
                              self.eval_losses)
         self.half_life = None if stop_at is None else stop_at.average_half_life
-        if self.half_life is not None:
-            self.step_fn.start_average()
+        if self.half_life is not None:  # the runs' averages start at their initial weights
+            self.step_fn.average = {n: p.clone() for n, p in self.step_fn.params.items()}
 
     @property
     def k(self) -> int:
@@ -199,8 +199,8 @@ class _Training:
         start = time.perf_counter()
         for step in range(first_step, self.steps + 1):
             s.step(step, self.x_train, self.y_train, self.stream, masked)
-            if self.half_life is not None:
-                s.average_(step, self.half_life, masked)
+            if self.half_life is not None:  # a frozen run's average stays
+                averaging.update_(s.average, s.params, step, self.half_life, s.active if masked else None)
             since += 1
             if step in self.log_at:
                 self._log(step, since, going, curves, stops, checkpoints, checkpoint_steps)
@@ -313,14 +313,6 @@ class _Step:
         self.graph_body = False  # True: run eagerly exactly what a graph would capture (tests it without CUDA)
         self.average: dict[str, Tensor] | None = None  # the runs' weight averages, when they keep them
         self.set_micro_batch(study.training.micro_batch_size)
-
-    def start_average(self) -> None:
-        """Keep an exponential moving average of every run's weights, starting at its initial weights."""
-        self.average = {n: p.clone() for n, p in self.params.items()}
-
-    def average_(self, step: int, half_life: float, masked: bool) -> None:
-        """Move the running runs' averages toward their weights after `step` (frozen runs' averages stay)."""
-        averaging.update_(self.average, self.params, step, half_life, self.active if masked else None)
 
     def shown(self) -> dict[str, Tensor]:
         """The weights that are evaluated, kept and measured: the averages when kept, else the weights."""
