@@ -30,6 +30,10 @@ def tuned_rates(runs: pd.DataFrame) -> pd.DataFrame:
 ON_FINAL_LOSS = "tuned on final loss"  # a sweep's lr_rule: tuned, which B_crit does not count as tuned
 
 
+RULE_WORDS = {"fixed": "fixed", "linear": "scaled linearly with the batch size",
+              "sqrt": "scaled with the square root of the batch size"}  # optim.lr_rule, as a page says it
+
+
 @dataclass(frozen=True)
 class RateProtocol:
     """How the runs behind B_crit set their learning rate: rule "tuned" (per batch size by steps to the target),
@@ -50,7 +54,7 @@ class RateProtocol:
             return "learning rate tuned per batch size by steps to the target"
         if self.rule == ON_FINAL_LOSS:
             return "learning rate tuned on final validation loss, not by steps to the target"
-        return f"learning rate {self.rule}, not tuned per batch size"
+        return f"learning rate {RULE_WORDS.get(self.rule, self.rule)}, not tuned per batch size"
 
 
 def rate_protocol(runs: pd.DataFrame, rates: pd.DataFrame | None = None, critical: pd.DataFrame | None = None) -> RateProtocol:

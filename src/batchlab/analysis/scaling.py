@@ -25,6 +25,7 @@ import pandas as pd
 from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
 from batchlab.analysis.claims import interval_verdict, scorecard_row, seed_interval_rule
 from batchlab.analysis.measured import measured_b_crit
+from batchlab.analysis.rates import RULE_WORDS
 from batchlab.analysis.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, resample
 
 CELL_COLUMNS = ["study", "train_samples", "width_factor", "n_params"]
@@ -121,7 +122,8 @@ def grid_protocol(study) -> str:
                      "lies (to_target: {kind: value} or {kind: baseline_ratio} shares one)")
     tuned = t.lr_tuning is not None if t is not None else study.optim.lr_rule == "tuned"
     if not tuned:
-        notes.append(f"learning rate {study.optim.lr_rule}, not tuned per batch size by steps to the target "
+        notes.append(f"learning rate {RULE_WORDS.get(study.optim.lr_rule, study.optim.lr_rule)}, not tuned per batch "
+                     "size by steps to the target "
                      "(to_target.lr_tuning) as Zhang et al. tuned it")
     if t is None or t.weight_averaging is None:
         notes.append("steps read from the weights as trained, not from an exponential moving average of the weights "
