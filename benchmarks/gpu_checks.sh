@@ -3,7 +3,7 @@
 # of host syncs, throughput against the eager loop and the hand-written reference, contrastive runs batched
 # against one after another, where a step's device time goes, the optimizer update alone three ways, and the Lanczos sharpness against
 # its exact value and the CPU's, and the critical batch size's known answer with the rate tuned per batch size in the
-# engine, and B_simple's jackknife on the device. Each part has a time limit, and its output lands in OUT_DIR as it goes.
+# engine, B_simple's jackknife, the weight average and the throughput measurement on the device. Each part has a time limit, and its output lands in OUT_DIR as it goes.
 #   bash benchmarks/gpu_checks.sh OUT_DIR [STEPS]
 set -uo pipefail
 out=${1:?usage: gpu_checks.sh OUT_DIR [STEPS]}
@@ -28,3 +28,6 @@ timeout 60 "$py" benchmarks/sharpness_device.py --device cuda --json "$out/sharp
 timeout 120 "$py" benchmarks/nqm_known_answer.py --device cuda --engine batched 2>&1 | tee "$out/nqm_known_answer.txt"
 # B_simple's jackknife over 1,024 examples on the GPU against the CPU (index_add_ of the group sums on the device)
 timeout 120 "$py" benchmarks/jackknife_device.py --device cuda --json "$out/jackknife.json" 2>&1 | tee "$out/jackknife.txt"
+# the weight average in the engine on the GPU (CUDA graphs) against the CPU reference, and the recommendation's
+# throughput and measured memory ceiling on the GPU
+timeout 120 "$py" benchmarks/averaging_device.py --device cuda --json "$out/averaging.json" 2>&1 | tee "$out/averaging.txt"
