@@ -115,3 +115,16 @@ def test_memory_that_holds_fewer_than_the_largest_batch_size_is_said():
     assert [r["fits_memory"] for r in rec["table"]] == [b <= 578 for b in SIZES]
     assert "Memory holds batches up to 578 (an estimate): larger ones need micro-batches." in rec["paragraph"]
     json.dumps(rec)
+
+
+def test_tuned_rates_give_their_scaling_rule_and_untuned_ones_none():
+    steps, runs = measured(16.0, 64)
+    runs["lr"] = 1e-3 * (runs["batch_size"] / 32.0) ** 0.5
+    assert recommend(steps, runs, "cpu", "learning rate fixed")["rate_scaling"] is None  # no lr_tuned column
+    runs["lr_tuned"] = True
+    rec = recommend(steps, runs, "cpu", "learning rate tuned per batch size by steps to the target")
+    rule = rec["rate_scaling"]
+    assert rule["exponent"] == pytest.approx(0.5, rel=1e-12)
+    at = rule["lr_at_base"] * (48 / rule["base_batch_size"]) ** rule["exponent"]
+    assert at == pytest.approx(1e-3 * 1.5**0.5, rel=1e-12)  # a rate between the grid's points
+    assert "the rate scales about as B^0.50" in rec["paragraph"]

@@ -29,3 +29,30 @@ def test_a_figure_that_fails_in_a_worker_fails_the_report(tmp_path):
     with pytest.raises(ValueError, match="cannot draw bad.png"):
         figures.draw_all(calls, 2)
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_the_recommendation_figure_draws_an_answer_and_its_absence(tmp_path):
+    import json
+
+    from batchlab.analysis.recommend import recommend
+
+    sizes = [1, 4, 16, 64, 256]
+    steps = pd.DataFrame([{"batch_size": b, "seed": s, "steps": 100 * (1 + 16 / b), "reached": True}
+                          for b in sizes for s in range(2)])
+    runs = pd.DataFrame([{"batch_size": b, "seed": s, "samples_per_s": 50.0 * min(b, 64), "lr": 1e-3}
+                         for b in sizes for s in range(2)])
+    rec = json.loads(json.dumps(recommend(steps, runs, "cpu", "learning rate fixed")))  # as the page reads it back
+    figures.recommendation(rec, tmp_path / "yes.png", "t")
+    none = json.loads(json.dumps(recommend(steps.assign(reached=False), runs, "cpu", "learning rate fixed")))
+    figures.recommendation(none, tmp_path / "no.png", "t")
+    assert (tmp_path / "yes.png").stat().st_size > 0 and (tmp_path / "no.png").read_bytes() != (tmp_path / "yes.png").read_bytes()
+
+
+def test_the_recommendation_figure_draws_a_mean_outside_its_seeds_range(tmp_path):
+    """Each seed's time at its own run's throughput, the mean's at the median: the mean can fall outside them."""
+    rec = {"available": True, "band": [4], "time_optimal_batch_size": 4, "sample_efficient_batch_size": 1,
+           "memory": None, "table": [
+               {"batch_size": 1, "time_s": 10.0, "time_s_low": 11.0, "time_s_high": 12.0, "samples": 100.0},
+               {"batch_size": 4, "time_s": 5.0, "time_s_low": 4.0, "time_s_high": 4.5, "samples": 120.0}]}
+    figures.recommendation(rec, tmp_path / "r.png", "t")
+    assert (tmp_path / "r.png").stat().st_size > 0

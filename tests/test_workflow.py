@@ -87,7 +87,7 @@ def test_a_report_drawn_by_several_processes_is_the_one_drawn_by_one(finished_ru
     args = [*bench.report_args(finished_run, "tiny_signal"), "--workers", "2", "--out-dir", str(tmp_path)]
     assert main(args) == 0
     drawn = sorted(p.name for p in tmp_path.iterdir())
-    assert len([n for n in drawn if n.endswith(".png")]) == 13  # tiny_signal tunes its rate: tuned_rates.png too
+    assert len([n for n in drawn if n.endswith(".png")]) == 14  # tiny_signal tunes its rate: tuned_rates.png too
     rendered_at = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d UTC")  # the page and provenance.json say when
     for name in drawn:
         ours, pipeline = (rendered_at.sub(b"", (d / name).read_bytes()) for d in (tmp_path, finished_run / "reports/tiny_signal"))

@@ -118,6 +118,13 @@ rule report_study:
             subcategory="{study}",
             labels={"study": "{study}", "figure": "samples vs steps"},
         ),
+        recommendation_fig=report(
+            "reports/{study}/recommendation.png",
+            caption="../report/recommendation.rst",
+            category="Critical batch size",
+            subcategory="{study}",
+            labels={"study": "{study}", "figure": "time and samples to target"},
+        ),
     log:
         "logs/{study}/report.log",
     benchmark:

@@ -127,13 +127,32 @@ def recommend(steps: pd.DataFrame, runs: pd.DataFrame, device: str, rate_text: s
             repeats=int(speed["repeats"].max()), block_s=float(throughput["block_s"].iloc[0]),
             warm=int(throughput["warm_steps"].iloc[0])),
         "memory": memory,
-        "paragraph": paragraph(table, best, band, device, rate_text, memory),
+        "rate_scaling": rate_scaling(table) if _tuned(runs) else None,
+        "paragraph": paragraph(table, best, band, device, rate_text, memory, rate_scaling(table) if _tuned(runs) else None),
         "table": _records(table),
     }
 
 
+def _tuned(runs: pd.DataFrame) -> bool:
+    return "lr_tuned" in runs and bool(runs["lr_tuned"].fillna(False).astype(bool).any())
+
+
+def rate_scaling(table: pd.DataFrame) -> dict | None:
+    """The tuned rates' scaling rule, lr(B) = lr_0 (B / B_0)^k: k and lr_0 by least squares of log lr on log B over
+    the batch sizes with a rate (B_0 their geometric mean), to read a rate between the grid's points."""
+    rated = table[np.isfinite(table["lr"]) & (table["lr"] > 0)]
+    if rated["batch_size"].nunique() < 2:
+        return None
+    x, y = np.log(rated["batch_size"].to_numpy(float)), np.log(rated["lr"].to_numpy(float))
+    k, intercept = np.polyfit(x, y, 1)
+    b0 = float(np.exp(x.mean()))
+    return {"exponent": float(k), "base_batch_size": b0, "lr_at_base": float(np.exp(intercept + k * x.mean())),
+            "rule": "lr(B) = lr_at_base (B / base_batch_size)^exponent, least squares of log lr on log B over the "
+            "batch sizes' tuned rates"}
+
+
 def paragraph(table: pd.DataFrame, best: pd.Series, band: list[int], device: str, rate_text: str,
-              memory: dict | None = None) -> str:
+              memory: dict | None = None, scaling: dict | None = None) -> str:
     """The answer in plain words, with the next larger batch size's trade: faster per sample, more samples."""
     b = int(best["batch_size"])
     seeds = int(best["seeds_reached"])
@@ -152,6 +171,9 @@ def paragraph(table: pd.DataFrame, best: pd.Series, band: list[int], device: str
     if memory is not None and memory["largest_fitting"] is not None and not memory["all_fit"]:
         text += (f" Memory holds batches up to {memory['largest_fitting']:,}"
                  f"{' (an estimate)' if memory['kind'] == 'estimate' else ''}: larger ones need micro-batches.")
+    if scaling is not None:
+        text += (f" Between the tuned batch sizes the rate scales about as B^{scaling['exponent']:.2f} (fitted to the "
+                 "tuned rates).")
     return text + f" The {rate_text}."
 
 

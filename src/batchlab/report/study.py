@@ -33,6 +33,7 @@ FIGURES = {
     "b_simple": "Gradient noise scale over training",
     "steps_to_target": "Steps to target and the critical batch size",
     "tradeoff": "Samples against steps to target",
+    "recommendation": "Time and samples to the target against batch size",
     "tuned_rates": "The learning rate tuned at each batch size",
 }
 
@@ -155,6 +156,10 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         "tradeoff": "Samples processed E = B·S against steps S to the target, per batch size (mean over seeds), "
         "with McCandlish's tradeoff curve from the fit; the cross marks B = B_crit (grey and no cross when B_crit is "
         "flagged).",
+        "recommendation": "Time to the target T(B) = S(B)·B / X(B) (left; bars from the fewest steps of a seed at the "
+        "highest measured throughput to the most at the lowest) and samples to it E(B) = S(B)·B (right), per batch "
+        "size. Star: the fastest; shaded: the band within 10% of it; open diamond: the largest batch size within 10% "
+        "of the fewest samples; dashed: the memory ceiling where it lies among the batch sizes." + trained_to,
     }
 
 
@@ -229,6 +234,11 @@ def build_study_report(
     loss_label = {"contrastive": "InfoNCE loss (in-batch negatives)"}.get(
         study.model.kind, figures.CLASSIFIER_LOSS_LABEL if study.is_classifier else figures.LOSS_LABEL
     )
+    behind = runs_behind_critical
+    rate_text = protocol.text if protocol.tuned else f"{protocol.text}: a rate tuned per batch size (to_target.lr_tuning) may move the answer"
+    recommendation = recommend(steps, behind, str(behind["device"].iloc[0]) if "device" in behind else "device", rate_text,
+                               throughput)
+    io.write_json(recommendation, out / "recommendation.json")
     drawn = [  # the slowest first, so that none is left to end the job alone
         (figures.steps_to_target, (steps, critical, out / "steps_to_target.png", title, target_curves)),
         (figures.loss_curves, (curves, "samples_seen", out / "loss_curves_samples.png", title, loss_label, critical)),
@@ -241,6 +251,7 @@ def build_study_report(
         (figures.tradeoff, (steps, critical, out / "tradeoff.png", title)),
         (figures.loss_vs_batch, (table, out / "loss_vs_batch.png", title, loss_label, equal_steps)),
         (figures.throughput_vs_batch, (table, out / "throughput_vs_batch.png", title)),
+        (figures.recommendation, (recommendation, out / "recommendation.png", title)),
         (figures.downstream_vs_batch,
          (table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)),
     ]
@@ -279,11 +290,6 @@ def build_study_report(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]
     )
     io.write_csv(scorecard, out / "scorecard.csv")
-    behind = runs_behind_critical
-    rate_text = protocol.text if protocol.tuned else f"{protocol.text}: a rate tuned per batch size (to_target.lr_tuning) may move the answer"
-    recommendation = recommend(steps, behind, str(behind["device"].iloc[0]) if "device" in behind else "device", rate_text,
-                               throughput)
-    io.write_json(recommendation, out / "recommendation.json")
     prov = provenance.collect(table["device"].astype(str).tolist(), provenance.how_cells_trained(table))
     study_yaml = yaml.safe_dump({study_name: study.model_dump(mode="json")}, sort_keys=False)
     io.write_text(study_yaml, out / "config.yaml")
