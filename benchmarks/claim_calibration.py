@@ -30,7 +30,8 @@ import scipy
 
 from scipy.stats import spearmanr
 
-from batchlab.analysis.claims import interval_verdict, trend_test
+from batchlab.analysis.significance import interval_verdict
+from batchlab.analysis.trend import trend_test
 from batchlab.analysis.resampling import percentile_interval, seed_bootstrap
 from batchlab.analysis.significance import VERDICTS, rho_equivalence_p, simulate_trend_table
 

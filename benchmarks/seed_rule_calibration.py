@@ -3,10 +3,10 @@
 Two claim kinds whose verdict rests on a percentile bootstrap (verdict_rules.SEED_RESAMPLED), each draw resampling
 the seeds and, independently, the batch sizes (Owen's pigeonhole bootstrap) and refitting B_crit with its residuals'
 signs drawn (a wild bootstrap crossed with the seed draw):
-- linear scaling holds until B_crit (batchlab.analysis.claims.degradation_test, B_crit from b_crit_of_seeds): the
+- linear scaling holds until B_crit (batchlab.analysis.b_crit_claims.degradation_test, B_crit from b_crit_of_seeds): the
   final loss of the regime's upper half within the tolerance of its lower half, and the batch sizes above B_crit
   worse than the regime's mean by more than the tolerance;
-- the noise scale predicts B_crit (batchlab.analysis.claims.noise_scale_test): B_simple at the target over B_crit
+- the noise scale predicts B_crit (batchlab.analysis.b_crit_claims.noise_scale_test): B_simple at the target over B_crit
   within a factor f of 1.
 Simulated runs are shaped like config/paper.yaml's: batch sizes 1, 2, 4, ..., 1024 for both the sweep and the
 steps to target, 5 or 10 seeds, steps S(B) = S_min (1 + B_crit / B) with B_crit 32 (5 batch sizes at or below
@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy
 
-from batchlab.analysis.claims import b_crit_of_seeds, degradation_test, noise_scale_test
+from batchlab.analysis.b_crit_claims import b_crit_of_seeds, degradation_test, noise_scale_test
 from batchlab.analysis.measured import measured_b_crit
 from batchlab.config import DEFAULT_TOLERANCE
 
@@ -436,7 +436,7 @@ DIAGNOSIS = [
     "draws err on the wide side (k/(k − 1) of the variance);",
     "- B_crit, whose batch sizes are a fixed design: each batch size's log residual of the S(B) fit to all seeds, "
     "divided by 1 − its leverage (HC3), times a random sign, added to the drawn seeds' mean steps, then refitted "
-    "(`claims.SeedFit.draws`, a vectorised profile fit that matches `cbs.fit_steps_model`). A batch size's effect on the "
+    "(`b_crit_claims.SeedFit.draws`, a vectorised profile fit that matches `cbs.fit_steps_model`). A batch size's effect on the "
     "steps moves B_crit in the draws as it moved the fit to the data. A draw's B_crit is flagged by the measured rule "
     "(outside the batch sizes reached, or not spanning both regimes); the fit's RMS residual is judged on the data only, "
     "since the draws' residuals are widened on purpose.",

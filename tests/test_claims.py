@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from batchlab.analysis.claims import evaluate_claims, seed_interval_rule, spread_knee_test, trend_test
+from batchlab.analysis.claims import evaluate_claims, seed_interval_rule, spread_knee_test
+from batchlab.analysis.trend import trend_test
 from batchlab.config import Claim
 
 SIZES = [1, 2, 4, 8, 16, 32, 64]
@@ -243,7 +244,7 @@ def budget_table(loss_of_b, seeds: int = 5, noise: float = 0.002, sizes=SIZES) -
 
 
 def test_flat_until_b_crit_then_worse_is_replicated():
-    from batchlab.analysis.claims import degradation_test
+    from batchlab.analysis.b_crit_claims import degradation_test
 
     table = budget_table(lambda b: 0.30 if b <= 16 else 0.45)
     result = degradation_test(table, "val_loss", b_crit=20.0, tolerance=0.05, n_boot=300)
@@ -254,7 +255,7 @@ def test_flat_until_b_crit_then_worse_is_replicated():
 
 
 def test_degrading_below_b_crit_or_holding_beyond_it_is_not_replicated():
-    from batchlab.analysis.claims import degradation_test
+    from batchlab.analysis.b_crit_claims import degradation_test
 
     steady_rise = budget_table(lambda b: 0.3 * (1 + 0.2 * math.log2(b)))
     assert degradation_test(steady_rise, "val_loss", 20.0, 0.05, 300)["verdict"] == "not replicated"
@@ -263,7 +264,7 @@ def test_degrading_below_b_crit_or_holding_beyond_it_is_not_replicated():
 
 
 def test_linear_scaling_claim_without_room_below_b_crit_is_inconclusive():
-    from batchlab.analysis.claims import degradation_test
+    from batchlab.analysis.b_crit_claims import degradation_test
 
     table = budget_table(lambda b: 0.30 if b <= 16 else 0.45)
     assert degradation_test(table, "val_loss", b_crit=1.5, tolerance=0.05, n_boot=200)["verdict"] == "inconclusive"
@@ -299,7 +300,7 @@ def steps_of(b_crit_per_seed, sizes=TO_TARGET_SIZES, s_min: float = 100.0) -> pd
 def test_b_crit_uncertainty_is_carried_into_the_linear_scaling_claim():
     """The same point B_crit (~22) and the same losses: replicated when the seeds agree on B_crit, inconclusive
     when they disagree so much that resampled B_crit often puts 32 (already worse) below it."""
-    from batchlab.analysis.claims import b_crit_of_seeds, degradation_test
+    from batchlab.analysis.b_crit_claims import b_crit_of_seeds, degradation_test
 
     table = budget_table(lambda b: 0.30 if b <= 16 else 0.45)
     agree = b_crit_of_seeds(steps_of([22.0] * 5))
@@ -313,7 +314,7 @@ def test_b_crit_uncertainty_is_carried_into_the_linear_scaling_claim():
 
 
 def test_a_flagged_b_crit_makes_the_linear_scaling_claim_inconclusive_with_the_reason():
-    from batchlab.analysis.claims import b_crit_of_seeds, degradation_test
+    from batchlab.analysis.b_crit_claims import b_crit_of_seeds, degradation_test
 
     ehr_flat = [17.4, 15.9, 14.9, 14.4, 14.0, 13.6, 13.4, 13.3, 13.2, 13.5, np.nan]
     sizes = 2 ** np.arange(11)
@@ -358,7 +359,7 @@ def test_the_checkpoint_closest_to_the_crossing_in_log_step_is_used():
 
 
 def test_noise_scale_matching_b_crit_is_replicated_and_a_tenfold_miss_is_not():
-    from batchlab.analysis.claims import noise_scale_test
+    from batchlab.analysis.b_crit_claims import noise_scale_test
 
     rng = np.random.default_rng(0)
     steps = steps_of([40.0, 50.0, 60.0])
@@ -371,7 +372,7 @@ def test_noise_scale_matching_b_crit_is_replicated_and_a_tenfold_miss_is_not():
 
 def test_runs_with_undefined_b_simple_are_left_out_and_counted():
     """A bias-corrected |G|^2 <= 0 leaves B_simple NaN: such runs are named apart and never enter the mean."""
-    from batchlab.analysis.claims import noise_scale_test
+    from batchlab.analysis.b_crit_claims import noise_scale_test
 
     steps = steps_of([50.0] * 3)
     defined = noise_scale_test(noise_table(lambda b, s, f: 50.0), steps, 3.0, 200)
@@ -389,7 +390,7 @@ def noise_at_crossing_of(steps):
 
 
 def test_noise_scale_claim_is_inconclusive_without_two_measured_seeds_or_a_measured_b_crit():
-    from batchlab.analysis.claims import noise_scale_test
+    from batchlab.analysis.b_crit_claims import noise_scale_test
 
     one_seed = noise_scale_test(noise_table(lambda b, s, f: 50.0, seeds=[0]), steps_of([50.0] * 3), 3.0, 200)
     assert one_seed["verdict"] == "inconclusive"
@@ -424,7 +425,7 @@ def test_two_seeds_with_b_crit_flagged_in_one_seeds_resample_give_no_interval():
     seed 1's (20) and their mean (210) are. The resample {seed 0, seed 0}, a quarter of the draws, has no B_crit:
     leaving it out gave [value of {1, 1}, the estimate], an interval ending at the estimate. There is no 95%
     interval, the claim is inconclusive, and the detail says how few resamples two seeds give."""
-    from batchlab.analysis.claims import b_crit_of_seeds, degradation_test
+    from batchlab.analysis.b_crit_claims import b_crit_of_seeds, degradation_test
 
     table = budget_table(lambda b: 0.30 if b <= 128 else 0.60, seeds=2, noise=0.0, sizes=TO_TARGET_SIZES)
     result = degradation_test(table, "val_loss", b_crit_of_seeds(steps_of([400.0, 20.0])), 0.05, 400)

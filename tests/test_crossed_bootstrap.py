@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from batchlab.analysis.cbs import fit_steps_model
-from batchlab.analysis.claims import b_crit_of_seeds, degradation_test, noise_scale_test, profile_b_crit
+from batchlab.analysis.b_crit_claims import b_crit_of_seeds, degradation_test, noise_scale_test, profile_b_crit
 from batchlab.analysis.resampling import (
     counts, crossed_mean, leverage, pigeonhole_draws, seed_draws, small_sample_spread, wild_log_steps,
 )

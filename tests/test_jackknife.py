@@ -123,7 +123,7 @@ def test_the_interval_at_the_target_convolves_the_seeds_with_the_estimator_noise
 
 
 def test_the_noise_scale_ratio_widens_by_the_estimator_noise():
-    from batchlab.analysis.claims import noise_scale_test
+    from batchlab.analysis.b_crit_claims import noise_scale_test
 
     seeds = list(range(5))
     steps = pd.DataFrame([{"batch_size": b, "seed": sd, "steps": 100 * (1 + 50 / b) * (1 + 0.01 * sd), "reached": True}

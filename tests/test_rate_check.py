@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchlab.analysis.claims import degradation_test, evaluate_claims
+from batchlab.analysis.b_crit_claims import degradation_test
+from batchlab.analysis.claims import evaluate_claims
 from batchlab.analysis.rates import RateProtocol, rate_check, rate_limit_reason, rate_protocol
 from batchlab.config import Claim, ConfigError, validate_config
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from batchlab.report import figures
+from batchlab.report import figures, recommendation_figure
 
 
 def _table() -> pd.DataFrame:
@@ -42,9 +42,9 @@ def test_the_recommendation_figure_draws_an_answer_and_its_absence(tmp_path):
     runs = pd.DataFrame([{"batch_size": b, "seed": s, "samples_per_s": 50.0 * min(b, 64), "lr": 1e-3}
                          for b in sizes for s in range(2)])
     rec = json.loads(json.dumps(recommend(steps, runs, "cpu", "learning rate fixed")))  # as the page reads it back
-    figures.recommendation(rec, tmp_path / "yes.png", "t")
+    recommendation_figure.recommendation(rec, tmp_path / "yes.png", "t")
     none = json.loads(json.dumps(recommend(steps.assign(reached=False), runs, "cpu", "learning rate fixed")))
-    figures.recommendation(none, tmp_path / "no.png", "t")
+    recommendation_figure.recommendation(none, tmp_path / "no.png", "t")
     assert (tmp_path / "yes.png").stat().st_size > 0 and (tmp_path / "no.png").read_bytes() != (tmp_path / "yes.png").read_bytes()
 
 
@@ -54,5 +54,5 @@ def test_the_recommendation_figure_draws_a_mean_outside_its_seeds_range(tmp_path
            "memory": None, "table": [
                {"batch_size": 1, "time_s": 10.0, "time_s_low": 11.0, "time_s_high": 12.0, "samples": 100.0},
                {"batch_size": 4, "time_s": 5.0, "time_s_low": 4.0, "time_s_high": 4.5, "samples": 120.0}]}
-    figures.recommendation(rec, tmp_path / "r.png", "t")
+    recommendation_figure.recommendation(rec, tmp_path / "r.png", "t")
     assert (tmp_path / "r.png").stat().st_size > 0

@@ -166,7 +166,7 @@ def test_simulated_table_shares_the_size_effect_across_seeds():
 def new_rule_verdicts(slope: float, size_sd: float, seed_sd: float, reps: int, seed: int) -> list[str]:
     """The scorecard's verdicts (claims.trend_test, as shipped) on 'increases with batch size' over simulated
     tables of 11 sizes and 3 seeds."""
-    from batchlab.analysis.claims import trend_test
+    from batchlab.analysis.trend import trend_test
 
     rng = np.random.default_rng(seed)
     verdicts = []

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
-from batchlab.analysis.claims import interval_verdict, scorecard_row, seed_interval_rule
+from batchlab.analysis.claims import scorecard_row, seed_interval_rule
+from batchlab.analysis.significance import interval_verdict
 from batchlab.analysis.measured import measured_b_crit
 from batchlab.analysis.rates import RULE_WORDS
 from batchlab.analysis.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, resample

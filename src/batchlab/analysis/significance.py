@@ -200,3 +200,21 @@ def simulate_trend_table(
     size_effect = rng.normal(0.0, size_sd, n_sizes) if size_sd > 0 else np.zeros(n_sizes)
     seed_noise = rng.normal(0.0, seed_sd, (n_sizes, n_seeds)) if seed_sd > 0 else np.zeros((n_sizes, n_seeds))
     return (planted_rho_slope * standardized + size_effect)[:, None] + seed_noise
+
+
+def interval_verdict(low: float, high: float, band: tuple[float, float] | None = None) -> str:
+    """Verdict from an interval: above 0 replicated, below 0 not, else inconclusive.
+
+    With band (lo, hi) the claim is "the value lies within the band": wholly inside replicated,
+    wholly outside not replicated, else inconclusive. NaN bounds give inconclusive.
+    """
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "inconclusive"
+    if band is None:
+        return "replicated" if low > 0 else "not replicated" if high < 0 else "inconclusive"
+    lo, hi = band
+    if lo <= low and high <= hi:
+        return "replicated"
+    if high < lo or low > hi:
+        return "not replicated"
+    return "inconclusive"

@@ -16,7 +16,7 @@ from batchlab.analysis.rates import rate_protocol, tuned_rates
 from batchlab.analysis.recommend import recommend
 from batchlab.analysis.verdict_rules import STATISTICS
 from batchlab.config import Study
-from batchlab.report import figures
+from batchlab.report import figures, recommendation_figure
 from batchlab.report.data import data_provenance
 from batchlab.report.html import render
 from batchlab.training.schedule import scaled_lr
@@ -251,7 +251,7 @@ def build_study_report(
         (figures.tradeoff, (steps, critical, out / "tradeoff.png", title)),
         (figures.loss_vs_batch, (table, out / "loss_vs_batch.png", title, loss_label, equal_steps)),
         (figures.throughput_vs_batch, (table, out / "throughput_vs_batch.png", title)),
-        (figures.recommendation, (recommendation, out / "recommendation.png", title)),
+        (recommendation_figure.recommendation, (recommendation, out / "recommendation.png", title)),
         (figures.downstream_vs_batch,
          (table, baselines, metric, study.downstream.folds, out / "downstream_vs_batch.png", title)),
     ]
