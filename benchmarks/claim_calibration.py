@@ -295,14 +295,16 @@ def report(reps: int, seed: int, nulls: list[dict], power: list[dict], cpu_secon
         "reversal at equal steps: an advantage that is merely gone (flat at equal steps) is rarely shown, because an "
         "equivalence test over 5 batch sizes can hardly reach p ≤ 0.05; showing it needs more batch sizes in the arm.",
         "",
-        "## Claims whose verdict rests on resampling seeds",
+        "## Claims whose verdict rests on resampling",
         "samples seen against steps, linear scaling up to B_crit, B_simple against B_crit and the scaling grid's slopes "
-        "still take their verdicts from a seed bootstrap. With fewer than 5 seeds such an interval covers far less "
+        "take their verdicts from a bootstrap interval. With fewer than 5 seeds a seed bootstrap covers far less "
         "than its level (52% with 2 seeds, 74% with 3, for a nominal 95%), so these claims are inconclusive below 5 "
-        "seeds, whatever the numbers, and show the seeds' range; at 5 and 10 seeds `benchmarks/seed_rule_calibration.py` "
-        "measures linear scaling and the noise scale (docs/seed_rule_calibration.md): within 5% far from the tolerance, "
-        "but up to about half wrong verdicts near it when each batch size has an effect its seeds share, so they are "
-        "not calibrated there.",
+        "seeds, whatever the numbers, and show the seeds' range. Linear scaling and the noise scale resample batch "
+        "sizes crossed with seeds (B_crit by a wild bootstrap of the S(B) fit); `benchmarks/seed_rule_calibration.py` "
+        "measures them at 5 and 10 seeds with an effect per batch size shared by its seeds "
+        "(docs/seed_rule_calibration.md): wrong verdicts within 5% under every null tried, including at the tolerance, "
+        "and linear scaling's 'replicated' short of 80% power. Samples seen and the grid's slopes still resample seeds "
+        "only and are not calibrated.",
         "",
     ]
     return "\n".join(lines)
