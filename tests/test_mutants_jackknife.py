@@ -62,3 +62,14 @@ def test_group_count_and_membership():
     assert JACKKNIFE_GROUPS == 16
     assert group_of(3, 6, 4).tolist() == [3, 0, 1, 2, 3, 0]
     assert group_of(0, 3, 16).tolist() == [0, 1, 2]
+
+
+def test_a_leave_out_with_a_gradient_of_exactly_zero_is_unstable():
+    # {0, 2, 4}: leaving out 2 keeps {0, 4}: mean 2, variance 8, |G|^2 = 4 - 8/2 = 0 exactly; leaving out 4 keeps
+    # {0, 2}: mean 1, variance 2, |G|^2 = 1 - 2/2 = 0. Two undefined leave-outs; B_simple is not resolved.
+    result = b_simple_jackknife(*sums([[0.0], [2.0], [4.0]]))
+    assert result.unstable == 2 and math.isnan(result.log_se)
+
+
+def test_groups_are_made_on_the_given_device():
+    assert group_of(0, 3, 2, device=torch.device("meta")).device.type == "meta"

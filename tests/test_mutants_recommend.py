@@ -60,7 +60,7 @@ def test_records_turn_missing_numbers_into_none():
 
 def test_the_cpu_ceiling_from_one_batch_size_is_a_line_through_zero():
     table = pd.DataFrame({"batch_size": [16, 16], "device": "cpu", "fits": True, "fixed_mb": 20.0,
-                          "activation_mb": [8.0, 8.0]})
+                          "activation_mb": [8.0, 8.0], "samples_per_s": [50.0, 60.0]})  # two repeats of one size
     got = memory_ceiling(table, available_mb=100.0, largest=64)
     # 0.5 MB per sample, 20 MB fixed: (100 - 20) / 0.5 = 160 samples
     assert got["per_sample_mb"] == 0.5 and got["fixed_mb"] == 20.0 and got["largest_fitting"] == 160
@@ -71,12 +71,23 @@ def test_the_cpu_ceiling_from_one_batch_size_is_a_line_through_zero():
     assert unknown["largest_fitting"] is None and unknown["all_fit"] and unknown["micro_batch_needed"] is None
     flat = memory_ceiling(table.assign(activation_mb=0.0), available_mb=100.0, largest=64)
     assert flat["largest_fitting"] is None and flat["all_fit"]
+    assert "rule" in got
+
+
+def test_the_cpu_ceiling_from_two_batch_sizes_is_the_line_through_both():
+    table = pd.DataFrame({"batch_size": [8, 32], "device": "cpu", "fits": True, "fixed_mb": 10.0,
+                          "activation_mb": [6.0, 18.0]})
+    got = memory_ceiling(table, available_mb=100.0, largest=64)
+    # slope (18 - 6) / 24 = 0.5 MB per sample, intercept 2: fixed 12, (100 - 12) / 0.5 = 176
+    assert got["per_sample_mb"] == pytest.approx(0.5, rel=1e-12) and got["fixed_mb"] == pytest.approx(12.0, rel=1e-12)
+    assert got["largest_fitting"] == 176
 
 
 def test_on_a_gpu_where_everything_fit():
     table = pd.DataFrame({"batch_size": [8, 8, 64], "device": ["cuda", "cuda", "cuda"], "fits": [True, True, True]})
     got = memory_ceiling(table, available_mb=math.nan, largest=64)
     assert got["largest_fitting"] == 64 and got["all_fit"] is True and got["micro_batch_needed"] is None
+    assert "rule" in got
     none_fit = memory_ceiling(table.assign(fits=False), available_mb=math.nan, largest=64)
     assert none_fit["largest_fitting"] == 0 and none_fit["all_fit"] is False and none_fit["micro_batch_needed"] == 0
 
@@ -135,6 +146,54 @@ def test_the_recommendation_by_hand():
                                 "training (one seed; perfect scaling). The learning rate fixed.")
     assert rec["band_rule"].endswith("within 10% of the fastest mean")
     assert rec["rate_scaling"] is None and rec["memory"] is None
+    assert rec["available"] is True and rec["device"] == "cpu" and "sample_efficient_rule" in rec
+
+
+def test_a_one_row_measurement_whose_memory_holds_exactly_the_largest_batch_size():
+    steps, runs = small_tables()
+    # at B = 8: 4 MB of activations (0.5 per sample) and 20 MB fixed; 24 MB available holds exactly 8 samples
+    throughput = pd.DataFrame({"batch_size": [8], "device": ["cpu"], "fits": [True], "fixed_mb": [20.0],
+                               "activation_mb": [4.0], "available_mb": [24.0], "samples_per_s": [80.0],
+                               "block_s": [1.0], "warm_steps": [2]})
+    rec = recommend(steps, runs, "cpu", "learning rate fixed", throughput)
+    assert rec["memory"]["largest_fitting"] == 8 and rec["memory"]["all_fit"]
+    assert [r["fits_memory"] for r in rec["table"]] == [True, True]
+    assert rec["time_optimal_batch_size"] == 8 and rec["time_to_target_s"] == 40 * 8 / 80.0
+
+
+def test_band_members_are_integers_in_the_paragraph():
+    steps = pd.DataFrame({"batch_size": [2, 4], "seed": 0, "steps": [105.0, 50.0], "reached": True})
+    runs = pd.DataFrame({"batch_size": [2, 4], "seed": 0, "samples_per_s": [2.0, 2.0], "lr": 0.1})
+    rec = recommend(steps, runs, "cpu", "learning rate fixed")  # times 105 and 100 s
+    assert rec["band"] == [2, 4] and all(type(b) is int for b in rec["band"])
+    assert "Batch sizes 2, 4 are within 10% of the fastest" in rec["paragraph"]
+
+
+def test_exactly_ten_percent_more_samples_is_still_sample_efficient():
+    # fewest samples 10 (B = 1); B = 2 at 5.500000000000001 steps has 11.000000000000002 samples, the float of 10 x 1.1
+    steps = pd.DataFrame({"batch_size": [1, 2], "seed": 0, "steps": [10.0, 10 * 1.1 / 2], "reached": True})
+    runs = pd.DataFrame({"batch_size": [1, 2], "seed": 0, "samples_per_s": [1.0, 1.0], "lr": 0.1})
+    assert 10 * 1.1 / 2 * 2 == 10.0 * (1 + 0.1)
+    assert recommend(steps, runs, "cpu", "x")["sample_efficient_batch_size"] == 2
+
+
+def test_a_time_exactly_ten_percent_over_the_fastest_is_in_the_band():
+    # fastest: B = 2, 10 s. B = 1: seed 0 took 10 x 1.1 s at its own throughput 1 (its low, exactly at the band's
+    # edge); seed 1 did not reach, and its throughput 0.5 puts the median at 0.75, the mean time above the edge
+    edge = 10.0 * (1 + 0.1)
+    steps = pd.DataFrame({"batch_size": [1, 1, 2], "seed": [0, 1, 0], "steps": [edge, np.nan, 10.0],
+                          "reached": [True, False, True]})
+    runs = pd.DataFrame({"batch_size": [1, 1, 2], "seed": [0, 1, 0], "samples_per_s": [1.0, 0.5, 2.0], "lr": 0.1})
+    rec = recommend(steps, runs, "cpu", "x")
+    assert rec["band"] == [1, 2]
+    # the mean time alone at the edge: B = 1's seed 0 takes 2 x edge steps at its own throughput 0.5 (4 x edge s),
+    # and the median throughput of 0.5 and 3.5 is 2: the mean time 2 x edge / 2 is exactly the edge
+    runs2 = runs.assign(samples_per_s=[0.5, 3.5, 2.0])
+    steps2 = steps.assign(steps=[2 * edge, np.nan, 10.0])
+    rec2 = recommend(steps2, runs2, "cpu", "x")
+    row = next(r for r in rec2["table"] if r["batch_size"] == 1)
+    assert row["time_s"] == edge and row["time_s_low"] > edge
+    assert rec2["band"] == [1, 2]
 
 
 def test_the_band_and_the_frugal_batch_size_at_ten_percent():
@@ -159,3 +218,20 @@ def test_the_rate_scaling_of_two_batch_sizes():
     assert got["exponent"] == pytest.approx(1.0, rel=1e-12) and got["base_batch_size"] == pytest.approx(8.0, rel=1e-12)
     assert got["lr_at_base"] == pytest.approx(0.02, rel=1e-12)
     assert rate_scaling(table.assign(lr=[0.01, 0.0, math.nan])) is None  # one batch size with a positive rate
+
+
+def test_untuned_runs_with_a_missing_tuned_flag_give_no_rate_scaling():
+    steps, runs = small_tables()
+    runs["lr_tuned"] = [np.nan, False, np.nan, False]  # not one run tuned
+    assert recommend(steps, runs, "cpu", "x")["rate_scaling"] is None
+
+
+def test_a_batch_size_that_reached_the_target_in_one_step_counts():
+    got = cuts_per_doubling(np.array([1.0, 2.0]), np.array([2.0, 1.0]))
+    assert got.tolist() == [2.0, 2.0]
+
+
+def test_runs_without_a_rate_column():
+    steps, runs = small_tables()
+    table = per_batch_size(steps, runs.drop(columns=["lr"]))
+    assert table["lr"].isna().all() and table["steps"].tolist() == [200.0, 40.0]
