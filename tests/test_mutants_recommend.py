@@ -13,6 +13,7 @@ from batchlab.analysis.recommend import (
     _records,
     cuts_per_doubling,
     memory_ceiling,
+    paragraph,
     per_batch_size,
     rate_scaling,
     recommend,
@@ -147,6 +148,7 @@ def test_the_recommendation_by_hand():
     assert rec["band_rule"].endswith("within 10% of the fastest mean")
     assert rec["rate_scaling"] is None and rec["memory"] is None
     assert rec["available"] is True and rec["device"] == "cpu" and "sample_efficient_rule" in rec
+    assert rec["rate"] == "learning rate fixed" and "regime_rule" in rec
 
 
 def test_a_one_row_measurement_whose_memory_holds_exactly_the_largest_batch_size():
@@ -216,7 +218,7 @@ def test_the_rate_scaling_of_two_batch_sizes():
     got = rate_scaling(table)
     # lr grows 4x over 4x in B: exponent 1; base batch size the geometric mean of 4 and 16 = 8, where lr is 0.02
     assert got["exponent"] == pytest.approx(1.0, rel=1e-12) and got["base_batch_size"] == pytest.approx(8.0, rel=1e-12)
-    assert got["lr_at_base"] == pytest.approx(0.02, rel=1e-12)
+    assert got["lr_at_base"] == pytest.approx(0.02, rel=1e-12) and "rule" in got
     assert rate_scaling(table.assign(lr=[0.01, 0.0, math.nan])) is None  # one batch size with a positive rate
 
 
@@ -235,3 +237,30 @@ def test_runs_without_a_rate_column():
     steps, runs = small_tables()
     table = per_batch_size(steps, runs.drop(columns=["lr"]))
     assert table["lr"].isna().all() and table["steps"].tolist() == [200.0, 40.0]
+
+
+def test_the_paragraph_of_two_worked_cases():
+    table = pd.DataFrame({"batch_size": [8, 16], "samples": [400.0, 480.0], "samples_per_s": [100.0, 150.0]})
+    best = pd.Series({"batch_size": 8, "seeds_reached": 3, "time_s": 36.0, "time_s_low": 30.0, "time_s_high": 45.0,
+                      "lr": 0.05, "regime": "diminishing returns", "samples_per_s": 100.0, "samples": 400.0})
+    memory = {"largest_fitting": 1000, "all_fit": False, "kind": "estimate"}
+    assert paragraph(table, best, [8, 16], "cpu", "learning rate fixed", memory, {"exponent": 0.5}) == (
+        "On this cpu, batch size 8 at learning rate 0.05 reaches the target fastest: 36 s of training (30 s to 45 s "
+        "over 3 seeds; diminishing returns). Batch size 16 runs 1.5x as many samples per second but needs 1.2x the "
+        "samples. Batch sizes 8, 16 are within 10% of the fastest: these runs do not tell them apart. Memory holds "
+        "batches up to 1,000 (an estimate): larger ones need micro-batches. Between the tuned batch sizes the rate "
+        "scales about as B^0.50 (fitted to the tuned rates). The learning rate fixed.")
+    two = pd.Series({**best.to_dict(), "batch_size": 16, "seeds_reached": 2, "time_s": 20.0, "time_s_low": 20.0,
+                     "time_s_high": 20.0})
+    measured_memory = {"largest_fitting": 1000, "all_fit": False, "kind": "measured"}
+    assert paragraph(table, two, [16], "GPU", "learning rate tuned", measured_memory) == (
+        "On this GPU, batch size 16 at learning rate 0.05 reaches the target fastest: 20 s of training (20 s for each "
+        "of 2 seeds; diminishing returns). Memory holds batches up to 1,000: larger ones need micro-batches. "
+        "The learning rate tuned.")
+
+
+def test_a_reached_run_missing_from_the_runs_table_still_counts_its_steps():
+    steps, runs = small_tables()
+    steps.loc[len(steps)] = {"batch_size": 2, "seed": 2, "steps": 500.0, "reached": True}  # no run row for it
+    table = per_batch_size(steps, runs).set_index("batch_size")
+    assert table.loc[2, "steps"] == 300.0 and table.loc[2, "seeds_reached"] == 3  # (100 + 300 + 500) / 3
