@@ -22,7 +22,7 @@ RATE_COLUMNS = ["base_lr", "lr", "lr_candidates", "lr_choice", "lr_note", "tunin
 def tuned_rates(runs: pd.DataFrame) -> pd.DataFrame:
     """Per batch size of a rate-tuned train-to-target analysis: the rate its seeds trained at and how it was chosen
     (empty when the rate was not tuned)."""
-    if "lr_tuned" not in runs or not runs["lr_tuned"].fillna(False).astype(bool).any():
+    if "lr_tuned" not in runs or not runs["lr_tuned"].eq(True).any():  # NaN: a run of a cell that did not tune
         return pd.DataFrame(columns=["batch_size", *RATE_COLUMNS])
     return runs.groupby("batch_size", as_index=False)[RATE_COLUMNS].first()
 
@@ -66,7 +66,8 @@ def rate_protocol(runs: pd.DataFrame, rates: pd.DataFrame | None = None, critica
         rule = runs["lr_rule"].iloc[0] if "lr_rule" in runs and len(runs) else "fixed"
         limited = rate_limit_reason(critical) if critical is not None else ""
         return RateProtocol(ON_FINAL_LOSS if rule == "tuned" else str(rule), rate_limited=limited)
-    doubtful = sorted(int(b) for b in rates.loc[rates["lr_note"].fillna("") != "", "batch_size"])
+    noted = rates["lr_note"].map(lambda note: isinstance(note, str) and note != "").astype(bool)
+    doubtful = sorted(int(b) for b in rates.loc[noted, "batch_size"])
     return RateProtocol("tuned", tuple(doubtful))
 
 
@@ -110,5 +111,5 @@ def rate_limit_reason(table: pd.DataFrame) -> str:
     """The critical-batch table's rate-limit reason ('' when B_crit is not rate-limited or was not checked)."""
     if "rate_limited" not in table:
         return ""
-    reasons = table.loc[table["quantity"] == "b_crit_rate_check", "rate_limited"].fillna("")
-    return str(reasons.iloc[0]) if len(reasons) else ""
+    reasons = table.loc[table["quantity"] == "b_crit_rate_check", "rate_limited"]
+    return reasons.iloc[0] if len(reasons) and isinstance(reasons.iloc[0], str) else ""  # NaN: an all-empty column

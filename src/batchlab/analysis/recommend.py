@@ -134,7 +134,7 @@ def recommend(steps: pd.DataFrame, runs: pd.DataFrame, device: str, rate_text: s
 
 
 def _tuned(runs: pd.DataFrame) -> bool:
-    return "lr_tuned" in runs and bool(runs["lr_tuned"].fillna(False).astype(bool).any())
+    return "lr_tuned" in runs and bool(runs["lr_tuned"].eq(True).any())
 
 
 def rate_scaling(table: pd.DataFrame) -> dict | None:
