@@ -778,7 +778,7 @@ EXPECTED = {  # recorded from the single-module batchlab/config.py
     "unknown-model": (
         "c.yaml: invalid configuration (1 problem(s))\n"
         "  c.yaml: study 's', field 'model': Input tag 'transformer' found using 'kind' does not match any "
-        "of the expected tags: 'dense_ae', 'conv_ae', 'mlp', 'cnn', 'contrastive', 'linear', 'quadratic'"
+        "of the expected tags: 'dense_ae', 'conv_ae', 'mlp', 'cnn', 'contrastive', 'linear', 'quadratic', 'python'"
     ),
     "width-claim-without-widths": (
         "c.yaml: invalid configuration (1 problem(s))\n"
