@@ -16,17 +16,9 @@ from batchlab.training.engine import train_runs
 from batchlab.training.reference import train_run
 from batchlab.training.resume import ResumePoint, StopFlag, TrainingInterrupted
 from batchlab.training.run import StopAt
+from test_to_target import BASE, CPU, TIMING  # the train-to-target tests' study and record filter
 
-CPU = torch.device("cpu")
-TIMING = {"wall_time_s", "samples_per_s", "peak_mem_mb", "resumed_at_step", "engine", "runs_together"}
-BASE = {
-    "data": {"name": "synthetic_ehr", "n_samples": 120, "n_features": 24, "n_factors": 3},
-    "model": {"kind": "dense_ae", "hidden": [16], "latent": 4},
-    "budget": {"unit": "epochs", "amount": 1},
-    "batch_sizes": [2, 8],
-    "seeds": [0, 1],
-    "sharpness": {"samples": 0},
-}
+
 HALF_LIFE = 0.2
 
 
