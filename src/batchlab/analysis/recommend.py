@@ -107,6 +107,7 @@ def recommend(steps: pd.DataFrame, runs: pd.DataFrame, device: str, rate_text: s
     ceiling = best["time_s"] * (1 + TIME_SHARE)
     band = timed[(timed["time_s_low"] <= ceiling) | (timed["time_s"] <= ceiling)]["batch_size"].astype(int).tolist()
     frugal = timed[timed["samples"] <= timed["samples"].min() * (1 + TIME_SHARE)]["batch_size"].max()
+    scaling = rate_scaling(table) if _tuned(runs) else None
     return {
         "available": True,
         "device": device,
@@ -127,8 +128,8 @@ def recommend(steps: pd.DataFrame, runs: pd.DataFrame, device: str, rate_text: s
             repeats=int(speed["repeats"].max()), block_s=float(throughput["block_s"].iloc[0]),
             warm=int(throughput["warm_steps"].iloc[0])),
         "memory": memory,
-        "rate_scaling": rate_scaling(table) if _tuned(runs) else None,
-        "paragraph": paragraph(table, best, band, device, rate_text, memory, rate_scaling(table) if _tuned(runs) else None),
+        "rate_scaling": scaling,
+        "paragraph": paragraph(table, best, band, device, rate_text, memory, scaling),
         "table": _records(table),
     }
 
