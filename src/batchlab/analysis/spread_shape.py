@@ -117,8 +117,9 @@ def knee_fit(log2_sizes, log_spread) -> dict[str, float]:
     }
 
 
-def _run_sd(values: np.ndarray, means: np.ndarray, counts: np.ndarray, residuals: np.ndarray) -> tuple[float, str]:
-    """SD of one run's log spread: the larger of the pooled seed-to-seed SD and the one the broken stick's residuals imply.
+def _run_sd(values: np.ndarray, means: np.ndarray, counts: np.ndarray, residuals: np.ndarray) -> tuple[float, str, int]:
+    """SD of one run's log spread: the larger of the pooled seed-to-seed SD and the one the broken stick's residuals
+    imply, with the name and the degrees of freedom of the one taken.
 
     The residual estimate (seed means weighted by their seed counts, n - 4 degrees of freedom: three
     coefficients and the knee) also carries variation shared by the seeds of a batch size, which
@@ -128,8 +129,19 @@ def _run_sd(values: np.ndarray, means: np.ndarray, counts: np.ndarray, residuals
     within = math.sqrt(np.nansum((values - means[:, None]) ** 2) / within_df) if within_df else math.nan
     resid_df = len(means) - 4
     resid = math.sqrt(float((counts * residuals**2).sum()) / resid_df) if resid_df > 0 else math.nan
-    found = [(v, name) for v, name in ((within, "seed-to-seed"), (resid, "residuals")) if math.isfinite(v)]
-    return max(found) if found else (math.nan, "none")
+    found = [(v, name, df) for v, name, df in ((within, "seed-to-seed", within_df), (resid, "residuals", resid_df))
+             if math.isfinite(v)]
+    return max(found) if found else (math.nan, "none", 0)
+
+
+def _sd_draws(run_sd: float, df: int, n_sim: int, rng: np.random.Generator) -> np.ndarray:
+    """One noise SD per simulated table, drawn as the estimate's own uncertainty allows: run_sd * sqrt(df / chi2_df).
+
+    With few degrees of freedom (one seed and five batch sizes leave one) a single estimate is often far too small,
+    and simulating with it alone would make a chance knee look significant; each simulated T then has the spread a
+    t-statistic has, and the test keeps its level. With many it is nearly run_sd every time.
+    """
+    return run_sd * np.sqrt(df / rng.chisquare(df, n_sim))
 
 
 def _result(**fields) -> dict:
@@ -149,9 +161,10 @@ def flattening_test(sizes, log_spread_by_seed, min_effect: float = 0.25, alpha: 
     sizes: [n_sizes] batch sizes; log_spread_by_seed: [n_sizes, n_seeds] natural log of the spread, NaN where
     a run was not measured. The units are batch sizes (the seed means of each); the verdict follows the
     module's rule. p_value is the claimed side's: the share of n_sim straight power laws (the single line
-    fitted to the data, Gaussian noise of the run SD over the same seed counts) whose T reaches the observed
-    T. low/high: the (1 - 2 alpha) percentile interval of T from n_sim parametric bootstrap tables drawn
-    from the broken-stick fit with the same noise. Deterministic given seed (numpy PCG64).
+    fitted to the data, Gaussian noise of the run SD over the same seed counts, that SD drawn per table from its
+    estimate's sampling distribution) whose T reaches the observed T. low/high: the (1 - 2 alpha) percentile
+    interval of T from n_sim parametric bootstrap tables drawn from the broken-stick fit with the same noise.
+    Deterministic given seed (numpy PCG64).
     """
     sizes = np.asarray(sizes, dtype=float)
     values = np.asarray(log_spread_by_seed, dtype=float)
@@ -173,7 +186,7 @@ def flattening_test(sizes, log_spread_by_seed, min_effect: float = 0.25, alpha: 
     model = _BrokenStick(np.log2(sizes))
     fit = {k: v[0] if v.ndim == 1 else v[:, 0] for k, v in model.fit(means[:, None]).items()}
     t_obs = float(fit["slope_after"] - fit["slope_before"])
-    run_sd, source = _run_sd(values, means, counts, means - fit["fitted"])
+    run_sd, source, sd_df = _run_sd(values, means, counts, means - fit["fitted"])
     common = dict(
         estimate=t_obs, knee=float(np.exp(fit["knee"])), slope_before=float(fit["slope_before"]),
         slope_after=float(fit["slope_after"]), line_slope=float(fit["line_slope"]), run_sd=run_sd, level=level,
@@ -183,9 +196,10 @@ def flattening_test(sizes, log_spread_by_seed, min_effect: float = 0.25, alpha: 
         return _result(**common, detail=f"no estimate of the noise: one seed and {n_x} batch sizes leave no "
                        "degrees of freedom beyond the broken stick's four")
     rng = np.random.Generator(np.random.PCG64(seed))
-    se = (run_sd / np.sqrt(counts))[:, None]
-    null = model.fit(fit["line_fitted"][:, None] + se * rng.standard_normal((n_x, n_sim)))
-    boot = model.fit(fit["fitted"][:, None] + se * rng.standard_normal((n_x, n_sim)))
+    per_seed = (1 / np.sqrt(counts))[:, None]
+    null = model.fit(fit["line_fitted"][:, None]
+                     + per_seed * _sd_draws(run_sd, sd_df, n_sim, rng) * rng.standard_normal((n_x, n_sim)))
+    boot = model.fit(fit["fitted"][:, None] + per_seed * _sd_draws(run_sd, sd_df, n_sim, rng) * rng.standard_normal((n_x, n_sim)))
     t_null = null["slope_after"] - null["slope_before"]
     p = float((1 + np.count_nonzero(t_null >= t_obs - 1e-12 * max(1.0, abs(t_obs)))) / (1 + n_sim))
 
@@ -214,7 +228,8 @@ def flattening_test(sizes, log_spread_by_seed, min_effect: float = 0.25, alpha: 
         f"[{before_low:.3g}, {before_high:.3g}] and {common['slope_after']:.3g} after, T = {t_obs:.3g} "
         f"[{low:.3g}, {high:.3g}] ({pct} parametric bootstrap); a straight power law (slope {common['line_slope']:.3g} "
         f"[{line_low:.3g}, {line_high:.3g}]) reaches T in p = {p:.3g} of {n_sim} simulations; run SD {run_sd:.3g} "
-        f"({source}); {n_x} batch sizes, {n_seeds} seeds; m = {m:g}, α = {alpha:g}"
+        f"({source}, {sd_df} degrees of freedom, its uncertainty simulated too); {n_x} batch sizes, {n_seeds} seeds; "
+        f"m = {m:g}, α = {alpha:g}"
     )
     return _result(**common, low=low, high=high, p_value=p, n_sim=int(n_sim), verdict=verdict, detail=detail,
                    before_low=before_low, before_high=before_high, line_low=line_low, line_high=line_high)
