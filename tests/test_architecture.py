@@ -11,7 +11,7 @@ PACKAGE = ROOT / "src" / "batchlab"
 # Each room may import from the rooms before it in this order (and from itself), never from one after it.
 FLOORS = ["base", "config", "data", "nets", "measure", "training", "analysis", "jobs", "report", "cli"]
 BASE = {"io", "seeding", "provenance", "forked", "finished_run", ""}
-TOP = {"cli", "__main__"}
+TOP = {"cli", "cli_report", "__main__"}
 
 
 def module_name(path: Path) -> str:

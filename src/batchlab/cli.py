@@ -17,7 +17,6 @@ import re
 import resource
 import sys
 import time
-from pathlib import Path
 
 from batchlab import io
 
@@ -25,6 +24,7 @@ from batchlab.training import phases
 from batchlab.jobs import warm as warm_start
 from batchlab.jobs.allocator import keep_freed_memory
 from batchlab.config import ConfigError, Downstream, data_from_json, json_schema, load_config, study_from_json
+from batchlab.cli_report import cmd_compare, cmd_index, cmd_report, cmd_scaling
 
 HEAVY = ("torch", "sklearn", "scipy", "matplotlib", "seaborn", "pandas")
 # The line that ends every job's log (usage_line), as benchmarks/pipeline_time.py and the tests read it.
@@ -172,6 +172,7 @@ def cmd_gradients(args: argparse.Namespace) -> None:
     stats, spread = gradient_cells(
         args.study, _study(args), GradientNoise.model_validate_json(args.gradients_json), args.data,
         list(zip(args.batch_sizes, args.checkpoints)), args.device, args.cache, args.workers, spread=not args.no_spread,
+        noise=not args.own_spread_only,
     )
     io.write_parquet(spread, args.spread)
     io.write_parquet(stats, args.out)
@@ -233,89 +234,6 @@ def cmd_aggregate(args: argparse.Namespace) -> None:
     io.write_parquet(table, args.table)
     io.write_parquet(read_all(args.curves), args.curves_out)
     io.write_parquet(read_all(args.lr_search).sort_values(["batch_size", "base_lr", "seed"]), args.lr_search_out)
-
-
-def cmd_report(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from batchlab.analysis.aggregate import read_all
-    from batchlab.data import load_dataset
-    from batchlab.report.data import describe_data
-    from batchlab.report.study import build_study_report
-
-    data = load_dataset(args.data)
-    meta = {
-        "name": data.name,
-        "description": data.description,
-        "synthetic": data.synthetic,
-        "tasks": data.tasks,
-        "target": data.target,
-    }
-    section, examples = describe_data(data, args.out_dir)
-    study, critical = _study(args), pd.read_parquet(args.critical)
-    baseline = float(critical["val_baseline"].iloc[0]) if "val_baseline" in critical and len(critical) else math.nan
-    to_target = None
-    if args.to_target:
-        runs, curves, noise = args.to_target
-        to_target = {"runs": pd.read_parquet(runs), "curves": pd.read_parquet(curves), "noise": read_all([noise])}
-    equal_steps = pd.read_parquet(args.equal_steps) if args.equal_steps else None
-    build_study_report(
-        args.study,
-        study,
-        pd.read_parquet(args.table),
-        pd.read_parquet(args.curves),
-        pd.read_parquet(args.baselines),
-        meta,
-        read_all(args.noise),
-        read_all(args.spread),
-        pd.read_parquet(args.steps),
-        critical,
-        pd.read_parquet(args.lr_search),
-        args.out_dir,
-        data_section=section,
-        to_target=to_target,
-        equal_steps=equal_steps,
-        throughput=pd.read_parquet(args.throughput) if args.throughput else None,
-        more_figures=[examples],
-        workers=args.workers,
-        baseline=baseline,
-    )
-
-
-def cmd_scaling(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from batchlab.data import load_dataset
-    from batchlab.report.scaling import build_scaling_report
-
-    study = _study(args)
-    names = list(study.variants(args.study))
-    if not len(names) == len(args.steps) == len(args.tables):
-        raise SystemExit(f"scaling {args.study}: {len(names)} cells, but {len(args.steps)} steps and {len(args.tables)} tables")
-    cells = pd.DataFrame(
-        [
-            {"study": name, "train_samples": n, "width_factor": w, "n_params": int(pd.read_parquet(t)["n_params"].iloc[0])}
-            for name, (n, w), t in zip(names, study.scaling.cells(), args.tables)
-        ]
-    )
-    data = load_dataset(args.data)
-    meta = {"name": data.name, "synthetic": data.synthetic}
-    build_scaling_report(args.study, study, cells, [pd.read_parquet(f) for f in args.steps], meta, args.out_dir)
-
-
-def cmd_compare(args: argparse.Namespace) -> None:
-    from batchlab.report.comparison import compare_with, write_comparison
-
-    found = compare_with(args.tables, args.scorecards, Path(args.other))
-    write_comparison(found, args.other, args.out_dir)
-    print(f"against {args.other}: {found.matched} runs matched, {len(found.changed)} verdicts differ")
-
-
-def cmd_index(args: argparse.Namespace) -> None:
-    from batchlab.report.index import build_index
-
-    build_index(args.summaries, args.out, args.comparison)
-    print(f"Report: {Path(args.out).resolve()}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -399,7 +317,10 @@ def parser() -> argparse.ArgumentParser:
     gpu_slots(sp)
     sp.add_argument("--out", required=True)
     sp.add_argument("--spread", required=True)
-    sp.add_argument("--no-spread", action="store_true", help="the noise statistics only (the spread table is empty)")
+    spread_or_noise = sp.add_mutually_exclusive_group()
+    spread_or_noise.add_argument("--no-spread", action="store_true", help="the noise statistics only (the spread table is empty)")
+    spread_or_noise.add_argument("--own-spread-only", action="store_true",
+                                 help="the spread at each run's own batch size only (the noise table is empty)")
     sp = add(
         "critical", cmd_critical, "steps-to-target, the S(B) fit and the critical batch size",
         ("batchlab.analysis.aggregate", "batchlab.analysis.critical", "batchlab.data", "batchlab.analysis.targets"), study=False,
@@ -442,6 +363,8 @@ def parser() -> argparse.ArgumentParser:
                     help="the train-to-target analysis's runs, curves and gradient noise (its steps and critical "
                     "tables are --steps and --critical)")
     sp.add_argument("--equal-steps", metavar="RUNS", help="the runs of the study's equal-steps arm")
+    sp.add_argument("--equal-steps-spread", metavar="SPREAD",
+                    help="the gradient spread at the arm's runs' own batch sizes, for claims with arm: equal_steps")
     sp.add_argument("--throughput", help="the study's warm throughput and memory measurement, for the recommendation")
     sp.add_argument("--workers", type=int, default=1, help="figures drawn at once, in separate processes")
     sp.add_argument("--out-dir", required=True)

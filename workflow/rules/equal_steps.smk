@@ -1,6 +1,7 @@
 # The equal-steps arm of a study with an `equal_steps` block (Hoffer et al. 2017): its batch sizes trained for
-# the same number of optimizer steps each, and their runs collected. The report's vanishes_at_equal_steps
-# claims compare it with the fixed-data sweep (inputs.smk: report_equal_steps).
+# the same number of optimizer steps each, their runs collected and, where a claim scores it, the gradient spread
+# at each run's own batch size measured at the end (equal iterations, as Vaessen & van Leeuwen compared). The
+# report's vanishes_at_equal_steps and `arm: equal_steps` claims read them (inputs.smk: report_equal_steps).
 rule train_equal_steps:
     input:
         data="data/{study}.npz",
@@ -36,8 +37,8 @@ rule train_equal_steps:
 
 rule collect_equal_steps:
     input:
-        runs=equal_steps_files("runs.parquet"),
-        curves=equal_steps_files("curves.parquet"),
+        runs=cell_files("runs.parquet", arm="equal_steps"),
+        curves=cell_files("curves.parquet", arm="equal_steps"),
     output:
         runs="results/{study}/equal_steps/runs.parquet",
         curves="results/{study}/equal_steps/curves.parquet",
@@ -55,3 +56,35 @@ rule collect_equal_steps:
     shell:
         "{BATCHLAB} collect --runs {input.runs} --curves {input.curves} "
         "--runs-out {output.runs} --curves-out {output.curves} > {log} 2>&1"
+
+
+# The spread at each run's own batch size where the arm's runs ended: no noise statistics, no probe sweep.
+rule gradients_equal_steps:
+    input:
+        data="data/{study}.npz",
+        checkpoints=cell_files("checkpoints.pt", arm="equal_steps"),
+    output:
+        noise="results/{study}/equal_steps/gradients.parquet",
+        spread="results/{study}/equal_steps/spread.parquet",
+    log:
+        "logs/{study}/gradients_equal_steps.log",
+    benchmark:
+        "logs/{study}/gradients_equal_steps.benchmark.tsv"
+    wildcard_constraints:
+        study=_one_of(ARM_SPREAD),
+    threads: gradient_threads
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=TRAIN_GPUS,
+    params:
+        study=equal_steps_cells_json,
+        gradients=equal_steps_gradients_json,
+        batch_sizes=equal_steps_batch_sizes,
+        device=CFG.device,
+    shell:
+        "{BATCHLAB} gradients --study {wildcards.study} --study-json {params.study:q} "
+        "--gradients-json {params.gradients:q} --batch-sizes {params.batch_sizes} --data {input.data} "
+        "--checkpoints {input.checkpoints} --device {params.device} {GPU_SLOTS} --own-spread-only "
+        "--cache results/{wildcards.study}/equal_steps/cache --workers {threads} "
+        "--out {output.noise} --spread {output.spread} > {log} 2>&1"

@@ -52,7 +52,7 @@ TO_TARGET = {
 
 def to_target_cell_json(wildcards):
     """The to-target study as one of its training cells sees it."""
-    return _sweep(wildcards, True).cell_view(int(wildcards.bs)).model_dump_json()
+    return _sweep(wildcards, "to_target").cell_view(int(wildcards.bs)).model_dump_json()
 
 
 def to_target_json(wildcards):
@@ -78,14 +78,14 @@ def to_target_priority(wildcards):
 def to_target_study_json(wildcards):
     """What the throughput measurement needs of the train-to-target runs' study (data, model, optimizer, training):
     a training cell's view, so that report and SVM settings rerun nothing."""
-    view = _sweep(wildcards, True)
+    view = _sweep(wildcards, "to_target")
     return view.cell_view(min(view.batch_sizes)).model_dump_json()
 
 
 # The study-wide gradient job of the to-target cells: the sweep's input functions on Study.to_target_view().
-to_target_cells_json = partial(cells_json, to_target=True)
-to_target_gradients_json = partial(gradients_json, to_target=True)
-to_target_batch_sizes = partial(batch_sizes, to_target=True)
+to_target_cells_json = partial(cells_json, arm="to_target")
+to_target_gradients_json = partial(gradients_json, arm="to_target")
+to_target_batch_sizes = partial(batch_sizes, arm="to_target")
 
 
 # ---- equal_steps.smk
@@ -96,20 +96,18 @@ EQUAL_STEPS = {
 
 def equal_steps_cell_json(wildcards):
     """The equal-steps arm's study as one of its training cells sees it."""
-    view = STUDIES[wildcards.study].equal_steps_view()
-    return view.cell_view(int(wildcards.bs)).model_dump_json()
+    return (
+        _sweep(wildcards, "equal_steps").cell_view(int(wildcards.bs)).model_dump_json()
+    )
 
 
-def equal_steps_files(filename):
-    """Input function: one file per batch size of the equal-steps arm of the study in the wildcards."""
-
-    def files(wildcards):
-        sizes = STUDIES[wildcards.study].equal_steps.batch_sizes
-        return [
-            f"results/{wildcards.study}/equal_steps/bs{b}/{filename}" for b in sizes
-        ]
-
-    return files
+# The arm's study-wide gradient job, for the studies whose claims score its spread (Study.measures_arm_spread).
+ARM_SPREAD = {
+    name: study for name, study in EQUAL_STEPS.items() if study.measures_arm_spread()
+}
+equal_steps_cells_json = partial(cells_json, arm="equal_steps")
+equal_steps_gradients_json = partial(gradients_json, arm="equal_steps")
+equal_steps_batch_sizes = partial(batch_sizes, arm="equal_steps")
 
 
 def equal_steps_priority(wildcards):
@@ -218,11 +216,19 @@ def throughput_arg(wildcards, input):
 def report_equal_steps(wildcards):
     if wildcards.study not in EQUAL_STEPS:
         return []
-    return [f"results/{wildcards.study}/equal_steps/runs.parquet"]
+    base = f"results/{wildcards.study}/equal_steps"
+    spread = [f"{base}/spread.parquet"] if wildcards.study in ARM_SPREAD else []
+    return [f"{base}/runs.parquet", *spread]
 
 
 def equal_steps_arg(wildcards, input):
-    return f"--equal-steps {input.equal_steps}" if input.equal_steps else ""
+    """--equal-steps RUNS [--equal-steps-spread SPREAD]: the arm's runs and, where a claim scores it, its spread."""
+    if not input.equal_steps:
+        return ""
+    runs, *spread = input.equal_steps
+    return f"--equal-steps {runs}" + (
+        f" --equal-steps-spread {spread[0]}" if spread else ""
+    )
 
 
 def to_target_arg(wildcards, input):

@@ -41,8 +41,8 @@ rule train_to_target:
 
 rule collect_to_target:
     input:
-        runs=cell_files("runs.parquet", to_target=True),
-        curves=cell_files("curves.parquet", to_target=True),
+        runs=cell_files("runs.parquet", arm="to_target"),
+        curves=cell_files("curves.parquet", arm="to_target"),
     output:
         runs="results/{study}/to_target/runs.parquet",
         curves="results/{study}/to_target/curves.parquet",
@@ -66,7 +66,7 @@ rule collect_to_target:
 rule gradients_to_target:
     input:
         data="data/{study}.npz",
-        checkpoints=cell_files("checkpoints.pt", to_target=True),
+        checkpoints=cell_files("checkpoints.pt", arm="to_target"),
     output:
         noise="results/{study}/to_target/gradients.parquet",
         spread="results/{study}/to_target/spread.parquet",

@@ -212,11 +212,20 @@ ADAM_NOISE_SCALE = (
 ON_B_CRIT = ("degradation_above_b_crit", "samples_advantage", "noise_scale_ratio")  # statistics that rest on B_crit
 
 
-def protocol_note(claim, lr_rule: str, optimizer: str = "sgd", doubtful_rates: tuple = ()) -> str:
+def arm_steps(claim, equal_steps: pd.DataFrame | None) -> int | None:
+    """The updates every run of the equal-steps arm took, for a claim scored on it (None for the sweep's claims)."""
+    if claim.arm != "equal_steps" or equal_steps is None or "steps" not in equal_steps or equal_steps.empty:
+        return None
+    return int(equal_steps["steps"].max())
+
+
+def protocol_note(claim, lr_rule: str, optimizer: str = "sgd", doubtful_rates: tuple = (), arm_updates: int | None = None) -> str:
     """Where this run departs from the protocol of the paper behind the claim ('' where it does not).
 
     For the noise-scale claim lr_rule is the protocol of the runs B_crit comes from, and doubtful_rates the batch
-    sizes whose tuned rate lies at the grid's edge (or where no rate reached the target)."""
+    sizes whose tuned rate lies at the grid's edge (or where no rate reached the target); arm_updates the steps of the
+    equal-steps arm's runs, for a claim scored on it."""
+    updates = "?" if arm_updates is None else f"{arm_updates:,}"
     if claim.expect == "predicts_critical_batch":
         grid = RateGrid()
         trials = (grid.points + grid.extensions) * len(grid.tuning_seeds)
@@ -228,9 +237,15 @@ def protocol_note(claim, lr_rule: str, optimizer: str = "sgd", doubtful_rates: t
             notes.append(f"tuned rate at the grid's edge (or no rate reached the target) at batch size"
                          f"{'s' if len(doubtful_rates) > 1 else ''} {', '.join(map(str, doubtful_rates))}")
         return "; ".join(notes + ([ADAM_NOISE_SCALE] if optimizer == "adam" else []))
+    if claim.metric == "gradient_spread" and claim.arm == "equal_steps":
+        return (f"spread at equal iterations ({updates} updates per run, the equal-steps arm) at each run's own "
+                "batch size, as Vaessen & van Leeuwen compared theirs (wav2vec 2.0, 400k steps, at several checkpoints); "
+                "one checkpoint here, the arm's end")
     if claim.metric == "gradient_spread":
         return ("spread at the end of an equal-epoch budget; Vaessen & van Leeuwen compared runs at equal iterations "
-                "(wav2vec 2.0, 400k steps)")
+                "(wav2vec 2.0, 400k steps): `arm: equal_steps` scores it so")
+    if claim.arm == "equal_steps":
+        return f"scored at equal iterations ({updates} updates per run, the equal-steps arm)"
     if claim.metric == "sharpness":
         return "largest Hessian eigenvalue, the common proxy for Keskar et al.'s ε-box sharpness"
     if claim.expect == "vanishes_at_equal_steps":
@@ -266,6 +281,7 @@ def evaluate_claims(
     equal_steps: pd.DataFrame | None = None,
     optimizer: str = "sgd",
     critical_protocol: RateProtocol | None = None,
+    equal_steps_spread: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One scorecard row per per-study claim (claims across a scaling grid are evaluated in batchlab.analysis.scaling).
 
@@ -275,6 +291,8 @@ def evaluate_claims(
     equal_steps: the runs of the study's equal-steps arm (vanishes_at_equal_steps claims); optimizer: the study's
     (adam or sgd), for the protocol notes; critical_protocol: how the runs behind B_crit set their rate, and the
     batch sizes whose tuned rate is doubtful (batchlab.analysis.rates.rate_protocol); default: lr_rule, as given.
+    equal_steps_spread: the spread measured on the arm's runs; a claim with `arm: equal_steps` is scored on the arm's
+    runs and this spread (equal iterations) in place of the sweep's.
     """
     if critical_protocol is None:
         critical_protocol = RateProtocol(lr_rule)
@@ -282,15 +300,21 @@ def evaluate_claims(
     for claim in claims:
         if claim.metric == "critical_batch_size":
             continue
-        keep = trained_mask(table, claim.metric, baseline)
-        runs = table[keep]
+        if claim.arm == "equal_steps":
+            if equal_steps is None or equal_steps.empty:
+                raise ValueError(f"claim {claim.id!r}: no runs of the equal-steps arm")
+            scored, scored_spread = equal_steps, equal_steps_spread
+        else:
+            scored, scored_spread = table, spread
+        keep = trained_mask(scored, claim.metric, baseline)
+        runs = scored[keep]
         if claim.expect == "vanishes_at_equal_steps":
             if equal_steps is None or equal_steps.empty:
                 raise ValueError(f"claim {claim.id!r}: no runs of the equal-steps arm")
             result = equal_steps_test(runs, equal_steps, claim.metric, claim.tolerance_or_default(), alpha, n_perm,
                                       level, baseline)
         else:
-            result = _test(claim, runs, spread, n_boot, curves, steps, noise, level, alpha, n_perm, baseline, table)
+            result = _test(claim, runs, scored_spread, n_boot, curves, steps, noise, level, alpha, n_perm, baseline, scored)
         if result["statistic"] in SEED_RESAMPLED:
             result = seed_interval_rule(result, result.pop("seed_values"))
         if result["statistic"] == "noise_scale_ratio" and not critical_protocol.tuned:
@@ -299,10 +323,10 @@ def evaluate_claims(
         if result["statistic"] in ON_B_CRIT and critical_protocol.rate_limited:
             result = {**result, "verdict": "inconclusive",
                       "note": "; ".join(filter(None, ["B_crit " + critical_protocol.rate_limited, result.get("note", "")]))}
-        result["left_out"] = left_out(table, keep, claim.metric, baseline)
+        result["left_out"] = left_out(scored, keep, claim.metric, baseline)
         critical = claim.expect == "predicts_critical_batch"
         result["protocol"] = protocol_note(claim, critical_protocol.rule if critical else lr_rule, optimizer,
-                                           critical_protocol.doubtful if critical else ())
+                                           critical_protocol.doubtful if critical else (), arm_steps(claim, equal_steps))
         rows.append(scorecard_row(claim, result, level, n_boot))
     card = pd.DataFrame(rows, columns=SCORECARD_COLUMNS)
     card = adjust_for_multiplicity(card, alpha)

@@ -87,8 +87,9 @@ STATISTICS = {
         "symbol": "T =",
         "what": "the change of slope T = slope after − slope before of a broken-stick fit of log gradient spread on "
         "log batch size (the knee searched over the batch sizes), each trained run measured at its own batch size "
-        "at its last checkpoint, on seed means; calibrated by simulating straight power laws with the data's noise, "
-        "since a knee's likelihood ratio has no standard null",
+        "at its last checkpoint (on an `arm: equal_steps` claim, the arm's runs at equal iterations), on seed means; "
+        "calibrated by simulating straight power laws with the data's noise, the noise estimate's own uncertainty "
+        "drawn too, since a knee's likelihood ratio has no standard null",
         **SPREAD_KNEE_RULE,
     },
     "log_slope_data": {

@@ -46,6 +46,9 @@ DEFAULT_TOLERANCE = {
     "vanishes_at_equal_steps": 0.5,
 }
 TREND_EXPECTATIONS = ("increases_with_batch_size", "decreases_with_batch_size")
+# what the equal-steps arm records per run: the training job's metrics and, measured on its weights, the spread
+ARM_METRICS = (*RUN_METRICS, "gradient_spread")
+ARM_EXPECTATIONS = (*TREND_EXPECTATIONS, "flattens_with_batch_size")
 MINIMUM_EFFECT_LIMIT = {
     **dict.fromkeys(TREND_EXPECTATIONS, 1.0), "flattens_with_batch_size": 2.0, "vanishes_at_equal_steps": 1.0,
 }
@@ -81,6 +84,14 @@ class Claim(Strict):
         "vanishes_at_equal_steps: the smallest |Spearman rho| that counts as an advantage, in either arm (default 0.5, at most 1); "
         "predicts_critical_batch: the factor within which B_simple must match B_crit (default 3, above 1).",
     )
+    arm: Literal["sweep", "equal_steps"] = Field(
+        "sweep",
+        description="The runs the claim is scored on: the fixed-data sweep (equal epochs: small batches take more "
+        "updates), or the study's equal_steps arm (equal iterations: every batch size takes the same number of "
+        "updates, as Vaessen & van Leeuwen compared their runs). The arm trains and measures the gradient spread, "
+        "nothing else, so equal_steps takes gradient_spread or a metric the training runs record, with a trend or "
+        "flattens_with_batch_size expectation.",
+    )
 
     @model_validator(mode="after")
     def _metric_fits_expectation(self) -> "Claim":
@@ -96,6 +107,11 @@ class Claim(Strict):
             raise ValueError(
                 f"claim {self.id!r}: vanishes_at_equal_steps needs a metric the training runs record {RUN_METRICS}; "
                 f"{self.metric} is not measured on the equal-steps arm"
+            )
+        if self.arm == "equal_steps" and (self.metric not in ARM_METRICS or self.expect not in ARM_EXPECTATIONS):
+            raise ValueError(
+                f"claim {self.id!r}: arm equal_steps scores {' or '.join(ARM_EXPECTATIONS)} on a metric the arm records "
+                f"{ARM_METRICS}, not {self.expect} on {self.metric}"
             )
         if self.expect == "holds_until_critical_batch" and self.metric in GRADIENT_METRICS:
             raise ValueError(f"claim {self.id!r}: holds_until_critical_batch needs a run-table metric")

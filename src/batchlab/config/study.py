@@ -188,23 +188,29 @@ class Study(Strict):
 
     def equal_steps_view(self) -> "Study":
         """The study the equal-steps arm is: `steps` updates at each of its batch sizes, with its seeds; trained and
-        evaluated like the sweep, but no sharpness, gradients, SVMs or claims of its own."""
+        evaluated like the sweep, weights kept at the end (for the spread), but no sharpness, SVMs or claims of its own."""
         e = self.equal_steps
         if e is None:
             raise ValueError("the study has no equal_steps block")
+        seeds = e.seeds or self.seeds[:2]
         return self.model_copy(
             update={
                 "budget": Budget(unit="steps", amount=e.steps),
                 "batch_sizes": e.batch_sizes,
-                "seeds": e.seeds or self.seeds[:2],
+                "seeds": seeds,
                 "sharpness": Sharpness(samples=0),
-                "gradients": self.gradients.model_copy(update={"checkpoints": [1.0], "seeds": 1}),
+                # every seed's weights kept at the end, where the spread is measured at equal iterations
+                "gradients": self.gradients.model_copy(update={"checkpoints": [1.0], "seeds": len(seeds)}),
                 "claims": [],
                 "scaling": None,
                 "to_target": None,
                 "equal_steps": None,
             }
         )
+
+    def measures_arm_spread(self) -> bool:
+        """Whether a claim scores the gradient spread on the equal-steps arm, which then gets its own gradient job."""
+        return any(c.arm == "equal_steps" and c.metric == "gradient_spread" for c in self.claims)
 
     @property
     def is_classifier(self) -> bool:
@@ -368,8 +374,20 @@ class Study(Strict):
         claims = [c.id for c in self.claims if c.expect == "vanishes_at_equal_steps"]
         if claims and self.equal_steps is None:
             raise ValueError(f"claims {claims} compare the sweep with an equal-steps arm, but the study has no `equal_steps` block")
+        on_arm = [c.id for c in self.claims if c.arm == "equal_steps"]
+        if on_arm and self.equal_steps is None:
+            raise ValueError(f"claims {on_arm} are scored on the equal-steps arm (arm: equal_steps), but the study has no "
+                             "`equal_steps` block")
         if self.equal_steps is None:
             return self
+        knee = [c.id for c in self.claims if c.arm == "equal_steps" and c.expect == "flattens_with_batch_size"]
+        arm_seeds = self.equal_steps.seeds or self.seeds[:2]
+        if knee and len(arm_seeds) == 1 and len(self.equal_steps.batch_sizes) < 5:
+            raise ValueError(
+                f"claims {knee} fit a broken stick (4 coefficients) to the arm's batch sizes: with one seed the noise is "
+                f"estimated from its residuals, which needs at least 5 equal_steps.batch_sizes, got "
+                f"{len(self.equal_steps.batch_sizes)}; add batch sizes or seeds"
+            )
         if self.scaling is not None:
             raise ValueError("equal_steps is not run across a scaling grid: give it to a study without `scaling`")
         outside = [b for b in self.equal_steps.batch_sizes if b not in self.batch_sizes]
@@ -385,7 +403,7 @@ class Study(Strict):
         """Enough seeds' gradients are measured, at trained checkpoints, for the claims that resample them."""
         if self.gradients.seeds > len(self.seeds):
             raise ValueError(f"gradients.seeds ({self.gradients.seeds}) exceeds the number of seeds ({len(self.seeds)})")
-        gradient_claims = [c.id for c in self.claims if c.metric in GRADIENT_METRICS]
+        gradient_claims = [c.id for c in self.claims if c.metric in GRADIENT_METRICS and c.arm == "sweep"]
         if gradient_claims and self.gradients.seeds < 2:
             raise ValueError(
                 f"claims {gradient_claims} resample the seeds whose gradients were measured: set gradients.seeds to at least 2"

@@ -60,10 +60,10 @@ def downstream_cell(study_name: str, spec_json: str, data_path: str, batch_size:
 
 def gradient_cells(
     study_name: str, study: Study, spec: GradientNoise, data_path: str | Path, cells: list[tuple[int, str | Path]],
-    device: str, cache_dir: str | Path, workers: int = 1, spread: bool = True,
+    device: str, cache_dir: str | Path, workers: int = 1, spread: bool = True, noise: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Noise statistics and gradient spread (none without `spread`) of every cell (batch size, checkpoints
-    file) of a study.
+    """Noise statistics (none without `noise`) and gradient spread (none without `spread`; the own batch size's
+    alone without `noise`) of every cell (batch size, checkpoints file) of a study.
 
     The initial weights, the same in every cell of a seed, are measured in the smallest batch size's
     cell only. On a GPU the cells run one after another in this process (it holds one GPU slot).
@@ -79,9 +79,10 @@ def gradient_cells(
     jobs = []
     for b, checkpoints in cells:
         cell_json = study.cell_view(b).model_dump_json()
-        settings = {**shared, "cell": cell_json, "batch_size": b, "measure_init": b == smallest, "spread": spread}
+        settings = {**shared, "cell": cell_json, "batch_size": b, "measure_init": b == smallest, "spread": spread,
+                    **({} if noise else {"noise": False})}  # the sweep's cache keys stay as they were
         args = (study_name, cell_json, spec.model_dump_json(), str(data_path), b, str(checkpoints), str(dev), b == smallest,
-                spread)
+                spread, noise)
         jobs.append(Cell(b, cell_key("gradients", settings, [checkpoints]), args))
     noise, spread = compute_cells(jobs, gradient_cell, CellCache(cache_dir, "gradients", ("noise", "spread")), workers, _log)
     return read_all(noise), read_all(spread)
@@ -89,7 +90,7 @@ def gradient_cells(
 
 def gradient_cell(
     study_name: str, cell_json: str, spec_json: str, data_path: str, batch_size: int, checkpoints: str, device: str,
-    measure_init: bool, spread: bool = True,
+    measure_init: bool, spread: bool = True, noise: bool = True,
 ) -> tuple:
     """Gradient noise and spread at one cell's checkpoints."""
     import torch
@@ -106,5 +107,6 @@ def gradient_cell(
         torch.device(device),
         measure_init=measure_init,
         spread=spread,
+        noise=noise,
     )
     return stats.assign(study=study_name), spread.assign(study=study_name)

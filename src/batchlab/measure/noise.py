@@ -42,8 +42,10 @@ def measure_cell(
     device: torch.device,
     measure_init: bool = True,
     spread: bool = True,
+    noise: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Noise statistics (one row per seed and checkpoint) and gradient spread (one row per probe; none without `spread`).
+    """Noise statistics (one row per seed and checkpoint; none without `noise`) and gradient spread (one row per
+    probe; none without `spread`, and only the run's own batch size without `noise`: the equal-steps arm's job).
 
     A checkpoint's step is the one the trainer recorded (checkpoints["steps"]; a train-to-target run's last
     checkpoint is where it stopped), else its fraction of the budget's steps. The weights at
@@ -69,6 +71,9 @@ def measure_cell(
             model.eval()
             key = {"batch_size": batch_size, "seed": seed, "fraction": f, "step": int(recorded.get(fraction, round(f * steps)))}
             loss_fn = sample_loss_for(study.model, derive_seed(seed, batch_size, f, "gradient-noise-augment"))
+            if not noise:
+                spread_rows += _own_rows(key, model, loss_fn, x_train, y_train, spec, None)
+                continue
             with torch.no_grad():
                 eval_loss = loss_fn(model, x, y).mean().item()
             gen = torch.Generator().manual_seed(derive_seed(seed, batch_size, f, "gradient-noise"))
@@ -98,13 +103,22 @@ def measure_cell(
             sweep = gradient_spread(
                 model, loss_fn, x, y, spec.spread_sizes(n_train), spec.spread_draws, gen, replace=False, param_var=param_var
             ).assign(probe="sweep", pool=f"evaluation subset ({len(x)}), without replacement")
-            own_gen = torch.Generator().manual_seed(derive_seed(seed, batch_size, f, "gradient-spread-own"))
-            own = gradient_spread(
-                model, loss_fn, x_train, y_train, [batch_size], spec.spread_draws, own_gen, replace=True, param_var=param_var
-            ).assign(probe="own", pool=f"training split ({len(x_train)}), with replacement")
-            for table in (sweep, own):
-                spread_rows += [{**key, **row} for row in table.rename(columns={"batch_size": "probe_batch_size"}).to_dict("records")]
+            spread_rows += _rows(key, sweep) + _own_rows(key, model, loss_fn, x_train, y_train, spec, param_var)
     return pd.DataFrame(stats_rows), pd.DataFrame(spread_rows)
+
+
+def _rows(key: dict, table: pd.DataFrame) -> list[dict]:
+    return [{**key, **row} for row in table.rename(columns={"batch_size": "probe_batch_size"}).to_dict("records")]
+
+
+def _own_rows(key: dict, model, loss_fn, x_train, y_train, spec: GradientNoise, param_var) -> list[dict]:
+    """The spread at the run's own batch size: its minibatches drawn with replacement from the training split."""
+    batch_size, seed, f = key["batch_size"], key["seed"], key["fraction"]
+    own_gen = torch.Generator().manual_seed(derive_seed(seed, batch_size, f, "gradient-spread-own"))
+    own = gradient_spread(
+        model, loss_fn, x_train, y_train, [batch_size], spec.spread_draws, own_gen, replace=True, param_var=param_var
+    ).assign(probe="own", pool=f"training split ({len(x_train)}), with replacement")
+    return _rows(key, own)
 
 
 def _tensors(data: Dataset, idx: np.ndarray, classifier: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

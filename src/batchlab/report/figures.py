@@ -186,9 +186,10 @@ def primary_metric(task: str) -> str:
     return "roc_auc" if task == "classification" else "r2"
 
 
-def gradient_spread(spread: pd.DataFrame, path: str | Path, title: str) -> None:
+def gradient_spread(spread: pd.DataFrame, path: str | Path, title: str, arm: pd.DataFrame | None = None) -> None:
     """Left: one model's spread against probe batch size per checkpoint, B^-1/2 theory dashed. Right: each
-    trained run's spread at its own batch size (last checkpoint) against the B^-1/2 line through the smallest."""
+    trained run's spread at its own batch size (last checkpoint) against the B^-1/2 line through the smallest,
+    and the equal-steps arm's runs (equal iterations) where `arm` gives their spread."""
     fig, (ax, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     sweep = spread[spread["probe"] == "sweep"] if "probe" in spread else spread
     data = sweep.assign(checkpoint=sweep["fraction"].map(lambda f: f"{f:.0%} of training"))
@@ -205,11 +206,11 @@ def gradient_spread(spread: pd.DataFrame, path: str | Path, title: str) -> None:
     ax.set_ylabel("gradient spread: mean over parameters of sd across draws")
     ax.set_title(f"{title}\none model, probe minibatches", fontsize="medium")
     ax.legend(title="checkpoint (dashed: B^-1/2 theory)", fontsize="x-small", title_fontsize="x-small")
-    _own_spread_panel(right, spread)
+    _own_spread_panel(right, spread, arm)
     _save(fig, path)
 
 
-def _own_spread_panel(ax: plt.Axes, spread: pd.DataFrame) -> None:
+def _own_spread_panel(ax: plt.Axes, spread: pd.DataFrame, arm: pd.DataFrame | None = None) -> None:
     """Each measured run's spread at its own batch size, last checkpoint, with the B^-1/2 line through the smallest."""
     from batchlab.analysis.claims import own_spread
 
@@ -218,7 +219,14 @@ def _own_spread_panel(ax: plt.Axes, spread: pd.DataFrame) -> None:
     if own.empty:
         ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
         return
-    sns.lineplot(own, x="batch_size", y="spread", marker="o", errorbar=SEED_RANGE, ax=ax, label="measured (mean over seeds)")
+    sns.lineplot(own, x="batch_size", y="spread", marker="o", errorbar=SEED_RANGE, ax=ax,
+                 label="equal epochs: the sweep (mean over seeds)")
+    arm_own = own_spread(arm) if arm is not None and not arm.empty else own.iloc[:0]
+    arm_own = arm_own[np.isfinite(arm_own["log_spread"])]
+    if not arm_own.empty:
+        updates = "/".join(str(int(s)) for s in sorted(arm_own["step"].unique())) if "step" in arm_own else "?"
+        sns.lineplot(arm_own, x="batch_size", y="spread", marker="s", errorbar=SEED_RANGE, ax=ax, color="tab:green",
+                     label=f"equal iterations: the equal-steps arm ({updates} updates)")
     means = own.groupby("batch_size")["log_spread"].mean()
     sizes = means.index.to_numpy(dtype=float)
     line = np.exp(means.iloc[0]) * (sizes / sizes[0]) ** -0.5

@@ -135,7 +135,10 @@ def _captions(study: Study, task: str, metric: str, n_seeds: int, n_train: int) 
         "factor. On one model the spread falls as B^-1/2 by construction: this panel checks the measurement. Right: "
         "each trained run at its own batch size, at its last checkpoint, drawing with replacement from the training "
         f"split; {seeds.lower()} Dashed: the B^-1/2 line through the smallest batch size. Bears on the claim that "
-        "the spread falls as B^-1/2, then flattens: the right panel departing above the line is the finding.",
+        "the spread falls as B^-1/2, then flattens: the right panel departing above the line is the finding."
+        + (f" Green squares: the equal-steps arm's runs, each after {study.equal_steps.steps:,} updates (equal "
+           "iterations, as Vaessen & van Leeuwen compared): the claim scores these."
+           if study.measures_arm_spread() else ""),
         "b_simple": f"B_simple = tr(Σ)/|G|² ({g.method.replace('_', '-')} estimate, McCandlish et al. 2018) at each "
         "checkpoint against the loss on the evaluation subset. Ringed: each run's checkpoint closest (in log step) to "
         "where it crossed the target, the B_simple compared with B_crit; red dashed: B_crit from the S(B) fit with its "
@@ -210,6 +213,7 @@ def build_study_report(
     workers: int = 1,
     baseline: float = math.nan,
     throughput: pd.DataFrame | None = None,
+    equal_steps_spread: pd.DataFrame | None = None,
 ) -> dict:
     """Write reports/<study>/: figures, runs.csv, summary.csv, baselines.csv, provenance, index.html.
 
@@ -220,6 +224,8 @@ def build_study_report(
     more_figures: further (figure function, arguments) calls, drawn with the study's own by `workers` processes.
     baseline: the data's constant-prediction validation loss; claims about trained models score only runs below it.
     throughput: the warm throughput and memory measurement (batchlab.training.throughput) the recommendation uses.
+    equal_steps_spread: the spread at each arm run's own batch size, for claims scored on the arm (equal iterations);
+    gradient_spread.csv gives it beside the sweep's, its `arm` column telling them apart.
     """
     target_curves = curves if to_target is None else to_target["curves"]
     target_noise = noise if to_target is None else to_target["noise"]
@@ -244,7 +250,7 @@ def build_study_report(
         (figures.loss_curves, (curves, "samples_seen", out / "loss_curves_samples.png", title, loss_label, critical)),
         (figures.loss_curves, (curves, "step", out / "loss_curves_steps.png", title, loss_label, critical)),
         (figures.lr_search, (lr_search, out / "lr_search.png", title)),
-        (figures.gradient_spread, (spread, out / "gradient_spread.png", title)),
+        (figures.gradient_spread, (spread, out / "gradient_spread.png", title, equal_steps_spread)),
         (figures.geometry_vs_batch, (table, out / "geometry_vs_batch.png", title)),
         (figures.b_simple_over_training,
          (noise, out / "b_simple.png", title, loss_label, steps, critical, target_noise)),
@@ -277,14 +283,15 @@ def build_study_report(
     io.write_csv(baselines, out / "baselines.csv")
     io.write_csv(curves, out / "curves.csv")
     io.write_csv(noise, out / "gradient_noise.csv")
-    io.write_csv(spread, out / "gradient_spread.csv")
+    arms = [spread.assign(arm="sweep")] + ([] if equal_steps_spread is None else [equal_steps_spread.assign(arm="equal_steps")])
+    io.write_csv(pd.concat(arms, ignore_index=True), out / "gradient_spread.csv")
     io.write_csv(steps, out / "steps_to_target.csv")
     io.write_csv(critical, out / "critical_batch.csv")
     io.write_csv(lr_search, out / "lr_search.csv")
     scorecard = evaluate_claims(
         study.claims, table, spread, curves=curves, steps=steps, noise=target_noise, alpha=study.verdicts.alpha,
         n_perm=study.verdicts.permutations, baseline=baseline, lr_rule=study.optim.lr_rule, equal_steps=equal_steps,
-        optimizer=study.optim.name, critical_protocol=protocol,
+        optimizer=study.optim.name, critical_protocol=protocol, equal_steps_spread=equal_steps_spread,
     )
     scorecard = scorecard.assign(
         study=study_name, figure=[claim_figure(m, e) for m, e in zip(scorecard["metric"], scorecard["expect"])]
