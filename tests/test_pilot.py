@@ -135,3 +135,76 @@ def test_a_bad_advise_block_is_refused_naming_study_and_field(edit, words):
         _validate(edit)
     msg = str(info.value)
     assert "tiny.yaml" in msg and "study 'sig'" in msg and words in msg, msg
+
+
+# ---- a small real pilot: the reference trainer's arithmetic, kept in memory between rungs
+REAL = {
+    "data": {"name": "synthetic_ehr", "n_samples": 200, "n_features": 24, "n_factors": 3},
+    "model": {"kind": "dense_ae", "hidden": [16], "latent": 4},
+    "optim": {"lr": 0.03, "lr_rule": "sqrt", "base_batch_size": 8},
+    "budget": {"unit": "epochs", "amount": 1},
+    "batch_sizes": [2, 8, 32],
+    "seeds": [0, 1],
+    "to_target": {"kind": "baseline_ratio", "value": 0.9, "cap": {"unit": "epochs", "amount": 4}, "checks": 12},
+    "advise": {"minutes": 5, "eta": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def real_pilot():
+    import torch
+
+    from batchlab.analysis.targets import constant_prediction_loss
+    from batchlab.config import Study
+    from batchlab.data import make_dataset
+    from batchlab.training.run import StopAt
+
+    torch.use_deterministic_algorithms(True)
+    study = Study.model_validate(REAL)
+    data = make_dataset(study.data)
+    stop = StopAt(0.95 * constant_prediction_loss(data, study.model, "val"))
+    view = study.to_target_view()
+    speed = {2: 2000.0, 8: 6000.0, 32: 12000.0}  # injected X(B): the steps follow from it alone
+    return study, view, data, stop, speed
+
+
+def _pilot(real_pilot, budget_s=2.0):
+    from batchlab.training.pilot import run_pilot
+
+    study, view, data, stop, speed = real_pilot
+    return run_pilot(view, data, study.advise, study.to_target, [2, 8, 32], stop, "cpu", speed=speed, budget_s=budget_s)
+
+
+def test_a_real_pilot_runs_end_to_end_and_is_deterministic_given_x(real_pilot):
+    first, again = _pilot(real_pilot), _pilot(real_pilot)
+    assert [int((first["rung"] == r).sum()) for r in range(first["rung"].max() + 1)] == [3, 2]  # eta 2: 3, 2, then 1
+    assert first.drop(columns="wall_time_s").equals(again.drop(columns="wall_time_s"))
+    assert not first["stopped_by_wall_cap"].any()
+    assert int(first["kept"].sum()) == 2 + 1
+    steps = first[first["rung"] == 0].set_index("batch_size")["steps"]
+    t0 = 2.0 / (3 + 2 * (2 - 1))
+    capped_or_reached = first[first["rung"] == 0].set_index("batch_size")[["reached", "capped"]].any(axis=1)
+    for b, x in real_pilot[4].items():
+        if not capped_or_reached[b]:
+            assert steps[b] == max(1, math.floor(t0 * x / b))
+
+
+def test_the_pilot_checks_the_target_as_a_to_target_run_does(real_pilot):
+    import torch
+
+    from batchlab.training.reference import train_run
+
+    study, view, data, stop, speed = real_pilot
+    table = _pilot(real_pilot, budget_s=20.0)
+    hit = table[table["reached"]]
+    assert len(hit), "the target is reachable within the budget"
+    row = hit.iloc[0]
+    b = int(row["batch_size"])
+    run = train_run(view, data, b, 0, torch.device("cpu"), base_lr=float(row["base_lr"]), stop_at=stop)
+    assert run.record["reached_target"] and run.curve[-1]["step"] == row["steps"]  # the same logged step
+    assert run.curve[-1]["val_loss"] == row["val_loss"]  # bit for bit: the reference trainer's arithmetic
+    from batchlab.measure.crossing import steps_to_target
+
+    curve = run.curve
+    assert steps_to_target([c["step"] for c in curve], [c["val_loss"] for c in curve], stop.value) == pytest.approx(
+        row["crossing_steps"], rel=1e-12)
