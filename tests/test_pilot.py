@@ -208,3 +208,14 @@ def test_the_pilot_checks_the_target_as_a_to_target_run_does(real_pilot):
     curve = run.curve
     assert steps_to_target([c["step"] for c in curve], [c["val_loss"] for c in curve], stop.value) == pytest.approx(
         row["crossing_steps"], rel=1e-12)
+
+
+def test_the_report_labels_the_pilots_answer_as_one_seed(real_pilot):
+    from batchlab.analysis.recommend import pilot
+
+    table = _pilot(real_pilot, budget_s=20.0)
+    answer = pilot(table)
+    won = table[(table["rung"] == table["rung"].max()) & table["kept"]].iloc[0]
+    assert (answer["batch_size"], answer["lr"]) == (int(won["batch_size"]), float(won["lr"]))
+    assert answer["label"] == "pilot: one seed, no interval" and "no interval" in answer["paragraph"]
+    assert answer["reached"] == bool(won["reached"]) and len(answer["table"]) == len(table)
