@@ -168,7 +168,7 @@ def real_pilot():
     return study, view, data, stop, speed
 
 
-def _pilot(real_pilot, budget_s=2.0):
+def _pilot(real_pilot, budget_s=0.2):
     from batchlab.training.pilot import run_pilot
 
     study, view, data, stop, speed = real_pilot
@@ -182,7 +182,7 @@ def test_a_real_pilot_runs_end_to_end_and_is_deterministic_given_x(real_pilot):
     assert not first["stopped_by_wall_cap"].any()
     assert int(first["kept"].sum()) == 2 + 1
     steps = first[first["rung"] == 0].set_index("batch_size")["steps"]
-    t0 = 2.0 / (3 + 2 * (2 - 1))
+    t0 = 0.2 / (3 + 2 * (2 - 1))
     capped_or_reached = first[first["rung"] == 0].set_index("batch_size")[["reached", "capped"]].any(axis=1)
     for b, x in real_pilot[4].items():
         if not capped_or_reached[b]:
@@ -219,3 +219,31 @@ def test_the_report_labels_the_pilots_answer_as_one_seed(real_pilot):
     assert (answer["batch_size"], answer["lr"]) == (int(won["batch_size"]), float(won["lr"]))
     assert answer["label"] == "pilot: one seed, no interval" and "no interval" in answer["paragraph"]
     assert answer["reached"] == bool(won["reached"]) and len(answer["table"]) == len(table)
+
+
+def test_a_rung_where_every_candidate_reached_the_target_is_the_last():
+    rows = successive_halving(CANDIDATES, SPEED, 3, 1e6, advance)  # all reach the target in the first rung
+    assert {row["rung"] for row in rows} == {0} and sum(row["kept"] for row in rows) == 1
+    assert (winner(rows)["batch_size"], winner(rows)["base_lr"]) == (128, 1.0)
+
+
+def test_the_cost_estimate_is_the_measurement_and_the_schedule():
+    from batchlab.training.halving import SPEED_BLOCK_S, SPEED_REPEATS, TRAIN_SHARE, estimate
+
+    sizes = [8, 16, 32]
+    e = estimate(sizes, 1, 3, 1.0, lambda b: 1e-3 * b, 0.0, lambda b: 10**9, 10)
+    measure = sum(3e-3 * b + SPEED_REPEATS * max(SPEED_BLOCK_S, 1e-3 * b) for b in sizes)
+    assert e["measure_s"] == pytest.approx(measure)
+    assert e["rungs"] == [3] and e["total_s"] == pytest.approx(measure + (60 - measure) * TRAIN_SHARE, rel=1e-3)
+    assert e["first_rung_steps"] == {b: math.floor(e["seconds"][0] / (1e-3 * b)) for b in sizes}
+
+
+def test_validate_prints_the_pilots_cost_and_warns_above_its_cap(capsys):
+    from batchlab.training.cost import Rate, Rates, describe, estimate
+
+    cfg = _validate(lambda s: s.update(advise={"minutes": 0.01}))
+    rates = Rates("test device", {"conv_ae": Rate(1e-3, 0.0, 1e-9)}, "given")
+    lines, warning = describe(cfg, estimate(cfg, rates), rates, "tiny.yaml")
+    pilot = [line for line in lines if "advise pilot" in line]
+    assert len(pilot) == 1 and "3 batch sizes x 3 rates, eta 3, cap 0.01 min" in pilot[0], lines
+    assert warning is not None and "above its cap of 0.01 min" in warning

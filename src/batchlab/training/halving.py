@@ -38,6 +38,9 @@ class Progress:
     wall_stopped: bool = False  # stopped by the pilot's cap in minutes before its rung's steps
 
 
+TRAIN_SHARE = 0.75  # of the cap left after measuring X(B): the halving's training; the rest for evaluations
+SPEED_REPEATS, SPEED_BLOCK_S = 2, 0.1  # the pilot's throughput measurement: repeats and block length (the cap is short)
+
 Advance = Callable[[Candidate, int], Progress]  # train a candidate to (at most) this many steps in all
 
 
@@ -82,7 +85,8 @@ def successive_halving(candidates: list[Candidate], speed: dict[int, float], eta
     """Run the halving; one row per candidate and rung it trained in (kept: it goes on, or it won). A rung in which
     some candidate was stopped by the wall cap is the last: its ranking is of what each had trained by then."""
     rows: list[dict] = []
-    alive = list(candidates)
+    alive = list(candidates)  # a rung where every candidate reached the target, diverged or hit its cap is the last:
+    # more time changes nothing
     plan = schedule(len(candidates), eta, budget_s)
     for r, (_, seconds) in enumerate(plan):
         these = []
@@ -98,13 +102,14 @@ def successive_halving(candidates: list[Candidate], speed: dict[int, float], eta
             })
         these.sort(key=rank_key)
         stopped = any(t["wall_stopped"] for t in these)
-        keep = 1 if stopped else math.ceil(len(these) / eta)
+        settled = all(t["reached"] or t["diverged"] or t["capped"] for t in these)
+        keep = 1 if stopped or settled else math.ceil(len(these) / eta)
         for i, t in enumerate(these):
             t["rank"], t["kept"] = i + 1, i < keep
         rows += these
         by_key = {(c.batch_size, c.base_lr): c for c in alive}
         alive = [by_key[(t["batch_size"], t["base_lr"])] for t in these[:keep]]
-        if stopped:
+        if stopped or settled:
             break
     return rows
 
@@ -115,3 +120,29 @@ def winner(rows: list[dict]) -> dict | None:
         return None
     last = max(r["rung"] for r in rows)
     return next(r for r in rows if r["rung"] == last and r["kept"])
+
+
+def estimate(sizes: list[int], n_rates: int, eta: int, minutes: float, step_s: Callable[[int], float], eval_s: float,
+             cap_steps: Callable[[int], int], checks: int) -> dict:
+    """The pilot's cost before it runs, from seconds per training step at each batch size and per evaluation pass
+    (batchlab.training.cost's rates): the throughput measurement, then the schedule on the estimated X(B) = B/step_s,
+    its steps floored at one, and its evaluations (about checks·ln(s)/ln(cap) + 1 log-spaced checks by step s, plus
+    one at each rung's end), each rung's candidates costed at the mean over the batch sizes. An upper bound where
+    candidates reach the target early: they stop training there."""
+    measure = sum(3 * step_s(b) + SPEED_REPEATS * max(SPEED_BLOCK_S, step_s(b)) for b in sizes)
+    plan = schedule(len(sizes) * n_rates, eta, max(minutes * 60 - measure, 0.0) * TRAIN_SHARE)
+
+    def cost(b: int, seconds: float, rung: int) -> float:
+        steps = steps_for(seconds, b / step_s(b), b)
+        cap = max(cap_steps(b), 2)
+        evals = checks * math.log(min(steps, cap)) / math.log(cap) + 1 + rung + 1
+        return min(steps, cap) * step_s(b) + evals * eval_s
+
+    total, before = measure, {b: 0.0 for b in sizes}
+    for r, (k, seconds) in enumerate(plan):
+        now = {b: cost(b, seconds, r) for b in sizes}
+        total += k * sum(now[b] - before[b] for b in sizes) / len(sizes)
+        before = now
+    return {"candidates": len(sizes) * n_rates, "rungs": [k for k, _ in plan], "seconds": [t for _, t in plan],
+            "measure_s": measure, "total_s": total,
+            "first_rung_steps": {b: min(steps_for(plan[0][1], b / step_s(b), b), cap_steps(b)) for b in sizes}}

@@ -30,10 +30,8 @@ from batchlab.training import averaging, halving, throughput
 from batchlab.training.device import resolve_device
 from batchlab.training.reference import backward_in_parts, make_optimizer
 from batchlab.training.run import StopAt, init_model, log_spaced_steps, mean_loss, micro_batches, sample_stream
+from batchlab.training.halving import SPEED_BLOCK_S, SPEED_REPEATS, TRAIN_SHARE
 from batchlab.training.schedule import lr_at, scaled_lr, warmup_steps
-
-TRAIN_SHARE = 0.75  # of the time left after measuring X(B): the halving's training; the rest for evaluations
-SPEED_REPEATS, SPEED_BLOCK_S = 2, 0.1  # the throughput measurement's repeats and block length (the cap is short)
 
 
 def candidates(study: Study, to_target: ToTarget, sizes: list[int]) -> list[halving.Candidate]:
