@@ -228,7 +228,7 @@ def pilot(table: pd.DataFrame) -> dict:
     reached = bool(won["reached"])
     wall = bool(table["stopped_by_wall_cap"].iloc[0])
     text = (f"Pilot (one seed, no interval; successive halving over {table[table['rung'] == 0].shape[0]} candidates in "
-            f"{int(table['rung'].max()) + 1} rungs, eta {int(table['eta'].iloc[0])}, within {table['cap_minutes'].iloc[0]:g} "
+            f"{(rungs := int(table['rung'].max()) + 1)} rung{'s' if rungs > 1 else ''}, eta {int(table['eta'].iloc[0])}, within {table['cap_minutes'].iloc[0]:g} "
             f"min): batch size {int(won['batch_size'])} at learning rate {won['lr']:.3g} "
             + (f"reached the target first, in an estimated {_duration(won['time_to_target_s'])} of training."
                if reached else f"was ahead but did not reach the target (validation loss {won['val_loss']:.4g} against "

@@ -138,7 +138,7 @@ def run_pilot(study: Study, data: Dataset, advise: Advise, to_target: ToTarget, 
     table["stopped_by_wall_cap"] = bool(table["wall_stopped"].any())
     table["wall_time_s"] = time.perf_counter() - started
     won = halving.winner(rows)
-    print(f"batchlab advise: {len(pool)} candidates, {table['rung'].max() + 1} rungs, {table['wall_time_s'].iloc[0]:.1f} s; "
+    print(f"batchlab advise: {len(pool)} candidates, {table['rung'].max() + 1} rung(s), {table['wall_time_s'].iloc[0]:.1f} s; "
           f"batch size {won['batch_size']} at rate {won['lr']:.3g} "
           + (f"reached the target in an estimated {won['time_to_target_s']:.3g} s" if won["reached"]
              else f"did not reach the target (validation loss {won['val_loss']:.4g} > {stop.value:.4g})")
