@@ -247,3 +247,20 @@ def test_validate_prints_the_pilots_cost_and_warns_above_its_cap(capsys):
     pilot = [line for line in lines if "advise pilot" in line]
     assert len(pilot) == 1 and "3 batch sizes x 3 rates, eta 3, cap 0.01 min" in pilot[0], lines
     assert warning is not None and "above its cap of 0.01 min" in warning
+
+
+def test_the_workflow_runs_the_pilot_before_the_report(tmp_path):
+    import yaml
+
+    from conftest import ROOT, snakemake
+
+    raw = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
+    study = {**raw["studies"]["tiny_signal"], "advise": {"minutes": 1}}
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump({"device": "cpu", "studies": {"sig": study}}))
+    result = snakemake(tmp_path, "-n", "-p", "--cores", "1", "reports/sig/index.html", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    plan = result.stdout + result.stderr
+    assert "rule advise:" in plan and "results/sig/advise/pilot.parquet" in plan
+    assert "--advise results/sig/advise/pilot.parquet --workers" in plan  # the report reads it
+    assert "--batch-sizes 2 8 32" in plan and "--pilot results/sig/bs2/runs.parquet" in plan  # a pilot_fraction target
