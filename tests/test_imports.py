@@ -21,6 +21,7 @@ USES = {
     "data": {"sklearn", "scipy"},  # the split; the mnist1d package adds matplotlib (DATA_SOURCES)
     "train": {"torch", "pandas"},
     "throughput": {"torch", "pandas"},
+    "advise": {"torch", "pandas"},
     "downstream": {"sklearn", "scipy", "pandas"},
     "baselines": {"sklearn", "scipy", "pandas"},
     "gradients": {"torch", "pandas"},

@@ -101,25 +101,10 @@ def cmd_train(args: argparse.Namespace) -> None:
         ) from None
 
 
-def _stop_at(args: argparse.Namespace, study, spec):
-    """The validation loss a train-to-target cell trains to, from the config's to_target block, the data and the pilot."""
-    import pandas as pd
+def _stop_at(args: argparse.Namespace, study, spec):  # the target of a to-target cell or the advise pilot
+    from batchlab.analysis.targets import stop_at
 
-    from batchlab.data import load_dataset
-    from batchlab.training.run import StopAt
-    from batchlab.analysis.targets import constant_prediction_loss, pilot_loss, stop_target
-
-    baseline = math.nan if spec.kind == "value" else constant_prediction_loss(load_dataset(args.data), study.model, "val")
-    pilot = pilot_loss(pd.read_parquet(args.pilot)) if args.pilot else math.nan
-    try:
-        value = stop_target(spec.kind, spec.value, baseline, pilot)
-    except ValueError as err:
-        raise ValueError(f"study {args.study!r}, field 'to_target': {err}") from None
-    half_life = None if spec.weight_averaging is None else spec.weight_averaging.half_life
-    averaged = "" if half_life is None else f", checked on the weights' moving average (half-life {half_life:g} of the steps)"
-    print(f"batchlab train: to target: validation loss {value:.6g} ({spec.describe()}; baseline {baseline:.6g}, "
-          f"pilot {pilot:.6g}){averaged}", file=sys.stderr, flush=True)
-    return StopAt(value, average_half_life=half_life)
+    return stop_at(spec, study, args.study, args.data, args.pilot)
 
 
 def cmd_throughput(args: argparse.Namespace) -> None:
@@ -128,6 +113,18 @@ def cmd_throughput(args: argparse.Namespace) -> None:
 
     _take_gpu_slot(args)
     table = throughput.measure(_study(args), load_dataset(args.data), args.batch_sizes, args.device)
+    io.write_parquet(table, args.out)
+
+
+def cmd_advise(args: argparse.Namespace) -> None:
+    from batchlab.config import Advise, ToTarget
+    from batchlab.data import load_dataset
+    from batchlab.training.pilot import run_pilot
+
+    study, to_target, started = _study(args), ToTarget.model_validate_json(args.to_target_json), time.perf_counter()
+    _take_gpu_slot(args)
+    table = run_pilot(study, load_dataset(args.data), Advise.model_validate_json(args.advise_json), to_target,
+                      args.batch_sizes, _stop_at(args, study, to_target), args.device, started=started)
     io.write_parquet(table, args.out)
 
 
@@ -366,6 +363,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--equal-steps-spread", metavar="SPREAD",
                     help="the gradient spread at the arm's runs' own batch sizes, for claims with arm: equal_steps")
     sp.add_argument("--throughput", help="the study's warm throughput and memory measurement, for the recommendation")
+    sp.add_argument("--advise", help="the advise pilot's halving table (advise/pilot.parquet), for the recommendation")
     sp.add_argument("--workers", type=int, default=1, help="figures drawn at once, in separate processes")
     sp.add_argument("--out-dir", required=True)
     sp = add("throughput", cmd_throughput, "measure warm throughput and memory per batch size, for the recommendation",
@@ -374,6 +372,13 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--data", required=True)
     sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sp.add_argument("--out", required=True)
+    gpu_slots(sp)
+    sp = add("advise", cmd_advise, "the advise pilot: halving over batch sizes and rates in minutes", ("batchlab.training.pilot",))
+    for flag in ("--data", "--to-target-json", "--advise-json", "--out"):
+        sp.add_argument(flag, required=True)
+    sp.add_argument("--batch-sizes", type=int, nargs="+", required=True)
+    sp.add_argument("--pilot", help="with a pilot_fraction target: the sweep's smallest batch size's runs.parquet")
+    sp.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     gpu_slots(sp)
     sp = add(
         "scaling", cmd_scaling, "critical batch size across a scaling grid's cells, and its report",

@@ -23,13 +23,7 @@ def cmd_report(args: argparse.Namespace) -> None:
     from batchlab.report.study import build_study_report
 
     data = load_dataset(args.data)
-    meta = {
-        "name": data.name,
-        "description": data.description,
-        "synthetic": data.synthetic,
-        "tasks": data.tasks,
-        "target": data.target,
-    }
+    meta = {k: getattr(data, k) for k in ("name", "description", "synthetic", "tasks", "target")}
     section, examples = describe_data(data, args.out_dir)
     study, critical = _study(args), pd.read_parquet(args.critical)
     baseline = float(critical["val_baseline"].iloc[0]) if "val_baseline" in critical and len(critical) else math.nan
@@ -55,6 +49,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         to_target=to_target,
         equal_steps=equal_steps,
         throughput=pd.read_parquet(args.throughput) if args.throughput else None,
+        advise=pd.read_parquet(args.advise) if args.advise else None,
         equal_steps_spread=read_all([args.equal_steps_spread]) if args.equal_steps_spread else None,
         more_figures=[examples],
         workers=args.workers,

@@ -88,6 +88,24 @@ to_target_gradients_json = partial(gradients_json, arm="to_target")
 to_target_batch_sizes = partial(batch_sizes, arm="to_target")
 
 
+# ---- advise.smk
+ADVISE = {name: study for name, study in STUDIES.items() if study.advise is not None}
+
+
+def advise_json(wildcards):
+    return STUDIES[wildcards.study].advise.model_dump_json()
+
+
+def advise_batch_sizes(wildcards):
+    study = STUDIES[wildcards.study]
+    return " ".join(str(b) for b in study.advise.sizes(study))
+
+
+def advise_runtime(wildcards):
+    """The cap in minutes, and some for the job's start-up and the data."""
+    return int(STUDIES[wildcards.study].advise.minutes) + 5
+
+
 # ---- equal_steps.smk
 EQUAL_STEPS = {
     name: study for name, study in STUDIES.items() if study.equal_steps is not None
@@ -219,6 +237,16 @@ def report_equal_steps(wildcards):
     base = f"results/{wildcards.study}/equal_steps"
     spread = [f"{base}/spread.parquet"] if wildcards.study in ARM_SPREAD else []
     return [f"{base}/runs.parquet", *spread]
+
+
+def report_advise(wildcards):
+    if wildcards.study not in ADVISE:
+        return []
+    return [f"results/{wildcards.study}/advise/pilot.parquet"]
+
+
+def advise_arg(wildcards, input):
+    return f"--advise {input.advise}" if input.advise else ""
 
 
 def equal_steps_arg(wildcards, input):

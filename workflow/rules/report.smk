@@ -12,6 +12,7 @@ rule report_study:
         to_target=report_to_target,
         equal_steps=report_equal_steps,
         throughput=report_throughput,
+        advise=report_advise,
     output:
         html="reports/{study}/index.html",
         summary="reports/{study}/summary.json",
@@ -139,12 +140,13 @@ rule report_study:
         to_target=to_target_arg,
         throughput=throughput_arg,
         equal_steps=equal_steps_arg,
+        advise=advise_arg,
     shell:
         "{BATCHLAB} report --study {wildcards.study} --study-json {params.study:q} "
         "--data {input.data} --table {input.table} --curves {input.curves} "
         "--baselines {input.baselines} --noise {input.noise} --spread {input.spread} "
         "--steps {input.steps} --critical {input.critical} --lr-search {input.lr_search} {params.to_target} {params.equal_steps} {params.throughput} "
-        "--workers {threads} --out-dir $(dirname {output.html}) > {log} 2>&1"
+        "{params.advise} --workers {threads} --out-dir $(dirname {output.html}) > {log} 2>&1"
 
 
 rule report_scaling:

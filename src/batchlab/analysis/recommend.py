@@ -218,3 +218,27 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     return timed.groupby("batch_size")["samples_per_s"].agg(["median", "min", "max", "count"]).rename(
         columns={"median": "samples_per_s", "min": "samples_per_s_low", "max": "samples_per_s_high",
                  "count": "repeats"}).reset_index()
+
+
+def pilot(table: pd.DataFrame) -> dict:
+    """The advise pilot's answer (batchlab.training.pilot's halving table) as a JSON-ready dict: the candidate the
+    halving kept last, its estimated time to the target, and every (candidate, rung) row. One seed: no interval."""
+    last = table[table["rung"] == table["rung"].max()]
+    won = last[last["kept"].astype(bool)].iloc[0]
+    reached = bool(won["reached"])
+    wall = bool(table["stopped_by_wall_cap"].iloc[0])
+    text = (f"Pilot (one seed, no interval; successive halving over {table[table['rung'] == 0].shape[0]} candidates in "
+            f"{(rungs := int(table['rung'].max()) + 1)} rung{'s' if rungs > 1 else ''}, eta {int(table['eta'].iloc[0])}, within {table['cap_minutes'].iloc[0]:g} "
+            f"min): batch size {int(won['batch_size'])} at learning rate {won['lr']:.3g} "
+            + (f"reached the target first, in an estimated {_duration(won['time_to_target_s'])} of training."
+               if reached else f"was ahead but did not reach the target (validation loss {won['val_loss']:.4g} against "
+               f"{won['target']:.4g}): give the pilot more minutes.")
+            + (" The wall cap stopped the pilot before its schedule ended: the last rung compares unequal budgets."
+               if wall else ""))
+    return {
+        "batch_size": int(won["batch_size"]), "lr": float(won["lr"]), "reached": reached,
+        "time_to_target_s": float(won["time_to_target_s"]) if reached else None,
+        "stopped_by_wall_cap": wall, "wall_time_s": float(table["wall_time_s"].iloc[0]),
+        "label": "pilot: one seed, no interval", "paragraph": text,
+        "table": _records(table.sort_values(["rung", "rank"], ignore_index=True)),
+    }

@@ -145,3 +145,25 @@ def pilot_loss(runs: pd.DataFrame) -> float:
     losses = smallest["val_loss"].astype(float)
     losses = losses[np.isfinite(losses)]
     return float(losses.mean()) if len(losses) else math.nan
+
+
+def stop_at(spec, study, name: str, data_path: str, pilot_path: str | None):
+    """The StopAt a train-to-target cell (and the advise pilot) trains to, from the config's to_target block `spec`,
+    the data set at `data_path` (its baseline) and the pilot_fraction pilot's runs.parquet; the target is written to
+    stderr. Raises ValueError naming the study and field when the target cannot be set."""
+    import sys
+
+    from batchlab.data import load_dataset
+    from batchlab.training.run import StopAt
+
+    baseline = math.nan if spec.kind == "value" else constant_prediction_loss(load_dataset(data_path), study.model, "val")
+    pilot = pilot_loss(pd.read_parquet(pilot_path)) if pilot_path else math.nan
+    try:
+        value = stop_target(spec.kind, spec.value, baseline, pilot)
+    except ValueError as err:
+        raise ValueError(f"study {name!r}, field 'to_target': {err}") from None
+    half_life = None if spec.weight_averaging is None else spec.weight_averaging.half_life
+    averaged = "" if half_life is None else f", checked on the weights' moving average (half-life {half_life:g} of the steps)"
+    print(f"batchlab: to target: validation loss {value:.6g} ({spec.describe()}; baseline {baseline:.6g}, "
+          f"pilot {pilot:.6g}){averaged}", file=sys.stderr, flush=True)
+    return StopAt(value, average_half_life=half_life)

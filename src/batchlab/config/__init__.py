@@ -5,6 +5,7 @@ package imports nothing of batchlab.data: a user's files are read through the in
 validate_config / load_config (batchlab.data.inspect.inspect_files).
 """
 
+from batchlab.config.advise import Advise
 from batchlab.config.base import ConfigError, FilesNotChecked, Strict
 from batchlab.config.claims import (
     CLAIM_EXPECTATIONS, CLAIM_METRICS, CURVE_METRICS, DEFAULT_TOLERANCE, GRADIENT_METRICS, ONLY_WITH,
@@ -30,6 +31,7 @@ from batchlab.config.tables import TABLE_SUFFIXES, VOCABULARIES, CodeTable, Demo
 from batchlab.config.training import Budget, Optim, Training
 
 __all__ = [
+    "Advise",
     "BRATS_MODALITIES", "CLAIM_EXPECTATIONS", "CLAIM_METRICS", "CLASSIFIER_KINDS", "CURVE_METRICS", "DATASET_NAMES",
     "DEFAULT_TOLERANCE", "GRADIENT_METRICS", "ONLY_WITH", "SCALING_EXPECTATIONS", "SPREAD_SUBSET_SHARE", "STUDY_NAME",
     "TABLE_SUFFIXES", "TO_TARGET_KINDS", "TREND_EXPECTATIONS", "VOCABULARIES",

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from batchlab import finished_run
+from batchlab.config.advise import Advise
 from batchlab.config.base import Strict, _existing, _no_repeats
 from batchlab.config.claims import GRADIENT_METRICS, SCALING_EXPECTATIONS, Claim, Scaling, Verdicts
 from batchlab.config.data import DataSpec, EHRCodesData, FileData
@@ -73,6 +74,11 @@ class Study(Strict):
         None,
         description="Also train some batch sizes for the same number of optimizer steps each: the control arm of a "
         "vanishes_at_equal_steps claim (config/README.md: equal_steps).",
+    )
+    advise: Advise | None = Field(
+        None,
+        description="A pilot that picks a batch size and rate by successive halving within a cap in minutes, toward "
+        "to_target's target (config/README.md: advise).",
     )
 
     @field_validator("batch_sizes", mode="before")
@@ -145,6 +151,7 @@ class Study(Strict):
                 "scaling": None,
                 "to_target": None,
                 "equal_steps": None,
+                "advise": None,
                 "training": self.training.model_copy(update={"cuda_graphs": "auto"}),
             }
         )
@@ -396,6 +403,13 @@ class Study(Strict):
                 f"equal_steps.batch_sizes {outside} are not among the study's batch_sizes {self.batch_sizes}: the claim "
                 "compares the two arms at the same batch sizes"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _advise_fits(self) -> "Study":
+        """The pilot has its target (to_target) and at least 3 batch sizes that fit the training split."""
+        if self.advise is not None:
+            self.advise.check(self)
         return self
 
     @model_validator(mode="after")

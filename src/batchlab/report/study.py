@@ -13,7 +13,7 @@ from batchlab import io, provenance
 from batchlab.analysis.aggregate import summary_by_batch_size
 from batchlab.analysis.claims import evaluate_claims
 from batchlab.analysis.rates import rate_protocol, tuned_rates
-from batchlab.analysis.recommend import recommend
+from batchlab.analysis.recommend import pilot, recommend
 from batchlab.analysis.verdict_rules import STATISTICS
 from batchlab.config import Study
 from batchlab.report import figures, recommendation_figure
@@ -214,6 +214,7 @@ def build_study_report(
     baseline: float = math.nan,
     throughput: pd.DataFrame | None = None,
     equal_steps_spread: pd.DataFrame | None = None,
+    advise: pd.DataFrame | None = None,
 ) -> dict:
     """Write reports/<study>/: figures, runs.csv, summary.csv, baselines.csv, provenance, index.html.
 
@@ -226,6 +227,7 @@ def build_study_report(
     throughput: the warm throughput and memory measurement (batchlab.training.throughput) the recommendation uses.
     equal_steps_spread: the spread at each arm run's own batch size, for claims scored on the arm (equal iterations);
     gradient_spread.csv gives it beside the sweep's, its `arm` column telling them apart.
+    advise: the advise pilot's halving table (batchlab.training.pilot), shown with the recommendation as a pilot.
     """
     target_curves = curves if to_target is None else to_target["curves"]
     target_noise = noise if to_target is None else to_target["noise"]
@@ -244,6 +246,7 @@ def build_study_report(
     rate_text = protocol.text if protocol.tuned else f"{protocol.text}: a rate tuned per batch size (to_target.lr_tuning) may move the answer"
     recommendation = recommend(steps, behind, str(behind["device"].iloc[0]) if "device" in behind else "device", rate_text,
                                throughput)
+    recommendation["pilot"] = None if advise is None else pilot(advise)
     io.write_json(recommendation, out / "recommendation.json")
     drawn = [  # the slowest first, so that none is left to end the job alone
         (figures.steps_to_target, (steps, critical, out / "steps_to_target.png", title, target_curves)),

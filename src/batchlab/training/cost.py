@@ -32,6 +32,7 @@ from batchlab.config import (
     CNNClassifier, Config, ContrastiveEncoder, ConvAE, DenseAE, DiagonalQuadratic, LinearRegression, MLPClassifier,
     PythonModel, Study, split_sizes,
 )
+from batchlab.training import halving
 
 if TYPE_CHECKING:
     import torch
@@ -441,6 +442,7 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
     """The lines to print (per study and in all) and the warning, if the estimate exceeds warn_above_hours."""
     where = "no rates" if rates is None else f"{rates.device}; {rates.source}"
     lines = [f"estimated cost ({where}):"]
+    warning = None
     fixed_total, capped_total, cells = 0.0, 0.0, []
     for name, study_cells in costs.items():
         steps = sum(c.runs * c.steps for c in study_cells)
@@ -470,6 +472,9 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
                 lines.append(f"    learning rate tuned per batch size: up to {caps[0].runs} runs a cell ("
                              f"{grid.points} + up to {grid.extensions} rates x {len(grid.tuning_seeds)} tuning "
                              f"seed{'s' if len(grid.tuning_seeds) > 1 else ''}, then the measured seeds)")
+        pilot, late = _advise_lines(cfg.studies[name], rates)
+        lines += pilot
+        warning = warning or late
         arm = [c for c in study_cells if c.equal_steps]
         if arm:
             lines.append(f"    equal-steps arm: {_count(arm[0].steps)} updates per run at batch sizes "
@@ -482,18 +487,45 @@ def describe(cfg: Config, costs: dict[str, list[CellCost]], rates: Rates | None,
         f"  all: ≈ {_duration(fixed_total)} of training and measurement, one job at a time{more} "
         "(not counted: the SVMs and each job's start-up; jobs side by side divide it)"
     )
-    warning = None
     total = fixed_total + capped_total
     if total > cfg.warn_above_hours * 3600:
         top = sorted(cells, key=lambda c: c.seconds, reverse=True)[:3]
         named = "; ".join(f"{c.study}{' to target' if c.to_target else ''} batch size {c.batch_size} ({c.runs} runs x {_count(c.steps)} steps, "
                           f"{_duration(c.seconds)}{' at its cap' if c.to_target else ''})" for c in top)
         bound = "up to " if capped_total else ""
-        warning = (
+        warning = (warning + "\n" if warning else "") + (
             f"warning: {source} is estimated at {bound}{_duration(total)}, above warn_above_hours "
             f"({cfg.warn_above_hours:g} h). The costliest cells: {named}"
         )
     return lines, warning
+
+
+def _advise_lines(study: Study, rates: Rates | None) -> tuple[list[str], str | None]:
+    """The advise pilot's schedule and estimated cost (batchlab.training.halving.estimate), and a warning when the
+    estimate exceeds its cap in minutes."""
+    a = study.advise
+    if a is None:
+        return [], None
+    view, sizes = study.to_target_view(), a.sizes(study)
+    grid = study.to_target.lr_tuning
+    n_rates = grid.points if grid is not None else len(view.optim.candidate_lrs())
+    head = f"    advise pilot: {len(sizes)} batch sizes x {n_rates} rate{'s' if n_rates > 1 else ''}, eta {a.eta}, cap {a.minutes:g} min"
+    shape = sample_shape(study.data)
+    rate = rates.for_kind(rate_kind(study.model)) if rates is not None and shape else None
+    if rate is None:
+        return [head + ": cost not estimated"], None
+    macs, params = model_work(study.model, shape, n_classes(study.data))
+    _, n_val, _ = split_sizes(study.data.n_samples_total(), study.data.split)
+    e = halving.estimate(sizes, n_rates, a.eta, a.minutes, lambda b: rate.step(b, macs, params), rate.mac_s * macs / 3 * n_val,
+                         lambda b: view.budget.steps(b, study.data.n_train()), view.curve_points)
+    steps = ", ".join(f"{b}: {_count(s)}" for b, s in e["first_rung_steps"].items())
+    lines = [f"{head}: rungs of {', '.join(map(str, e['rungs']))} candidates, {e['seconds'][0]:.3g} s each at first "
+             f"(steps at batch size {steps}); ≈ {_duration(e['total_s'])} in all, the throughput measurement "
+             f"({_duration(e['measure_s'])}) included; it stops early once every survivor has reached the target"]
+    late = None if e["total_s"] <= a.minutes * 60 else (
+        f"warning: the advise pilot is estimated at {_duration(e['total_s'])}, above its cap of {a.minutes:g} min: the "
+        "cap will stop it before its schedule ends (raise advise.minutes, or drop batch sizes)")
+    return lines, late
 
 
 def print_estimate(
