@@ -74,3 +74,44 @@ def test_wilson_and_the_report_tables(bench):
     report = bench.report(rows, argparse.Namespace(n_boot=200, seed=0), "python benchmarks/seed_rule_calibration.py")
     assert report.count("| 10 | 10 | edge: τ above B_crit |") == 1 and "## How the tests resample" in report
     assert "{power_note}" not in report and "## What limits the power" in report
+
+
+CROSSED = PATH.parent / "crossed_claims_calibration.py"
+CROSSED_REPS = 100  # simulated studies per setting in docs/seed_rule_calibration.md's last section
+
+
+@pytest.fixture(scope="module")
+def crossed():
+    spec = importlib.util.spec_from_file_location("crossed_claims_calibration", CROSSED)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def crossed_setting(crossed, kind: str, ratio: str, truth: str) -> tuple[int, dict]:
+    """A 5-seed setting of the crossed benchmark and its index (which seeds its stream)."""
+    rows = crossed.settings((5,))
+    return next((i, r) for i, r in enumerate(rows)
+                if r["kind"] == kind and r["ratio"] == ratio and r["truth"].startswith(truth))
+
+
+def within(hits: int, reps: int, reference: float, reference_reps: int = CROSSED_REPS) -> bool:
+    sd = math.sqrt(max(reference * (1 - reference), 0.02) * (1 / reps + 1 / reference_reps))
+    return abs(hits / reps - reference) <= 3 * sd
+
+
+def test_the_crossed_benchmarks_settings_and_report(crossed):
+    """The samples claim's edge is where the noiseless weaker lead is 0 and both verdicts are errors there; a grid
+    setting scores both slopes, each against its own edge; the report's tables mark the errors."""
+    rows = crossed.settings()
+    edge = next(r for r in rows if r["kind"] == "samples" and r["truth"].startswith("edge"))
+    assert abs(edge["planted"]) < 0.01 and edge["wrong"]["samples"] == ("replicated", "not replicated")
+    assert crossed.noiseless_lead(0.0) < -0.1 < 0.1 < crossed.noiseless_lead(1.0)
+    grid_edge = next(r for r in rows if r["kind"] == "grid" and r["truth"].startswith("edges"))
+    assert grid_edge["wrong"] == {"data": ("replicated", "not replicated"), "width": ("replicated", "not replicated")}
+    clear = next(r for r in rows if r["kind"] == "grid" and r["truth"] == "a 0.5, b 0")
+    assert clear["wrong"] == {"data": ("not replicated",), "width": ("not replicated",)}
+    fake = [{**r, "reps": 10, "cpu_s": 0.0, "counts": {c: {"replicated": 1, "not replicated": 8, "inconclusive": 1}
+                                                       for c in r["wrong"]}} for r in rows]
+    text = crossed.report(fake, argparse.Namespace(n_boot=200, seed=0), "python benchmarks/crossed_claims_calibration.py")
+    assert text.startswith(crossed.SECTION) and "**10.0% [1.8, 40.4]**" in text and "| data | 10 |" in text
