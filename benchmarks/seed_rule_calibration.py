@@ -61,6 +61,7 @@ POWER_RATIO = RATIOS[2]
 VERDICTS = ("replicated", "not replicated", "inconclusive")
 TARGET_POWER = 0.8
 MAX_FALSE = 0.05
+CROSSED_SECTION = "## Samples seen and the scaling grid"  # the section benchmarks/crossed_claims_calibration.py writes
 
 # degradation: planted relative change from batch size 1 (at or below B_crit, above it), in units of the tolerance;
 # noise scale: planted B_simple / B_crit. The edges put the truth on the claim's boundary, where the rate of each
@@ -447,12 +448,10 @@ DIAGNOSIS = [
     "## What limits the power",
     "{power_note}",
     "",
-    "## Not simulated here",
-    "`samples_advantage` (samples seen against steps, within B_crit) and the scaling grid's slopes "
-    "(`log_slope_data`, `log_slope_width`) still rest on the seed bootstrap alone: a batch size's curve, or a grid "
-    "cell's B_crit fit, is shared by its seeds in every draw, so the exposure measured for the seed bootstrap here "
-    "(about half wrong verdicts at the edge) is expected; they need the same resampling and calibration before their "
-    "verdicts are trusted at 5 seeds.",
+    "## Not simulated by this script",
+    "`samples_advantage` (samples seen against steps, within B_crit) and the scaling grid's slopes (`log_slope_data`, "
+    "`log_slope_width`) draw batch sizes crossed with the seeds too; their rates are the last section, written by "
+    "`benchmarks/crossed_claims_calibration.py` (this script keeps it when it rewrites the file).",
 ]
 
 
@@ -575,7 +574,10 @@ def main(argv: list[str] | None = None) -> int:
     text = report(rows, args, "python benchmarks/seed_rule_calibration.py " + " ".join(kept))
     print(text)
     if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        out = Path(args.out)
+        kept = out.read_text(encoding="utf-8").split(CROSSED_SECTION, 1) if out.exists() else []
+        tail = "\n" + CROSSED_SECTION + kept[1] if len(kept) == 2 else ""
+        out.write_text(text + "\n" + tail, encoding="utf-8")
     return 0
 
 

@@ -203,3 +203,37 @@ def test_the_grid_notes_where_it_departs_from_zhangs_protocol():
     table, slopes = analyse_grid(*grid(lambda n, w: 0.3 * n**0.5), n_boot=100)
     card = evaluate_scaling_claims(claims(), table, slopes, protocol=relative)
     assert (card["protocol"] == relative).all() and set(card["verdict"]) == {"replicated"}
+
+
+def shared_effect_grid(effect_sd: float, seeds: int = 5, seed: int = 4):
+    """Cells over batch sizes 1 .. 1024 with B_crit = 0.3 sqrt(n), every seed the same steps, each (cell, batch size)
+    with an effect on log steps that all its seeds share."""
+    rng = np.random.default_rng(seed)
+    cells, steps = grid(lambda n, w: 0.3 * n**0.5, seeds=seeds, noise=0.0, sizes=WIDE)
+    for i, table in enumerate(steps):
+        effect = dict(zip(WIDE, effect_sd * rng.normal(size=len(WIDE))))
+        steps[i] = table.assign(steps=table["steps"] * np.exp(table["batch_size"].map(effect)))
+    return cells, steps
+
+
+def test_without_batch_size_effects_or_seed_noise_every_slope_draw_is_the_estimate():
+    table, slopes = analyse_grid(*shared_effect_grid(0.0), n_boot=100)
+    assert math.isclose(slopes["data"]["estimate"], 0.5, abs_tol=1e-3)
+    assert np.allclose(slopes["data"]["draws"], slopes["data"]["estimate"], atol=1e-3)
+    assert np.allclose(slopes["width"]["draws"], 0.0, atol=1e-3)
+
+
+def test_an_effect_shared_by_a_cells_seeds_widens_the_slopes_that_a_seed_draw_alone_would_collapse():
+    """Every seed takes the same steps, so any draw of seeds alone refits the same B_crit in every cell; the wild
+    bootstrap of each cell's S(B) fit moves them, so the slopes get intervals around their estimates (how often they
+    hold the truth is measured by benchmarks/crossed_claims_calibration.py)."""
+    cells, steps = shared_effect_grid(0.1)
+    table, slopes = analyse_grid(cells, steps, n_boot=400)
+    card = evaluate_scaling_claims(claims(), table, slopes).set_index("claim")
+    assert (table["flag"] == "").all()
+    for key in ("data", "width"):
+        assert card.loc[key, "high"] - card.loc[key, "low"] > 0.02
+        assert card.loc[key, "low"] < card.loc[key, "estimate"] < card.loc[key, "high"]
+    again, slopes_again = analyse_grid(cells, steps, n_boot=400)
+    assert np.array_equal(slopes["data"]["draws"], slopes_again["data"]["draws"], equal_nan=True)
+    assert table.equals(again)

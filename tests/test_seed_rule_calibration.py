@@ -74,3 +74,65 @@ def test_wilson_and_the_report_tables(bench):
     report = bench.report(rows, argparse.Namespace(n_boot=200, seed=0), "python benchmarks/seed_rule_calibration.py")
     assert report.count("| 10 | 10 | edge: τ above B_crit |") == 1 and "## How the tests resample" in report
     assert "{power_note}" not in report and "## What limits the power" in report
+
+
+CROSSED = PATH.parent / "crossed_claims_calibration.py"
+CROSSED_REPS = 100  # simulated studies per setting in docs/seed_rule_calibration.md's last section
+
+
+@pytest.fixture(scope="module")
+def crossed():
+    spec = importlib.util.spec_from_file_location("crossed_claims_calibration", CROSSED)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def crossed_setting(crossed, kind: str, ratio: str, truth: str) -> tuple[int, dict]:
+    """A 5-seed setting of the crossed benchmark and its index (which seeds its stream)."""
+    rows = crossed.settings((5,))
+    return next((i, r) for i, r in enumerate(rows)
+                if r["kind"] == kind and r["ratio"] == ratio and r["truth"].startswith(truth))
+
+
+def within(hits: int, reps: int, reference: float, reference_reps: int = CROSSED_REPS) -> bool:
+    sd = math.sqrt(max(reference * (1 - reference), 0.02) * (1 / reps + 1 / reference_reps))
+    return abs(hits / reps - reference) <= 3 * sd
+
+
+def test_the_crossed_benchmarks_settings_and_report(crossed):
+    """The samples claim's edge is where the noiseless weaker lead is 0 and both verdicts are errors there; a grid
+    setting scores both slopes, each against its own edge; the report's tables mark the errors."""
+    rows = crossed.settings()
+    edge = next(r for r in rows if r["kind"] == "samples" and r["truth"].startswith("edge"))
+    assert abs(edge["planted"]) < 0.01 and edge["wrong"]["samples"] == ("replicated", "not replicated")
+    assert crossed.noiseless_lead(0.0) < -0.1 < 0.1 < crossed.noiseless_lead(1.0)
+    grid_edge = next(r for r in rows if r["kind"] == "grid" and r["truth"].startswith("edges"))
+    assert grid_edge["wrong"] == {"data": ("replicated", "not replicated"), "width": ("replicated", "not replicated")}
+    clear = next(r for r in rows if r["kind"] == "grid" and r["truth"] == "a 0.5, b 0")
+    assert clear["wrong"] == {"data": ("not replicated",), "width": ("not replicated",)}
+    fake = [{**r, "reps": 10, "cpu_s": 0.0, "counts": {c: {"replicated": 1, "not replicated": 8, "inconclusive": 1}
+                                                       for c in r["wrong"]}} for r in rows]
+    text = crossed.report(fake, argparse.Namespace(n_boot=200, seed=0), "python benchmarks/crossed_claims_calibration.py")
+    assert text.startswith(crossed.SECTION) and "**10.0% [1.8, 40.4]**" in text and "| data | 10 |" in text
+
+
+def test_samples_seen_at_the_claims_edge_and_its_power_with_seed_noise_only(crossed):
+    """At the edge c* (the noiseless weaker lead 0), seed noise one tenth of the size effect: 2 of 100 studies read
+    replicated and none not replicated; with the loss set by samples seen and seed noise only, replicated in 62 of 100."""
+    index, row = crossed_setting(crossed, "samples", "0.1", "edge")
+    result = crossed.run_setting(row, 60, seed=1, index=index, n_boot=200)
+    wrong = result["counts"]["samples"]["replicated"] + result["counts"]["samples"]["not replicated"]
+    assert sum(result["counts"]["samples"].values()) == 60 and wrong <= 0.1 * 60
+    index, row = crossed_setting(crossed, "samples", "∞: seed noise only", "samples: c 1")
+    result = crossed.run_setting(row, 40, seed=1, index=index, n_boot=200)["counts"]["samples"]
+    assert within(result["replicated"], 40, 0.62) and result["not replicated"] == 0
+
+
+def test_grid_slopes_power_at_a_slope_of_a_tenth_on_data_and_none_on_width(crossed):
+    """Seed noise equal to the size effect, slope 0.1 on data and 0 on width: the data slope reads replicated in 82 of
+    100 grids and the width slope (flat) replicated in 85; neither ever reads not replicated."""
+    index, row = crossed_setting(crossed, "grid", "1", "a 0.1, b 0")
+    result = crossed.run_setting(row, 12, seed=1, index=index, n_boot=200)["counts"]
+    assert within(result["data"]["replicated"], 12, 0.82) and within(result["width"]["replicated"], 12, 0.85)
+    assert result["data"]["not replicated"] == result["width"]["not replicated"] == 0

@@ -98,6 +98,11 @@ class SeedFit:
         """B_crit in each row of drawn seed labels ([n_boot, k]) with the residuals' signs drawn from rng; NaN where
         the measured rule flags the draw's B_crit (outside the batch sizes reached, too few of them, or not spanning
         both regimes; the fit's RMS residual is judged on the data only, since a draw's residuals are widened)."""
+        return self.fitted_draws(labels, rng)[1]
+
+    def fitted_draws(self, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The draws of `draws` twice: every draw's fitted B_crit (NaN only where no fit exists), and the same with
+        NaN where the measured rule flags it."""
         cols = self.columns(labels)
         sub = self.grid[:, cols]  # [batch size, draw, seed]
         hit = np.isfinite(sub)
@@ -108,8 +113,8 @@ class SeedFit:
         b_crit, _ = profile_b_crit(self.sizes, wild_log_steps(log_drawn, self.residuals, signs, self.leverages))
         reached = np.isfinite(log_drawn)
         # the rule's limit on the fit's residual is judged once, on the data: a draw's residuals are widened by design
-        return np.array([b if not measured_flag("b_crit", b, self.sizes[r], math.nan) else math.nan
-                         for b, r in zip(b_crit, reached)])
+        return b_crit, np.array([b if not measured_flag("b_crit", b, self.sizes[r], math.nan) else math.nan
+                                 for b, r in zip(b_crit, reached)])
 
 
 def b_crit_of_seeds(steps: pd.DataFrame) -> SeedFit:

@@ -3,16 +3,18 @@
 Each cell of the grid is a whole batch-size study; its B_crit comes from the S(B) = S_min(1 + B_crit/B)
 fit to the seed-mean steps to target (batchlab.analysis.cbs). Across cells, log B_crit is regressed on log
 training-set size and log width together, so each slope is the effect of one with the other held
-fixed. Seeds are the replicates: one bootstrap draw resamples seeds once and refits every cell with
-the same draw (a seed's runs share their initialisation rule and data order in every cell), which
-gives intervals for each cell's B_crit and for both slopes. B_20 = B_crit / 5 has the same slopes.
+fixed. Seeds are the replicates: one bootstrap draw resamples seeds once for every cell (a seed's runs share their
+initialisation rule and data order in every cell), crossed with each cell's own wild bootstrap of its S(B) fit
+(batchlab.analysis.b_crit_claims.SeedFit: each batch size's log residual, widened by its leverage, given a random
+sign), so that an effect a batch size shares across its seeds moves the cell's B_crit in the draws as in the data;
+this gives intervals for each cell's B_crit and for both slopes. B_20 = B_crit / 5 has the same slopes.
 A cell whose B_crit the rule of batchlab.analysis.measured flags (outside the batch sizes that reached the
 target, too few of them, or a poor fit) keeps its fit and flag in the table, and the grid's claims are
 then inconclusive with the cell's reason. A bootstrap draw in which the rule flags some cell gives no
 slope: it was drawn all the same, and its slope could lie on either side, so the intervals hold wherever
 such draws lie, and when they are more than (1 - level)/2 of the draws no interval holds and the claims
 are inconclusive too (batchlab.analysis.resampling.percentile_interval). With 2 seeds a draw is one of only 3
-distinct resamples; the claims' details say so.
+distinct resamples of the seeds; the claims' details say so.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from batchlab.analysis.cbs import seed_mean_steps, steps_matrix
+from batchlab.analysis.b_crit_claims import SeedFit
+from batchlab.analysis.cbs import seed_mean_steps
 from batchlab.analysis.claims import scorecard_row, seed_interval_rule
 from batchlab.analysis.significance import interval_verdict
-from batchlab.analysis.measured import measured_b_crit
 from batchlab.analysis.rates import RULE_WORDS
-from batchlab.analysis.resampling import describe_interval, enough_draws, no_interval_note, percentile_interval, resample
+from batchlab.analysis.resampling import (
+    describe_interval, enough_draws, no_interval_note, percentile_interval, seed_draws,
+)
 
 CELL_COLUMNS = ["study", "train_samples", "width_factor", "n_params"]
 
@@ -62,22 +66,22 @@ def analyse_grid(
     The table keeps every cell's fitted B_crit with its flag ('' = measured); the slopes use measured cells only.
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(0)
-    matrices = [steps_matrix(table) for table in steps]
-    seeds = matrices[0][1]
-    for (_, cell_seeds, _), name in zip(matrices, cells["study"]):
-        if list(cell_seeds) != list(seeds):
-            raise ValueError(f"cell {name!r} has seeds {list(cell_seeds)}, the grid's first cell {list(seeds)}")
-
-    def refit(columns: np.ndarray) -> list[tuple[float, str]]:
-        return [measured_b_crit(sizes, seed_mean_steps(grid, columns)) for sizes, _, grid in matrices]
-
-    fitted = refit(np.arange(len(seeds)))
+    fits = [SeedFit(table) for table in steps]
+    seeds = fits[0].seeds
+    for fit, name in zip(fits, cells["study"]):
+        if list(fit.seeds) != list(seeds):
+            raise ValueError(f"cell {name!r} has seeds {list(fit.seeds)}, the grid's first cell {list(seeds)}")
+    matrices = [(fit.sizes, fit.seeds, fit.grid) for fit in fits]
+    fitted = [fit(seeds) for fit in fits]
     raw = np.array([b for b, _ in fitted])
     flags = [reason for _, reason in fitted]
     estimate = np.where([not f for f in flags], raw, np.nan)
-    resampled = resample(refit, len(seeds), n_boot, rng)
-    raw_draws = np.array([[b for b, _ in d] for d in resampled], dtype=float).reshape(n_boot, len(cells))
-    draws = np.array([[math.nan if f else b for b, f in d] for d in resampled], dtype=float).reshape(n_boot, len(cells))
+    # one seed draw for every cell (a seed's runs share their initialisation and data order across the grid), crossed
+    # with each cell's own wild bootstrap of its S(B) fit: a batch size's effect on a cell's steps moves its B_crit
+    labels = seeds[seed_draws(len(seeds), n_boot, rng)]
+    both = [fit.fitted_draws(labels, rng) for fit in fits]
+    raw_draws = np.column_stack([b for b, _ in both]).reshape(n_boot, len(cells))
+    draws = np.column_stack([m for _, m in both]).reshape(n_boot, len(cells))
     n, w = cells["train_samples"].to_numpy(), cells["width_factor"].to_numpy()
     # a draw in which some cell is not measured is no replicate of the grid's analysis: its slopes are NaN
     slope_draws = np.array([log_slopes(n, w, d) if np.isfinite(d).all() else (math.nan, math.nan) for d in draws])
