@@ -25,17 +25,20 @@ def squared_error(model, x, y):
     return 0.5 * (model(x).squeeze(-1) - y) ** 2
 
 
-def fixed_model_spread(sizes, seeds: int = 3, n: int = 4096, d: int = 8, draws: int = 40) -> pd.DataFrame:
+def fixed_model_spread(sizes, seeds: int = 3, n: int = 4096, d: int = 32, draws: int = 200, data_seed: int = 7) -> pd.DataFrame:
     """The own-batch-size spread of ONE linear model (the same weights for every "run"), as the gradient job writes it.
 
     Drawn with replacement, a minibatch mean's SD is exactly sqrt(var / B) per parameter: log spread falls with
-    slope -1/2 at every batch size, and only the draws' sampling error (SD about 1/sqrt(2 (draws - 1)) = 11% of a
-    parameter's SD, averaged over d parameters) moves it.
+    slope -1/2 at every batch size, and only the draws' sampling error (SD about 1/sqrt(2 (draws - 1)) = 5% of a
+    parameter's SD, about 1% averaged over d parameters) moves it. With 40 draws and 8 parameters that error alone
+    made the knee test inconclusive for 5 of 8 data sets; with these, not replicated for each of 10.
     """
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(data_seed)
     x = torch.tensor(rng.standard_normal((n, d)))
     y = torch.tensor(x.numpy() @ rng.standard_normal(d) + rng.standard_normal(n))
     model = nn.Linear(d, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor(rng.standard_normal((1, d))))
     rows = []
     for seed in range(seeds):
         for b in sizes:
@@ -48,7 +51,7 @@ def fixed_model_spread(sizes, seeds: int = 3, n: int = 4096, d: int = 8, draws: 
 def test_one_fixed_model_probed_at_every_batch_size_is_one_power_law():
     """The issue's null: the spread of one model falls as B^-1/2 throughout; the claim reads "not replicated"."""
     result = spread_knee_test(fixed_model_spread([2**k for k in range(11)]), min_effect=0.25)
-    assert result["line_slope"] == pytest.approx(-0.5, abs=0.03)
+    assert result["line_slope"] == pytest.approx(-0.5, abs=0.02)
     assert result["slope_before"] == pytest.approx(-0.5, abs=0.1) and result["slope_after"] == pytest.approx(-0.5, abs=0.1)
     assert result["verdict"] == "not replicated" and "one power law" in result["detail"]
 
