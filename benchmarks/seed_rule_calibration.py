@@ -58,6 +58,7 @@ STEPS_UNIT = 0.1
 B_SIMPLE_UNIT = 0.1
 RATIOS = NULL_SETTINGS  # (label, size-effect SD in units, seed-noise SD in units), as the trend rules' calibration
 POWER_RATIO = RATIOS[2]
+LOW_NOISE = ("1, both halved", 0.5, 0.5)  # linear scaling's power again, each effect SD τ/4 instead of τ/2
 VERDICTS = ("replicated", "not replicated", "inconclusive")
 TARGET_POWER = 0.8
 MAX_FALSE = 0.05
@@ -155,6 +156,11 @@ def settings(seed_counts=SEED_COUNTS) -> list[dict]:
     for n in seed_counts:  # last, as a setting's stream is seeded by its place in this list
         rows += [{"kind": "noise_scale", "truth": f"{r:g}x", "planted": r, "seeds": n, "ratio": label, "size_w": size_w,
                   "seed_w": seed_w, "part": "power"} for r in NOISE_NEAR_EDGE]
+    label, size_w, seed_w = LOW_NOISE
+    for n in seed_counts:
+        rows += [{"kind": "degradation", "truth": f"{a:g}τ above B_crit", "below": 0.0, "above": a, "planted": a,
+                  "seeds": n, "ratio": label, "size_w": size_w, "seed_w": seed_w, "part": "power"}
+                 for a in DEGRADATION_POWER]
     return [{**row, "wrong": wrong_verdicts(row)} for row in rows]
 
 
@@ -264,19 +270,19 @@ def goal_of(row: dict) -> str | None:
     return "not replicated" if row["wrong"][0] == "replicated" else "replicated"
 
 
-def power_rows(rows: list[dict], kind: str, seeds: int) -> list[dict]:
-    """The settings at the power ratio with a correct verdict, by planted effect."""
-    pool = [r for r in rows if r["kind"] == kind and r["seeds"] == seeds and r["ratio"] == POWER_RATIO[0] and goal_of(r)]
+def power_rows(rows: list[dict], kind: str, seeds: int, ratio: str = POWER_RATIO[0]) -> list[dict]:
+    """The settings at the power ratio (or `ratio`) with a correct verdict, by planted effect."""
+    pool = [r for r in rows if r["kind"] == kind and r["seeds"] == seeds and r["ratio"] == ratio and goal_of(r)]
     return sorted(pool, key=lambda r: r["planted"])
 
 
-def power_table(rows: list[dict], kind: str) -> list[str]:
+def power_table(rows: list[dict], kind: str, ratio: str = POWER_RATIO[0]) -> list[str]:
     """The correct verdict's rate at each planted effect (seed noise / size effect 1), and the wrong verdict's."""
     unit = "change above B_crit (x τ)" if kind == "degradation" else "B_simple / B_crit"
     lines = [f"| seeds | planted {unit} | correct verdict | its rate | its rate where B_crit is measured | "
              "wrong verdict's rate | inconclusive |", "|---|---|---|---|---|---|---|"]
     for n in sorted({r["seeds"] for r in rows if r["kind"] == kind}):
-        for r in power_rows(rows, kind, n):
+        for r in power_rows(rows, kind, n, ratio):
             goal = goal_of(r)
             measured = r["reps"] - r["unmeasured"]
             low, high = wilson(r["counts"][goal], measured)
@@ -374,9 +380,25 @@ def power_note(rows: list[dict]) -> str:
             f"or 3 batch sizes against 3, has an SD of about {LOSS_UNIT / TOLERANCE * math.sqrt(1 / 2.5 + 1 / 3):.2f}τ, "
             f"so its interval's upper end passes τ in many studies whose regime is flat in truth, whatever the change "
             f"above: {'; '.join(parts)}. The regime cannot be shown flat within τ from 5 or 6 batch sizes whose own "
-            f"effects are that large; more batch sizes below B_crit, or a wider tolerance, would. The noise scale's "
+            f"effects are that large; more batch sizes below B_crit, or a wider tolerance, would. With both noises halved "
+            f"(each SD {LOSS_UNIT / TOLERANCE / 2:g}τ) the design sees it: {low_noise_power(rows)}. The noise scale's "
             f"power is limited where B_crit is not measured (the fit's RMS residual over the rule's limit) and near the "
             f"edge f.")
+
+
+def low_noise_power(rows: list[dict]) -> str:
+    """Linear scaling's "replicated" rate at each seed count's smallest planted change, with both noises halved."""
+    parts = []
+    for n in sorted({r["seeds"] for r in rows if r["kind"] == "degradation"}):
+        pool = power_rows(rows, "degradation", n, LOW_NOISE[0])
+        hits = [r for r in pool if rate(r, "replicated") >= TARGET_POWER]
+        if hits:
+            best = min(hits, key=lambda r: r["planted"])
+            parts.append(f"at {n} seeds \"replicated\" {rate_text(best, 'replicated')} at {best['planted']:g}τ above B_crit")
+        elif pool:
+            top = max(pool, key=lambda r: rate(r, "replicated"))
+            parts.append(f"at {n} seeds at most {rate_text(top, 'replicated')} (at {top['planted']:g}τ)")
+    return "; ".join(parts) or "not simulated"
 
 
 def target_met(rows: list[dict], kind: str, seeds: int) -> str:
@@ -542,6 +564,11 @@ def report(rows: list[dict], args: argparse.Namespace, command: str) -> str:
         *power_table(rows, "degradation"),
         "",
         *power_table(rows, "noise_scale"),
+        "",
+        f"Linear scaling with both noises halved (per-batch-size effect and seed noise each SD "
+        f"{LOSS_UNIT / TOLERANCE / 2:g}τ):",
+        "",
+        *power_table(rows, "degradation", LOW_NOISE[0]),
         "",
     ]
     return "\n".join(lines)
