@@ -20,18 +20,23 @@ POWER_HITS = 291  # "replicated", the noise scale with B_simple = B_crit, seed n
 LOW_NOISE_HITS = 271  # "replicated", linear scaling 6τ worse above B_crit, both noises halved (SD τ/4)
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("seed_rule_calibration", PATH)
+def load(path: Path):
+    """A benchmark script as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def setting(bench, kind: str, ratio: str, truth: str) -> tuple[int, dict]:
-    """A 5-seed setting of the benchmark and its index (which seeds its stream)."""
+@pytest.fixture(scope="module")
+def bench():
+    return load(PATH)
+
+
+def setting(bench, kind: str, ratio: str, truth: str, match=str.__eq__) -> tuple[int, dict]:
+    """A 5-seed setting of a benchmark and its index (which seeds its stream); `match` compares the truth."""
     rows = bench.settings((5,))
-    return next((i, r) for i, r in enumerate(rows) if r["kind"] == kind and r["ratio"] == ratio and r["truth"] == truth)
+    return next((i, r) for i, r in enumerate(rows) if r["kind"] == kind and r["ratio"] == ratio and match(r["truth"], truth))
 
 
 def within_binomial(hits: int, reps: int, reference: float) -> bool:
@@ -94,17 +99,12 @@ CROSSED_REPS = 100  # simulated studies per setting in docs/seed_rule_calibratio
 
 @pytest.fixture(scope="module")
 def crossed():
-    spec = importlib.util.spec_from_file_location("crossed_claims_calibration", CROSSED)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load(CROSSED)
 
 
 def crossed_setting(crossed, kind: str, ratio: str, truth: str) -> tuple[int, dict]:
-    """A 5-seed setting of the crossed benchmark and its index (which seeds its stream)."""
-    rows = crossed.settings((5,))
-    return next((i, r) for i, r in enumerate(rows)
-                if r["kind"] == kind and r["ratio"] == ratio and r["truth"].startswith(truth))
+    """A 5-seed setting of the crossed benchmark whose truth starts with `truth`, and its index."""
+    return setting(crossed, kind, ratio, truth, str.startswith)
 
 
 def within(hits: int, reps: int, reference: float, reference_reps: int = CROSSED_REPS) -> bool:
