@@ -3,7 +3,8 @@
 # of host syncs, throughput against the eager loop and the hand-written reference, contrastive runs batched
 # against one after another, where a step's device time goes, the optimizer update alone three ways, and the Lanczos sharpness against
 # its exact value and the CPU's, and the critical batch size's known answer with the rate tuned per batch size in the
-# engine, B_simple's jackknife, the weight average and the throughput measurement on the device. Each part has a time limit, and its output lands in OUT_DIR as it goes.
+# engine, B_simple's jackknife, the weight average and the throughput measurement on the device, and the own-model
+# example with its advise pilot. Each part has a time limit, and its output lands in OUT_DIR as it goes.
 #   bash benchmarks/gpu_checks.sh OUT_DIR [STEPS]
 set -uo pipefail
 out=${1:?usage: gpu_checks.sh OUT_DIR [STEPS]}
@@ -31,3 +32,7 @@ timeout 120 "$py" benchmarks/jackknife_device.py --device cuda --json "$out/jack
 # the weight average in the engine on the GPU (CUDA graphs) against the CPU reference, and the recommendation's
 # throughput and measured memory ceiling on the GPU
 timeout 120 "$py" benchmarks/averaging_device.py --device cuda --json "$out/averaging.json" 2>&1 | tee "$out/averaging.txt"
+# the own-model example (a 1-D CNN given as a factory) with its advise pilot, as a user runs it: its cost on one GPU,
+# the engine fallback for a factory model on CUDA, and the pilot's halving on the device
+CONFIG=examples/mnist1d_cnn/config.yaml RUNS=warm LIMIT_S=240 timeout 260 bash benchmarks/gpu_pipeline.sh "$out/example" \
+    2>&1 | tee "$out/example.txt"
