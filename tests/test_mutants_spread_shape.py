@@ -190,3 +190,10 @@ def test_the_rule_at_its_edges():
         result = flattening_test(B, line, n_sim=1999, seed=seed)
         edge = max(-result["low"], result["high"])  # seed 0: the lower end is the wider, seed 1: the upper
         assert flattening_test(B, line, n_sim=1999, seed=seed, min_effect=edge)["verdict"] == "inconclusive"
+
+
+def test_the_defaults_are_2000_simulations_from_seed_0():
+    line = seeds(-0.5 * np.log(B), d=0.05)
+    default, seeded = flattening_test(B, line), flattening_test(B, line, n_sim=2000, seed=0)
+    assert default["n_sim"] == 2000 and (default["low"], default["high"]) == (seeded["low"], seeded["high"])
+    assert flattening_test(B, seeds(stick(-0.5, 0.0)))["p_value"] == pytest.approx(1 / 2001, rel=1e-12)
