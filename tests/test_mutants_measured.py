@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from batchlab.analysis.measured import flag, flag_reasons, measured_b_crit, measured_only, rate_limited
+from batchlab.analysis.measured import flag, flag_reasons, measured_b_crit, rate_limited
 
 SIZES = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
 
@@ -110,10 +110,9 @@ def test_measured_b_crit_of_an_exact_curve():
     steps = 500 * (1 + 12 / sizes)  # B_crit 12 by construction: 1, 2, 4 below 6 and 32, 64, 128 above 24
     b_crit, reason = measured_b_crit(sizes, steps)
     assert b_crit == pytest.approx(12.0, rel=1e-6) and reason == ""
-    assert measured_only(sizes, steps) == pytest.approx(12.0, rel=1e-6)
 
 
-def test_measured_only_drops_a_flagged_b_crit():
+def test_measured_b_crit_flags_a_b_crit_seen_from_one_regime_only():
     sizes = 2.0 ** np.arange(8)
     steps = 500 * (1 + 12 / sizes)
     steps[sizes > 16] = np.nan  # only 1..16 reached: B_crit 12 has no batch size at or above 24
@@ -121,7 +120,6 @@ def test_measured_only_drops_a_flagged_b_crit():
     assert b_crit == pytest.approx(12.0, rel=1e-6)
     assert reason == ("the batch sizes that reached the target do not span both regimes: 3 at or below B_crit/2 = 6 "
                       "and 0 at or above 2B_crit = 24 (the rule asks for 2 of each)")
-    assert math.isnan(measured_only(sizes, steps))
 
 
 def test_a_failed_fit_counts_only_positive_finite_steps_as_reached():

@@ -175,11 +175,20 @@ def test_the_rate_check_rows_flag_names_b_crit():
                                   "(1024)")
 
 
-def test_a_refitted_b_crit_of_zero_is_not_compared():
-    # steps that grow with the batch size, 100 (1 - 0.9/B): the fit's B_crit runs down to exp(-inf) = 0 exactly,
-    # which is no B_crit to compare (the check needs two positive fits)
-    row, reason = rate_check(check_runs(16.0, -0.9), 16.0)
-    assert row.loc[0, "estimate"] == 0.0 and reason == ""
+@pytest.mark.parametrize(("factors", "limited"), [((4.0,), True), ((0.25,), True), ((2.0,), False)])
+def test_a_refitted_b_crit_of_zero_against_a_positive_one_is_rate_limited(factors, limited):
+    # steps that grow with the batch size, 100 (1 - 0.9/B): the fit's B_crit runs down to exp(-inf) = 0 exactly.
+    # 16 against 0 is further apart than any factor (as 16 against 1e-300 already is): rate-limited when the two
+    # rates are at least 4x apart, as every rate check is; at 2x the check does not count
+    row, reason = rate_check(check_runs(16.0, -0.9, factors=factors), 16.0)
+    assert row.loc[0, "estimate"] == 0.0 and row.loc[0, "rate_limited"] == reason
+    expected = (f"rate-limited: refitted with the same seeds at {factors[0]:g}x the rate, B_crit moves from 16 to 0, "
+                "more than 2x: the fixed rate binds (McCandlish et al. tune it per batch size)")
+    assert reason == (expected if limited else "")
+
+
+def test_a_study_b_crit_of_zero_is_not_compared():
+    assert rate_check(check_runs(16.0, -0.9), 0.0)[1] == ""  # no positive B_crit on either side
 
 
 def test_the_rule_of_a_single_run():

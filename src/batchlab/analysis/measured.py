@@ -93,12 +93,6 @@ def measured_b_crit(sizes: np.ndarray, mean_steps: np.ndarray) -> tuple[float, s
     return fit.b_crit, flag("b_crit", fit.b_crit, reached, fit.rmse_log)
 
 
-def measured_only(sizes: np.ndarray, mean_steps: np.ndarray) -> float:
-    """B_crit when the rule counts it as measured, else NaN (for bootstrap draws, which carry no text)."""
-    b_crit, reason = measured_b_crit(sizes, mean_steps)
-    return math.nan if reason else b_crit
-
-
 RATE_LIMIT_FACTOR = 2.0  # B_crit moving by more than this between two fixed rates 4x apart: it follows the rate
 RATE_LIMIT_SPAN = RATE_CHECK_SPAN
 

@@ -75,7 +75,7 @@ def rate_check(target_runs: pd.DataFrame | None, b_crit: float) -> tuple[pd.Data
     """B_crit refitted to a rate check's runs (the same seeds trained at another multiple of the rate) as a table
     row, and why the study's B_crit is rate-limited ('' when it is not, or there is no check).
 
-    Rate-limited: both fits finite and more than RATE_LIMIT_FACTOR apart (batchlab.analysis.measured.rate_limited);
+    Rate-limited: both fits finite and more than RATE_LIMIT_FACTOR apart (moved; a refit of 0 counts);
     with one rate for every batch size S(B) flattens where the rate binds, and B_crit then measures the rate."""
     if target_runs is None or "rate_check_steps" not in target_runs:
         return pd.DataFrame(), ""
@@ -92,8 +92,7 @@ def rate_check(target_runs: pd.DataFrame | None, b_crit: float) -> tuple[pd.Data
     except ValueError:
         estimate, rmse = math.nan, math.nan
     limited = ""
-    if math.isfinite(b_crit) and b_crit > 0 and math.isfinite(estimate) and estimate > 0 \
-            and measured.rate_limited({1.0: b_crit, factor: estimate}):
+    if moved(b_crit, estimate, factor):
         limited = (f"rate-limited: refitted with the same seeds at {factor:g}x the rate, B_crit moves from {b_crit:.3g} "
                    f"to {estimate:.3g}, more than {measured.RATE_LIMIT_FACTOR:g}x: the fixed rate binds (McCandlish "
                    "et al. tune it per batch size)")
@@ -105,6 +104,18 @@ def rate_check(target_runs: pd.DataFrame | None, b_crit: float) -> tuple[pd.Data
            f"{measured.RATE_LIMIT_FACTOR:g}x",
            "flag": measured.flag("b_crit", estimate, reached, rmse), "rate_limited": limited}
     return pd.DataFrame([row]), limited
+
+
+def moved(b_crit: float, estimate: float, factor: float) -> bool:
+    """Whether B_crit refitted at factor x the rate moved more than RATE_LIMIT_FACTOR from the study's b_crit (both
+    finite, the study's positive). A refit of exactly 0 (steps that no longer fall with B drive the fit's B_crit to
+    exp(-inf)) lies further from a positive B_crit than any factor, as a refit of 1e-300 already does: it is
+    rate-limited when the rates are RATE_LIMIT_SPAN apart. measured.rate_limited, which divides, takes the rest."""
+    if not (math.isfinite(b_crit) and b_crit > 0 and math.isfinite(estimate) and estimate >= 0):
+        return False
+    if estimate == 0:
+        return factor >= measured.RATE_LIMIT_SPAN or factor <= 1 / measured.RATE_LIMIT_SPAN
+    return measured.rate_limited({1.0: b_crit, factor: estimate})
 
 
 def rate_limit_reason(table: pd.DataFrame) -> str:
