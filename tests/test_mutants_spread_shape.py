@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import norm
+from scipy.stats import t
 
 from batchlab.analysis.spread_shape import _run_sd, flattening_test, knee_fit
 
@@ -64,16 +64,16 @@ def test_run_sd_from_the_residuals_when_one_seed_leaves_no_spread():
     one_seed = np.zeros((6, 1))
     counts = np.ones(6)
     # 6 - 4 = 2 degrees of freedom: sqrt((1 + 1 + 1 + 1) / 2)
-    sd, source = _run_sd(one_seed, np.zeros(6), counts, np.array([1.0, -1.0, 1.0, -1.0, 0.0, 0.0]))
-    assert sd == pytest.approx(math.sqrt(2.0), rel=1e-12) and source == "residuals"
+    sd, source, df = _run_sd(one_seed, np.zeros(6), counts, np.array([1.0, -1.0, 1.0, -1.0, 0.0, 0.0]))
+    assert sd == pytest.approx(math.sqrt(2.0), rel=1e-12) and (source, df) == ("residuals", 2)
     # 5 - 4 = 1: sqrt((1 + 1) / 1)
-    sd, source = _run_sd(one_seed[:5], np.zeros(5), counts[:5], np.array([1.0, -1.0, 0.0, 0.0, 0.0]))
-    assert sd == pytest.approx(math.sqrt(2.0), rel=1e-12) and source == "residuals"
-    sd, source = _run_sd(one_seed[:4], np.zeros(4), counts[:4], np.zeros(4))
-    assert math.isnan(sd) and source == "none"
+    sd, source, df = _run_sd(one_seed[:5], np.zeros(5), counts[:5], np.array([1.0, -1.0, 0.0, 0.0, 0.0]))
+    assert sd == pytest.approx(math.sqrt(2.0), rel=1e-12) and (source, df) == ("residuals", 1)
+    sd, source, df = _run_sd(one_seed[:4], np.zeros(4), counts[:4], np.zeros(4))
+    assert math.isnan(sd) and (source, df) == ("none", 0)
     # two seeds at +-1 around each of 4 means: 8 squares of 1 over 4 degrees of freedom, sqrt(2), above no residual
-    sd, source = _run_sd(np.array([[1.0, -1.0]] * 4), np.zeros(4), np.full(4, 2), np.zeros(4))
-    assert sd == pytest.approx(math.sqrt(2.0), rel=1e-12) and source == "seed-to-seed"
+    sd, source, df = _run_sd(np.array([[1.0, -1.0]] * 4), np.zeros(4), np.full(4, 2), np.zeros(4))
+    assert sd == pytest.approx(math.sqrt(2.0), rel=1e-12) and (source, df) == ("seed-to-seed", 4)
 
 
 def expect_nan(result, keys):
@@ -124,16 +124,18 @@ def test_a_clear_knee_is_replicated_with_the_smallest_p_and_the_line_slopes_clos
     # T = 0.5 while a straight power law's T has an SD near 0.02: no simulation reaches it, p = 1 / (1999 + 1)
     assert result["p_value"] == pytest.approx(1 / 2000, rel=1e-12) and result["n_sim"] == 1999
     assert result["run_sd"] == pytest.approx(0.02 * math.sqrt(2), rel=1e-9)
-    # each drawn seed mean has SD 0.02, so the line slope's SD is 0.02 / sqrt(sum (ln B - mean)^2) = 0.02 / (ln2
-    # sqrt(42)), and the 90% interval spans +-1.645 of it (2000 draws: within 10%)
+    # each drawn seed mean has SD 0.02 times sqrt(8 / chi2_8) (the run SD drawn from its 8 seed-to-seed degrees of
+    # freedom), so the line slope is 0.02 / sqrt(sum (ln B - mean)^2) = 0.02 / (ln2 sqrt(42)) times a t variable with
+    # 8 degrees of freedom, and the 90% interval spans +-t_0.95,8 = 1.860 of it (2000 draws: within 10%; a fixed SD,
+    # +-1.645, lies outside)
     half = (result["line_high"] - result["line_low"]) / 2
-    assert half == pytest.approx(norm.ppf(0.95) * 0.02 / (LN2 * math.sqrt(42)), rel=0.1)
+    assert half == pytest.approx(t.ppf(0.95, 8) * 0.02 / (LN2 * math.sqrt(42)), rel=0.1)
     for key in ("before_low", "before_high", "line_low", "line_high"):
         assert isinstance(result[key], float) and math.isfinite(result[key]), key
     assert result["before_low"] < -0.5 < result["before_high"] < 0
     assert result["detail"].startswith("the spread falls, then levels off: knee at B ≈ 8, slope -0.5 before [")
     assert "(90% parametric bootstrap)" in result["detail"]
-    assert "reaches T in p = 0.0005 of 1999 simulations; run SD 0.0283 (seed-to-seed); 8 batch sizes, 2 seeds; " \
+    assert "reaches T in p = 0.0005 of 1999 simulations; run SD 0.0283 (seed-to-seed, 8 degrees of freedom, its uncertainty simulated too); 8 batch sizes, 2 seeds; " \
            "m = 0.25, α = 0.05" in result["detail"]
 
 
