@@ -250,17 +250,31 @@ def test_validate_prints_the_pilots_cost_and_warns_above_its_cap(capsys):
 
 
 def test_the_workflow_runs_the_pilot_before_the_report(tmp_path):
+    """The plan: the pilot after the sweep's smallest cell (its pilot_fraction target), the report reading its table.
+    Then the pilot job itself, started cold: its table, and the heavy libraries it loaded, within its step's use (the
+    tiny config's cold run in test_workflow.py has no advise block)."""
+    import pandas as pd
     import yaml
+    from test_imports import USES
 
+    from batchlab.cli import USAGE_LINE
     from conftest import ROOT, snakemake
 
     raw = yaml.safe_load((ROOT / "tests/config/tiny.yaml").read_text())
-    study = {**raw["studies"]["tiny_signal"], "advise": {"minutes": 1}}
+    study = {**raw["studies"]["tiny_signal"], "advise": {"minutes": 0.25}}
     (tmp_path / "config").mkdir()
-    (tmp_path / "config/config.yaml").write_text(yaml.safe_dump({"device": "cpu", "studies": {"sig": study}}))
+    (tmp_path / "config/config.yaml").write_text(
+        yaml.safe_dump({"device": "cpu", "warm_start": False, "studies": {"sig": study}}))
     result = snakemake(tmp_path, "-n", "-p", "--cores", "1", "reports/sig/index.html", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     plan = result.stdout + result.stderr
     assert "rule advise:" in plan and "results/sig/advise/pilot.parquet" in plan
     assert "--advise results/sig/advise/pilot.parquet --workers" in plan  # the report reads it
     assert "--batch-sizes 2 8 32" in plan and "--pilot results/sig/bs2/runs.parquet" in plan  # a pilot_fraction target
+    result = snakemake(tmp_path, "--cores", "2", "results/sig/advise/pilot.parquet", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_parquet(tmp_path / "results/sig/advise/pilot.parquet")
+    assert set(table["batch_size"]) == {2, 8, 32} and table["kept"].any()
+    usage = USAGE_LINE.search((tmp_path / "logs/sig/advise.log").read_text())
+    loaded = set() if usage["loaded"] == "none" else set(usage["loaded"].split(", "))
+    assert usage["step"] == "advise" and usage["started"] == "cold" and loaded <= USES["advise"]
