@@ -86,13 +86,13 @@ def data_inputs(wildcards):
     return [str(f) for f in STUDIES[wildcards.study].data.input_files()]
 
 
-# Each job gets, through `params`, only the part of its study it depends on: a change to that part
-# reruns it, and nothing else does (adding a batch size trains only the new cell).
 # The results folder of each arm of a study: the fixed-budget sweep, its train-to-target cells, its equal-steps arm.
 ARMS = {"sweep": "", "to_target": "to_target/", "equal_steps": "equal_steps/"}
 
 
-def _sweep(wildcards, arm="sweep"):
+# Each job gets, through `params`, only the part of its study it depends on: a change to that part
+# reruns it, and nothing else does (adding a batch size trains only the new cell).
+def _arm_study(wildcards, arm="sweep"):
     """The study in the wildcards, or the study its train-to-target cells or its equal-steps arm are."""
     study = STUDIES[wildcards.study]
     if arm == "to_target":
@@ -104,25 +104,25 @@ def cell_files(filename, arm="sweep"):
     """Input function: one file per batch size of the study in the wildcards (or of its to-target cells or arm)."""
 
     def files(wildcards):
-        sizes = _sweep(wildcards, arm).batch_sizes
+        sizes = _arm_study(wildcards, arm).batch_sizes
         return [f"results/{wildcards.study}/{ARMS[arm]}bs{b}/{filename}" for b in sizes]
 
     return files
 
 
 def gradients_json(wildcards, arm="sweep"):
-    return _sweep(wildcards, arm).gradients.model_dump_json()
+    return _arm_study(wildcards, arm).gradients.model_dump_json()
 
 
 def cells_json(wildcards, arm="sweep"):
     """The study as its training cells see it, with all its batch sizes (a study-wide job's cells)."""
-    study = _sweep(wildcards, arm)
+    study = _arm_study(wildcards, arm)
     view = study.cell_view(min(study.batch_sizes))
     return view.model_copy(update={"batch_sizes": study.batch_sizes}).model_dump_json()
 
 
 def batch_sizes(wildcards, arm="sweep"):
-    return " ".join(str(b) for b in _sweep(wildcards, arm).batch_sizes)
+    return " ".join(str(b) for b in _arm_study(wildcards, arm).batch_sizes)
 
 
 def _workers(units):

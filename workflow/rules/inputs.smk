@@ -52,7 +52,11 @@ TO_TARGET = {
 
 def to_target_cell_json(wildcards):
     """The to-target study as one of its training cells sees it."""
-    return _sweep(wildcards, "to_target").cell_view(int(wildcards.bs)).model_dump_json()
+    return (
+        _arm_study(wildcards, "to_target")
+        .cell_view(int(wildcards.bs))
+        .model_dump_json()
+    )
 
 
 def to_target_json(wildcards):
@@ -78,7 +82,7 @@ def to_target_priority(wildcards):
 def to_target_study_json(wildcards):
     """What the throughput measurement needs of the train-to-target runs' study (data, model, optimizer, training):
     a training cell's view, so that report and SVM settings rerun nothing."""
-    view = _sweep(wildcards, "to_target")
+    view = _arm_study(wildcards, "to_target")
     return view.cell_view(min(view.batch_sizes)).model_dump_json()
 
 
@@ -115,7 +119,9 @@ EQUAL_STEPS = {
 def equal_steps_cell_json(wildcards):
     """The equal-steps arm's study as one of its training cells sees it."""
     return (
-        _sweep(wildcards, "equal_steps").cell_view(int(wildcards.bs)).model_dump_json()
+        _arm_study(wildcards, "equal_steps")
+        .cell_view(int(wildcards.bs))
+        .model_dump_json()
     )
 
 
