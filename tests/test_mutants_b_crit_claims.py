@@ -312,7 +312,7 @@ def test_a_seed_missing_at_a_batch_size_leaves_the_others_mean_there():
 
 
 def test_b_crit_does_not_depend_on_the_unit_of_the_steps():
-    """Steps in thousands (all below 1) give the same B_crit in every draw."""
+    """Steps counted in thousands (below 1 from B = 32 on) give the same B_crit in every draw."""
     fit = b_crit_of_seeds(steps_of([24.0] * 3, s_min=0.1))
     assert fit.draws(np.array([[0, 1, 2], [2, 2, 0]]), np.random.default_rng(0)) == pytest.approx([24.0] * 2, rel=1e-6)
 
@@ -329,7 +329,7 @@ def test_a_curve_without_a_regime_change_ends_at_the_grids_edge():
 
 
 def test_the_grid_reaches_exactly_four_e_folds_above_when_it_lands_there():
-    """Sizes from 1 to e^2: 4 e-folds above is -4 + 10 x 0.1 ... 6 on the grid itself, and the grid holds it."""
+    """Sizes from 1 to e^2: the grid of 0.1 steps from -4 lands exactly on 6 = log e^2 + 4, and holds that end."""
     sizes = np.exp(np.array([0.0, 0.5, 1.0, 1.5, 2.0]))
     b_crit, _ = profile_b_crit(sizes, np.log(1000.0 / sizes))
     assert b_crit[0] == pytest.approx(math.exp(6.0), rel=1e-6)
