@@ -1,19 +1,20 @@
 """Error rates and power of the samples-seen claim and the scaling grid's slopes at 5 and 10 seeds, by simulation.
 
 The sibling of benchmarks/seed_rule_calibration.py (same noise model, batch sizes and ratios of seed noise to a
-per-batch-size effect), for the three statistics that now draw batch sizes crossed with the seeds:
-- samples seen predict the loss better than steps and than batch size (batchlab.analysis.samples_claim: the regime
-  from below_b_crit on simulated steps to target, then samples_predict_test): curves whose log loss is
-  -0.3 log(B^c x step), logged at 7 steps geometric from step 10 to the end of an equal-samples budget. c = 1: samples seen set the loss;
-  c = 0: steps do; in between, the noiseless weaker lead of |ρ| crosses 0 at c* (found by bisection), the claim's
-  edge. Every batch size's curve carries an offset shared by its seeds, each run one of its own, and each point noise;
+per-batch-size effect), for the three statistics whose units are batch sizes and not seeds alone:
+- samples seen set the loss (batchlab.analysis.samples_claim: the regime from below_b_crit on simulated steps to
+  target, then samples_predict_test): curves whose log loss is -0.3 log(B^c x step), logged at 7 steps geometric
+  from step 10 to the end of an equal-samples budget. c = 1: samples seen set the loss; c = 0: steps do; the claim's
+  edges are c = 1 - δ and 1 + δ. Every batch size's curve carries an offset shared by its seeds, each run one of its
+  own, and each point noise;
 - the grid's slopes (batchlab.analysis.scaling.analyse_grid, evaluate_scaling_claims): a 3 x 3 grid of cells
   (training-set size x 1, 4, 16; width x 0.5, 1, 2), each a steps-to-target study over batch sizes 1 .. 1024 with
   B_crit = 32 x 4^(a i) x 2^(b j), an effect per (cell, batch size) on log steps shared by its seeds, and seed noise.
   Data: replicated when the slope's interval lies above 0 (edge a = 0); width: within ±0.25 (edge b = 0.25).
 Rates carry Wilson 95% intervals. It writes its section of docs/seed_rule_calibration.md (from SECTION on):
 
-    python benchmarks/crossed_claims_calibration.py --reps 100 --n-boot 200 --seed 0 --out docs/seed_rule_calibration.md
+    python benchmarks/crossed_claims_calibration.py --reps 400 --grid-reps 100 --n-boot 200 --seed 0 \
+        --out docs/seed_rule_calibration.md
 
 With --shard K/N --cache FILE_K on N cores, then the command with --cache FILE_0 --read-cache FILE_1 ... to print.
 """
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import functools
 import json
 import math
 import platform
@@ -34,13 +34,13 @@ import numpy as np
 import pandas as pd
 import scipy
 
-from batchlab.analysis.samples_claim import below_b_crit, samples_advantage, samples_predict_test
+from batchlab.analysis.samples_claim import below_b_crit, samples_predict_test
 from batchlab.analysis.scaling import analyse_grid, evaluate_scaling_claims
 from batchlab.config import DEFAULT_TOLERANCE, Claim
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seed_rule_calibration import (  # noqa: E402  (beside this file: the same noise model and batch sizes)
-    B_CRIT, CROSSED_SECTION, POWER_RATIO, RATIOS, S_MIN, SEED_COUNTS, SIZES, STEPS_UNIT, VERDICTS, shared_and_seed,
+    B_CRIT, CROSSED_SECTION, LOW_NOISE, POWER_RATIO, RATIOS, S_MIN, SEED_COUNTS, SIZES, STEPS_UNIT, VERDICTS, shared_and_seed,
     simulate_steps,
 )
 from spread_shape_calibration import wilson  # noqa: E402
@@ -52,7 +52,8 @@ POINTS, FIRST_STEP = 7, 10  # logged points per run, geometric in steps from ste
 BUDGET = 1024 * 64  # samples every batch size trains on
 WIDTH_TOL = DEFAULT_TOLERANCE["flat_with_model_size"]
 DATA_STEPS, WIDTH_STEPS = (1.0, 4.0, 16.0), (0.5, 1.0, 2.0)
-SAMPLES_POWER = (-0.1, -0.05, -0.025, 0.025, 0.05, 0.1)  # planted noiseless weaker leads (at most 0.11 here)
+SAMPLES_TOL = DEFAULT_TOLERANCE["predicted_by_samples_seen"]  # δ: replicated within 1 ± δ of samples seen's c = 1
+SAMPLES_POWER = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9)  # planted exponents c, either side of the edge 1 - δ
 GRID_NULLS = (("edges: a 0, b 0.25", 0.0, WIDTH_TOL), ("a -0.5, b 0.75", -0.5, 0.75), ("a 0.5, b 0", 0.5, 0.0))
 GRID_POWER = ((0.1, 0.0), (0.2, 0.5), (0.3, 0.75))
 CLAIMS = [Claim(id="data", source="Zhang", metric="critical_batch_size", expect="increases_with_data_size"),
@@ -65,24 +66,6 @@ def curve_points(sizes, c: float) -> pd.DataFrame:
     step = np.concatenate([np.geomspace(FIRST_STEP, BUDGET / size, POINTS) for size in sizes]).round()
     return pd.DataFrame({"batch_size": b.astype(int), "step": step.round().astype(int), "samples_seen": (step * b).round(),
                          "log_loss": -EXPONENT * (c * np.log(b) + np.log(step))})
-
-
-@functools.lru_cache(maxsize=None)
-def noiseless_lead(c: float) -> float:
-    """The weaker lead of samples seen over steps and batch size on the noiseless curves at B <= B_crit."""
-    points = curve_points(SIZES[SIZES <= B_CRIT], c)
-    lead = samples_advantage(points, "log_loss")
-    return min(lead["over_steps"], lead["over_batch"])
-
-
-@functools.lru_cache(maxsize=None)
-def exponent_for(lead: float) -> float:
-    """The exponent c whose noiseless weaker lead is `lead` (bisection: the lead grows with c from 0 to 1)."""
-    low, high = 0.0, 1.0
-    for _ in range(40):
-        mid = (low + high) / 2
-        low, high = (mid, high) if noiseless_lead(mid) < lead else (low, mid)
-    return (low + high) / 2
 
 
 def simulate_curves(rng, n_seeds: int, size_w: float, seed_w: float, c: float) -> pd.DataFrame:
@@ -102,7 +85,7 @@ def samples_result(rng, n_seeds: int, size_w: float, seed_w: float, c: float, n_
     """samples_predict_test within the regime at or below the B_crit fitted to simulated steps, as the scorecard runs it."""
     steps = simulate_steps(rng, n_seeds, size_w, seed_w)
     inside, _, why = below_b_crit(simulate_curves(rng, n_seeds, size_w, seed_w, c), steps)
-    result = samples_predict_test(inside, "val_loss", n_boot)
+    result = samples_predict_test(inside, "val_loss", SAMPLES_TOL)
     return {**result, "verdict": "inconclusive", "note": why} if why else result
 
 
@@ -128,30 +111,36 @@ def grid_verdicts(rng, n_seeds: int, size_w: float, seed_w: float, a: float, b: 
     return dict(zip(card["claim"], card["verdict"]))
 
 
-def samples_wrong(lead: float) -> tuple[str, ...]:
-    return tuple(v for v, bad in (("replicated", lead <= 1e-9), ("not replicated", lead >= -1e-9)) if bad)
+def samples_wrong(lead: float, edge: float = 0.0) -> tuple[str, ...]:
+    """The verdicts that would be errors when the truth is `lead` and the claim's edge is `edge`."""
+    return tuple(v for v, bad in (("replicated", lead <= edge + 1e-9), ("not replicated", lead >= edge - 1e-9)) if bad)
 
 
 def settings(seed_counts=SEED_COUNTS) -> list[dict]:
     """Every simulated setting; a grid setting scores both slopes, each with the verdicts that would be errors."""
-    edge = exponent_for(0.0)
+    edge = 1 - SAMPLES_TOL
     rows = []
     for n in seed_counts:
         for part, ratios in (("null", RATIOS), ("power", (POWER_RATIO,))):
             for label, size_w, seed_w in ratios:
                 common = {"seeds": n, "ratio": label, "size_w": size_w, "seed_w": seed_w, "part": part}
                 if part == "null":
-                    cs = [("steps set the loss: c 0", 0.0), (f"edge: c* {edge:.3f}", edge), ("samples: c 1", 1.0)]
+                    cs = [("steps set the loss: c 0", 0.0), (f"edge: c {edge:g}", edge), ("samples: c 1", 1.0)]
                     grid = list(GRID_NULLS)
                 else:
-                    cs = [(f"weaker lead {lead:+g}", exponent_for(lead)) for lead in SAMPLES_POWER]
+                    cs = [(f"c {c:g}", c) for c in SAMPLES_POWER]
                     grid = [(f"a {a:g}, b {b:g}", a, b) for a, b in GRID_POWER]
-                rows += [{"kind": "samples", "truth": t, "c": c, "planted": noiseless_lead(c), **common} for t, c in cs]
+                rows += [{"kind": "samples", "truth": t, "c": c, "planted": c, **common} for t, c in cs]
                 rows += [{"kind": "grid", "truth": t, "a": a, "b": b, **common} for t, a, b in grid]
+    label, size_w, seed_w = LOW_NOISE  # after the rest, so that their indices (and the streams they seed) stay
+    for n in seed_counts:
+        common = {"seeds": n, "ratio": label, "size_w": size_w, "seed_w": seed_w, "part": "low noise"}
+        rows += [{"kind": "samples", "truth": f"c {c:g}", "c": c, "planted": c, **common} for c in SAMPLES_POWER]
     for row in rows:
-        if row["kind"] == "samples":  # at c* the lead steps across 0 (ranks change in jumps): both are errors there
+        if row["kind"] == "samples":  # at the edge 1 - δ both verdicts are errors
+            distance = SAMPLES_TOL - abs(row["c"] - 1)
             edge_row = row["truth"].startswith("edge")
-            row["wrong"] = {"samples": ("replicated", "not replicated") if edge_row else samples_wrong(row["planted"])}
+            row["wrong"] = {"samples": ("replicated", "not replicated") if edge_row else samples_wrong(distance)}
         else:
             row["wrong"] = {"data": samples_wrong(row["a"]), "width": samples_wrong(WIDTH_TOL - abs(row["b"]))}
     return rows
@@ -173,7 +162,7 @@ def run_setting(row: dict, reps: int, seed: int, index: int, n_boot: int) -> dic
 
 
 def calibration_rows(reps: int, seed: int, n_boot: int, reps_10: int, cache: Path | None = None, more_caches=(),
-                     shard=(0, 1)) -> tuple[list[dict], bool]:
+                     shard=(0, 1), grid_reps: int | None = None) -> tuple[list[dict], bool]:
     """Every setting from a stream seeded by (seed, its index), resumed from the caches; and whether all are done."""
     done = {}
     for path in (*more_caches, cache):
@@ -181,7 +170,7 @@ def calibration_rows(reps: int, seed: int, n_boot: int, reps_10: int, cache: Pat
             done.update(json.loads(path.read_text()))
     out, complete = [], True
     for index, row in enumerate(settings()):
-        n = reps_10 if row["seeds"] == 10 else reps
+        n = grid_reps if row["kind"] == "grid" and grid_reps else reps_10 if row["seeds"] == 10 else reps
         key = json.dumps([n, seed, n_boot, index, row["kind"], row["seeds"], row["ratio"], row["truth"]], ensure_ascii=False)
         if key not in done:
             if index % shard[1] != shard[0]:
@@ -208,7 +197,7 @@ def claim_rows(rows: list[dict], claim: str) -> list[dict]:
 
 def table(rows: list[dict], claim: str, part: str) -> list[str]:
     """Every setting of a claim in a part (null or power): the rate of each verdict, errors in bold."""
-    what = "planted weaker lead" if claim == "samples" else "planted slope"
+    what = "planted c" if claim == "samples" else "planted slope"
     lines = [f"| seeds | seed noise / size effect | truth | {what} | replicated | not replicated | inconclusive |",
              "|---|---|---|---|---|---|---|"]
     for r in claim_rows(rows, claim):
@@ -239,21 +228,23 @@ def summary(rows: list[dict]) -> list[str]:
             share, _, where = worst_false(rows, claim, n)
             power = []
             for r in claim_rows(rows, claim):
-                if r["seeds"] == n and r["ratio"] == POWER_RATIO[0] and len(r["wrong"][claim]) == 1:
+                if r["seeds"] == n and r["part"] != "null" and len(r["wrong"][claim]) == 1:
                     goal = "not replicated" if r["wrong"][claim] == ("replicated",) else "replicated"
-                    power.append(f"{r['truth']}: {goal} {100 * r['counts'][claim][goal] / r['reps']:.0f}%")
+                    noise = " (noise halved)" if r["part"] == "low noise" else ""
+                    power.append(f"{r['truth']}{noise}: {goal} {100 * r['counts'][claim][goal] / r['reps']:.0f}%")
             lines.append(f"| {claim} | {n} | {100 * share:.1f}% ({where}) | {'; '.join(power)} |")
     return lines
 
 
 def report(rows: list[dict], args: argparse.Namespace, command: str) -> str:
     cpu = sum(r["cpu_s"] for r in rows)
-    reps = {r["seeds"]: r["reps"] for r in rows}
+    reps = {(r["kind"], r["seeds"]): r["reps"] for r in rows}
     lines = [
         SECTION,
         "Measured by `benchmarks/crossed_claims_calibration.py` (this section is its output; the sections above come from "
-        "`benchmarks/seed_rule_calibration.py`, which keeps this one when it rewrites the file). `samples_advantage` "
-        "draws the seeds crossed with the batch sizes of the regime (with replacement, each bringing its whole curve); "
+        "`benchmarks/seed_rule_calibration.py`, which keeps this one when it rewrites the file). `samples_exponent` "
+        "takes the batch sizes of the regime as its units (a t interval from the spread of their curves' shifts about "
+        "the fitted clock); "
         "the grid's slopes draw the seeds once for every cell, crossed with each cell's wild bootstrap of its S(B) fit.",
         "",
         "```",
@@ -262,14 +253,15 @@ def report(rows: list[dict], args: argparse.Namespace, command: str) -> str:
         "",
         f"- date {dt.date.today().isoformat()}; Python {platform.python_version()}, numpy {np.__version__}, scipy "
         f"{scipy.__version__}, pandas {pd.__version__}; {cpu:.0f} s of CPU summed over the settings; "
-        + ", ".join(f"{n} seeds: {k} simulated studies per setting" for n, k in sorted(reps.items()))
+        + ", ".join(f"{kind} at {n} seeds: {k} simulated studies per setting" for (kind, n), k in sorted(reps.items()))
         + f"; the tests' own n_boot {args.n_boot} (the scorecard's default is 2000), level 0.95; seed {args.seed}; "
         "brackets: Wilson 95% intervals; errors in bold (at an edge both verdicts are)",
         f"- samples seen: log loss -{EXPONENT:g} log(B^c step) at 7 steps geometric from step {FIRST_STEP} to the end of a budget of {BUDGET} samples, "
         f"every batch size 1 .. 1024; per batch size an offset N(0, size SD) shared by its seeds, per run an offset and "
         f"per point noise, each N(0, seed SD / √2); one unit of SD {LOSS_UNIT:g} in log loss; the regime from the B_crit "
         f"fitted to simulated steps to target as in the section above (true B_crit {B_CRIT:g}: 6 batch sizes). The "
-        "planted effect is the noiseless weaker lead of |ρ| at B ≤ 32; the edge c* has it 0",
+        f"planted effect is c; replicated means c within 1 ± δ = {1 - SAMPLES_TOL:g} .. {1 + SAMPLES_TOL:g}, and the edge "
+        f"c = {1 - SAMPLES_TOL:g} is a null for both verdicts",
         f"- the grid: 3 x 3 cells, B_crit = {B_CRIT:g} x 4^(a i) x 2^(b j), i, j ∈ -1, 0, 1 (training-set size x 4 per "
         f"step, width x 2), steps to target as above per cell (one unit {STEPS_UNIT:g} in log steps), the effect per "
         f"(cell, batch size) independent between cells; tolerance on width ±{WIDTH_TOL:g}",
@@ -277,11 +269,14 @@ def report(rows: list[dict], args: argparse.Namespace, command: str) -> str:
         *summary(rows),
         "",
     ]
-    for claim, name in (("samples", "Samples seen predict the loss (`samples_advantage`)"),
+    for claim, name in (("samples", "Samples seen set the loss (`samples_exponent`)"),
                         ("data", "B_crit grows with data (`log_slope_data`)"),
                         ("width", "B_crit flat in width (`log_slope_width`)")):
         lines += [f"### {name}: nulls", "", *table(rows, claim, "null"), "",
                   f"### {name}: power (seed noise / size effect {POWER_RATIO[0]})", "", *table(rows, claim, "power"), ""]
+        if any(r["part"] == "low noise" for r in claim_rows(rows, claim)):
+            lines += [f"### {name}: power with both noises halved (SD {LOSS_UNIT / 2:g} in log loss)", "",
+                      *table(rows, claim, "low noise"), ""]
     return "\n".join(lines)
 
 
@@ -296,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=100, help="simulated studies per setting at 5 seeds")
     p.add_argument("--reps-10", type=int, default=None, help="at 10 seeds (default: --reps)")
+    p.add_argument("--grid-reps", type=int, default=None, help="simulated grids per setting (default: as the samples')")
     p.add_argument("--n-boot", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path)
@@ -305,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     reps_10 = args.reps if args.reps_10 is None else args.reps_10
     rows, complete = calibration_rows(args.reps, args.seed, args.n_boot, reps_10, args.cache, tuple(args.read_cache),
-                                      tuple(int(x) for x in args.shard.split("/")))
+                                      tuple(int(x) for x in args.shard.split("/")), args.grid_reps)
     if not complete:
         print(f"{len(rows)} of {len(settings())} settings done", file=sys.stderr)
         return 3

@@ -471,8 +471,8 @@ DIAGNOSIS = [
     "{power_note}",
     "",
     "## Not simulated by this script",
-    "`samples_advantage` (samples seen against steps, within B_crit) and the scaling grid's slopes (`log_slope_data`, "
-    "`log_slope_width`) draw batch sizes crossed with the seeds too; their rates are the last section, written by "
+    "`samples_exponent` (the clock the curves follow, within B_crit, with the batch sizes as units) and the scaling "
+    "grid's slopes (`log_slope_data`, `log_slope_width`, batch sizes crossed with the seeds); their rates are the last section, written by "
     "`benchmarks/crossed_claims_calibration.py` (this script keeps it when it rewrites the file).",
 ]
 

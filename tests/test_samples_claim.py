@@ -1,91 +1,142 @@
-"""Known answers for the samples-seen claim's crossed bootstrap (batchlab.analysis.samples_claim): seeds crossed with
-batch sizes, each drawn batch size bringing its whole curve."""
+"""Known answers for the samples-seen claim (batchlab.analysis.samples_claim): the exponent c of batch size in the
+clock the curves collapse onto, its standard error with the batch sizes as units, and the verdicts."""
+
+import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+import pytest
+from scipy import stats
 
-from batchlab.analysis.resampling import counts, percentile_interval, seed_draws
-from batchlab.analysis.samples_claim import crossed_leads, samples_advantage, samples_predict_test, weighted_abs_rho
+from batchlab.analysis.samples_claim import (
+    cubic_design, exponent_se, fit_exponent, samples_exponent, samples_predict_test, tost_p, weighted_r2,
+)
 
 SIZES = [1, 2, 4, 8, 16, 32]
 
 
-def curves(log_loss_of, seeds: int = 5, size_effect=None, seed_sd: float = 0.0, seed: int = 0) -> pd.DataFrame:
-    """7 logged points per run of an equal-samples budget; log loss from log_loss_of(samples, step), plus an offset per
-    batch size shared by its seeds (size_effect[i]) and seed noise per point."""
+def curves(log_loss_of, seeds: int = 3, size_effect=None, seed_sd: float = 0.0, seed: int = 0, sizes=SIZES,
+           points: int = 7) -> pd.DataFrame:
+    """`points` logged points per run of an equal-samples budget of 8192; log loss log_loss_of(step, batch size), plus
+    an offset per batch size shared by its seeds (size_effect[i]) and noise per point."""
     rng = np.random.default_rng(seed)
     rows = []
-    for i, b in enumerate(SIZES):
-        for step in np.geomspace(10, 8192 / b, 7).round():
+    for i, b in enumerate(sizes):
+        for step in np.geomspace(10, 8192 / b, points).round():
             for s in range(seeds):
                 shared = 0.0 if size_effect is None else size_effect[i]
                 rows.append({"batch_size": b, "seed": s, "step": step, "samples_seen": step * b,
-                             "val_loss": np.exp(log_loss_of(step * b, step) + shared + seed_sd * rng.normal())})
+                             "val_loss": np.exp(log_loss_of(step, b) + shared + seed_sd * rng.normal())})
     return pd.DataFrame(rows)
 
 
-def grid_of(table: pd.DataFrame):
-    g = table.pivot_table(index=["batch_size", "step", "samples_seen"], columns="seed", values="val_loss")
-    return g.index.to_frame(index=False), g.to_numpy()
+def seed_means(table: pd.DataFrame) -> pd.DataFrame:
+    return table.groupby(["batch_size", "step", "samples_seen"], as_index=False)["val_loss"].mean()
 
 
-def test_weighted_rho_is_spearman_on_the_repeated_points():
+def test_weighted_r2_is_the_r2_of_a_polynomial_fit_on_the_repeated_points():
+    """Integer weights repeat points; np.polyfit on the repeated points, an independent least-squares fit, gives the
+    same R² (rel 1e-9), and a draw left with fewer distinct x than terms fits their means exactly."""
     rng = np.random.default_rng(3)
-    x, y = rng.integers(0, 5, (40, 10)).astype(float), rng.integers(0, 4, (40, 10)).astype(float)
-    w = rng.integers(0, 3, (40, 10)).astype(float)
-    got = weighted_abs_rho(x, y, w)
-    for row in range(40):
-        xs, ys = np.repeat(x[row], w[row].astype(int)), np.repeat(y[row], w[row].astype(int))
-        ref = abs(spearmanr(xs, ys).statistic) if len(xs) >= 3 and np.ptp(xs) and np.ptp(ys) else np.nan
-        assert np.isclose(got[row], ref, equal_nan=True, atol=1e-12)
+    x = np.exp(rng.uniform(0, 4, 30))
+    y = rng.normal(size=(25, 30))
+    w = rng.integers(0, 3, (25, 30)).astype(float)
+    got = weighted_r2(cubic_design(np.log(x)), y, w)
+    for row in range(25):
+        lx, ly = np.repeat(np.log(x), w[row].astype(int)), np.repeat(y[row], w[row].astype(int))
+        fit = np.polyval(np.polyfit(lx, ly, 3), lx)
+        assert got[row] == pytest.approx(1 - ((ly - fit) ** 2).sum() / ((ly - ly.mean()) ** 2).sum(), rel=1e-9)
+    # a cubic over 4 distinct x, drawn with only two of them: the best any function of two values can do, their group
+    # means (1 and 6): R² = 1 - 4/34
+    x4 = np.array([1.0, 1.0, 2.0, 2.0, 2.0, 3.0, 4.0])
+    y4 = np.array([[0.0, 2.0, 5.0, 6.0, 7.0, 9.0, 1.0]])
+    drawn = np.array([[1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]])
+    assert weighted_r2(cubic_design(np.log(x4)), y4, drawn)[0] == pytest.approx(1 - 4 / 34, rel=1e-9)
 
 
-def test_a_draw_of_every_seed_and_every_batch_size_once_is_the_estimate():
-    table = curves(lambda n, s: -0.3 * np.log(n), seed_sd=0.05, size_effect=[0.1, -0.1, 0.05, 0.0, -0.05, 0.1])
-    points, values = grid_of(table)
-    drawn = crossed_leads(points, values, np.array([[4, 3, 2, 1, 0]]), np.ones((1, len(SIZES))))
-    point = samples_advantage(points.assign(val_loss=values.mean(axis=1)), "val_loss")
-    for key in point:
-        assert np.isclose(drawn[key][0], point[key], atol=1e-12)
-    doubled = crossed_leads(points, values, np.array([[0, 0, 1, 2, 3]]), np.ones((1, len(SIZES))))
-    assert not np.isclose(doubled["over_steps"][0], point["over_steps"])
+@pytest.mark.parametrize("c", [0.0, 0.5, 1.0, 1.3])
+def test_the_exponent_is_found_on_curved_noiseless_curves(c):
+    """Log loss a curved function (not a power law) of log(step × B^c): the fitted c is the planted one within 0.03."""
+    table = curves(lambda s, b: 0.5 * np.log(1 + 1e4 / (s * b**c)) - 0.05 * np.log(s * b**c) ** 1.5 / 10, seeds=1,
+                   points=12)
+    got = samples_exponent(table, "val_loss")
+    assert got["exponent"] == pytest.approx(c, abs=0.03)
+    clock = "samples_seen" if c == 1.0 else "step" if c == 0.0 else None
+    if clock:
+        assert got[clock] == pytest.approx(1.0, abs=1e-3)
 
 
-def test_an_effect_shared_by_a_batch_sizes_seeds_widens_the_interval_that_seeds_alone_would_collapse():
-    """Every seed the same curve, each batch size offset by its own effect: a draw of seeds alone is the estimate in every
-    draw; drawing batch sizes too gives an interval around it and no verdict from these 6 batch sizes."""
-    effect = [0.3, -0.3, 0.2, -0.2, 0.3, -0.1]
-    table = curves(lambda n, s: -0.15 * np.log(n) - 0.15 * np.log(s), size_effect=effect)
-    points, values = grid_of(table)
-    rng = np.random.default_rng(1)
-    seeds_only = crossed_leads(points, values, seed_draws(5, 50, rng), np.ones((50, len(SIZES))))
-    assert np.ptp(seeds_only["over_steps"]) < 1e-12
-    result = samples_predict_test(table, "val_loss", n_boot=400)
-    assert result["high"] - result["low"] > 0.1 and result["low"] < result["estimate"] < result["high"]
-    assert result["verdict"] == "inconclusive"
+def test_the_exponent_is_unidentified_with_one_batch_size():
+    table = seed_means(curves(lambda s, b: -0.3 * np.log(s * b), sizes=[4], seeds=1))
+    y = np.log(table["val_loss"].to_numpy())[None, :]
+    assert np.isnan(fit_exponent(np.log(table["step"].to_numpy()), np.log(table["batch_size"].to_numpy()), y,
+                                 np.ones_like(y))[0])
 
 
-def test_without_a_batch_size_effect_or_seed_noise_samples_lead_in_every_draw():
-    """The loss a function of samples seen alone, the same for every seed: |ρ| against samples is 1 in every draw, and
-    both leads' intervals lie above 0."""
-    result = samples_predict_test(curves(lambda n, s: -0.3 * np.log(n)), "val_loss", n_boot=300)
-    assert result["verdict"] == "replicated" and result["low"] > 0
-    assert "|ρ| vs samples 1.000" in result["detail"]
-    assert result["seed_values"] == [result["estimate"]] * 5
+def test_the_standard_error_is_the_regression_of_each_batch_sizes_shift_on_log_b():
+    """A power law with an offset per batch size: c's standard error is that of the ordinary least-squares slope of
+    the offsets on -0.3 log B (scipy.stats.linregress), since the cubic is then a straight line."""
+    offsets = np.array([0.08, -0.05, 0.02, 0.11, -0.09, 0.01])
+    table = seed_means(curves(lambda s, b: -0.3 * np.log(s * b), size_effect=offsets, seeds=1))
+    y = np.log(table["val_loss"].to_numpy())
+    c = samples_exponent(table, "val_loss")["exponent"]
+    se, df = exponent_se(table, y, c)
+    reference = stats.linregress(-0.3 * np.log(SIZES), offsets)
+    assert df == 4
+    assert se == pytest.approx(reference.stderr, rel=0.05)
+    assert c == pytest.approx(1 + reference.slope, abs=0.02)
 
 
-def test_each_draws_deviation_is_widened_by_k_over_k_minus_one_and_the_draws_are_reproducible():
-    table = curves(lambda n, s: -0.3 * np.log(n), seed_sd=0.1, size_effect=[0.05, -0.05, 0.1, 0.0, -0.1, 0.05])
-    result = samples_predict_test(table, "val_loss", n_boot=300)
-    assert samples_predict_test(table, "val_loss", n_boot=300) == result
-    points, values = grid_of(table)
-    rng = np.random.default_rng(0)
-    cols = seed_draws(5, 300, rng)
-    raw = crossed_leads(points, values, cols, counts(seed_draws(len(SIZES), 300, rng), len(SIZES)))
-    point = samples_advantage(points.assign(val_loss=values.mean(axis=1)), "val_loss")
-    weaker = min(("over_steps", "over_batch"), key=point.get)
-    low, high = percentile_interval(raw[weaker], 0.95)
-    k = len(SIZES)
-    assert np.isclose(result["low"], point[weaker] + k / (k - 1) * (low - point[weaker]))
-    assert np.isclose(result["high"], point[weaker] + k / (k - 1) * (high - point[weaker]))
+def test_the_interval_covers_the_planted_exponent_at_its_level():
+    """300 simulated studies, each batch size's curve shifted by N(0, 0.1): the 95% interval holds c = 1 in 95%
+    (binomial SD 1.3%: within 91% to 98.5%)."""
+    rng = np.random.default_rng(7)
+    base = seed_means(curves(lambda s, b: -0.3 * np.log(s * b), seeds=1))
+    log_step, log_b = np.log(base["step"].to_numpy()), np.log(base["batch_size"].to_numpy())
+    _, size_of = np.unique(log_b, return_inverse=True)
+    clean = np.log(base["val_loss"].to_numpy())
+    y = clean + 0.1 * rng.standard_normal((300, len(SIZES)))[:, size_of] + 0.02 * rng.standard_normal((300, len(clean)))
+    fitted = fit_exponent(log_step, log_b, y, np.ones_like(y))
+    t = stats.t.ppf(0.975, len(SIZES) - 2)
+    covered = [abs(c - 1) <= t * exponent_se(base, row, c)[0] for c, row in zip(fitted, y)]
+    assert 0.91 <= np.mean(covered) <= 0.985
+
+
+def test_samples_set_the_loss_replicated_steps_not_replicated_noise_inconclusive():
+    offsets = [0.02, -0.01, 0.015, -0.02, 0.01, 0.0]
+    by_samples = samples_predict_test(curves(lambda s, b: -0.3 * np.log(s * b), size_effect=offsets, seed_sd=0.02),
+                                      "val_loss", 0.5)
+    by_steps = samples_predict_test(curves(lambda s, b: -0.3 * np.log(s), size_effect=offsets, seed_sd=0.02),
+                                    "val_loss", 0.5)
+    assert by_samples["verdict"] == "replicated" and 0.5 < by_samples["low"] < 1 < by_samples["high"] < 1.5
+    assert by_steps["verdict"] == "not replicated" and by_steps["high"] < 0.5
+    assert by_samples["p_value"] < 0.05 < by_steps["p_value"]
+    noise = samples_predict_test(curves(lambda s, b: 0.0 * s, size_effect=[0.3, -0.2, 0.1, -0.3, 0.2, 0.0],
+                                        seed_sd=0.3), "val_loss", 0.5)
+    assert noise["verdict"] == "inconclusive"
+
+
+def test_an_effect_shared_by_a_batch_sizes_seeds_is_not_averaged_away_by_more_seeds():
+    """The same shifts per batch size, seen by 3 or by 30 seeds: the interval is as wide either way, since the batch
+    sizes, not the seeds, are the units."""
+    offsets = [0.1, -0.1, 0.05, 0.1, -0.05, -0.1]
+    few = samples_predict_test(curves(lambda s, b: -0.3 * np.log(s * b), seeds=3, size_effect=offsets), "val_loss", 0.5)
+    many = samples_predict_test(curves(lambda s, b: -0.3 * np.log(s * b), seeds=30, size_effect=offsets), "val_loss", 0.5)
+    assert many["high"] - many["low"] == pytest.approx(few["high"] - few["low"], rel=1e-6)
+    assert many["high"] - many["low"] > 0.3
+
+
+def test_seed_order_changes_nothing_and_too_few_batch_sizes_give_no_interval():
+    table = curves(lambda s, b: -0.3 * np.log(s * b), size_effect=[0.02, -0.01, 0.015, -0.02, 0.01, 0.0], seed_sd=0.05)
+    result = samples_predict_test(table, "val_loss", 0.5)
+    shuffled = samples_predict_test(table.assign(seed=table["seed"].map({0: 2, 1: 0, 2: 1})), "val_loss", 0.5)
+    assert shuffled["estimate"] == pytest.approx(result["estimate"], rel=1e-12)
+    assert shuffled["low"] == pytest.approx(result["low"], rel=1e-12)
+    two = samples_predict_test(table[table["batch_size"] <= 2], "val_loss", 0.5)
+    assert two["verdict"] == "inconclusive" and math.isnan(two["low"])
+
+
+def test_tost_p_is_the_larger_one_sided_p():
+    assert tost_p(1.0, 0.1, 4, 0.5, 1.5) == pytest.approx(stats.t.sf(5.0, 4), rel=1e-12)
+    assert tost_p(0.6, 0.1, 4, 0.5, 1.5) == pytest.approx(stats.t.sf(1.0, 4), rel=1e-12)
+    assert tost_p(0.4, 0.1, 4, 0.5, 1.5) > 0.5

@@ -121,7 +121,7 @@ ADAM_NOISE_SCALE = (
 )
 
 
-ON_B_CRIT = ("degradation_above_b_crit", "samples_advantage", "noise_scale_ratio")  # statistics that rest on B_crit
+ON_B_CRIT = ("degradation_above_b_crit", "samples_exponent", "noise_scale_ratio")  # statistics that rest on B_crit
 
 
 def arm_steps(claim, equal_steps: pd.DataFrame | None) -> int | None:
@@ -254,7 +254,7 @@ def _test(claim, runs, spread, n_boot, curves, steps, noise, level, alpha, n_per
         if curves is None or curves.empty:
             raise ValueError(f"claim {claim.id!r}: no loss curves")
         in_regime, regime, why_not = below_b_crit(curves, steps)
-        result = samples_predict_test(in_regime, claim.metric, n_boot, level)
+        result = samples_predict_test(in_regime, claim.metric, claim.tolerance_or_default(), level)
         result["detail"] = f"{regime}; {result['detail']}"
         if why_not:
             result = {**result, "verdict": "inconclusive", "note": why_not}

@@ -44,6 +44,7 @@ DEFAULT_TOLERANCE = {
     "flattens_with_batch_size": 0.25,
     "predicts_critical_batch": 3.0,
     "vanishes_at_equal_steps": 0.5,
+    "predicted_by_samples_seen": 0.5,
 }
 TREND_EXPECTATIONS = ("increases_with_batch_size", "decreases_with_batch_size")
 # what the equal-steps arm records per run: the training job's metrics and, measured on its weights, the spread
@@ -51,6 +52,7 @@ ARM_METRICS = (*RUN_METRICS, "gradient_spread")
 ARM_EXPECTATIONS = (*TREND_EXPECTATIONS, "flattens_with_batch_size")
 MINIMUM_EFFECT_LIMIT = {
     **dict.fromkeys(TREND_EXPECTATIONS, 1.0), "flattens_with_batch_size": 2.0, "vanishes_at_equal_steps": 1.0,
+    "predicted_by_samples_seen": 0.5,
 }
 
 
@@ -82,6 +84,8 @@ class Claim(Strict):
         "flattens_with_batch_size: the smallest change of slope at the knee (slope after minus slope before, log-log) "
         "that counts as flattening (default 0.25, at most 2); "
         "vanishes_at_equal_steps: the smallest |Spearman rho| that counts as an advantage, in either arm (default 0.5, at most 1); "
+        "predicted_by_samples_seen: δ, how far the exponent c of batch size in the curves' clock log(step × B^c) may lie "
+        "from samples seen's c = 1 (default 0.5, at most 0.5, so that replicated means nearer samples than steps); "
         "predicts_critical_batch: the factor within which B_simple must match B_crit (default 3, above 1).",
     )
     arm: Literal["sweep", "equal_steps"] = Field(
