@@ -373,3 +373,12 @@ def test_the_spread_within_parts_widens_each_part_by_its_own_k():
 def test_an_interval_needs_both_ends():
     assert _interval(1.0, 2.0, ".3g") == "[1, 2]"
     assert _interval(1.0, math.nan, ".3g") == _interval(math.nan, 2.0, ".3g") == "(no interval)"
+
+
+def test_a_metric_without_a_finite_run_is_inconclusive_for_want_of_runs():
+    """Every run diverged: no batch size has a value, so there are no parts and no B_crit to read; the claim is
+    inconclusive and says why, where regime_parts used to raise on the empty batch sizes."""
+    table = pd.DataFrame({"batch_size": [1, 2, 4], "seed": [0, 0, 0], "val_loss": [np.nan, np.inf, np.nan]})
+    result = degradation_test(table, "val_loss", 20.0, 0.05)
+    assert result["verdict"] == "inconclusive" and result["n_units"] == 0
+    assert "no runs" in result["detail"]

@@ -161,7 +161,7 @@ def regime_parts(sizes: np.ndarray, b_crit) -> np.ndarray:
     B_crit), 2 above B_crit. A NaN B_crit puts every batch size in part 0."""
     b_crit = np.asarray(b_crit, dtype=float)[..., None]
     with np.errstate(invalid="ignore"):
-        midpoint = np.sqrt(np.min(sizes) * b_crit)
+        midpoint = np.sqrt(np.min(sizes, initial=np.inf) * b_crit)  # no sizes (no finite run): no parts
         return (sizes > midpoint).astype(int) + (sizes > b_crit).astype(int)
 
 
