@@ -76,7 +76,7 @@ def test_two_seeds_are_enough_for_a_verdict():
 def test_one_seed_has_no_resamples_and_no_interval():
     result = degradation_test(flat_parts(REGIME_FLAT, seeds=1), "val_loss", 20.0, 0.1, n_boot=100)
     assert result["verdict"] == "inconclusive" and math.isnan(result["low"]) and math.isnan(result["high"])
-    assert result["detail"].startswith("B_crit 20 (no interval), measured in 0% of the resamples; ")
+    assert result["detail"].startswith("B_crit 20 (no interval), no resamples of 1 seed; ")
     assert result["detail"].endswith("B_crit refitted with its residuals' signs drawn; tolerance 0.1")
 
 
@@ -382,3 +382,12 @@ def test_a_metric_without_a_finite_run_is_inconclusive_for_want_of_runs():
     result = degradation_test(table, "val_loss", 20.0, 0.05)
     assert result["verdict"] == "inconclusive" and result["n_units"] == 0
     assert "no runs" in result["detail"]
+
+
+def test_one_seed_has_no_resamples_and_says_so_not_that_b_crit_was_flagged_in_them():
+    """With one seed nothing is resampled: the detail says so, and no note claims B_crit was flagged in every draw."""
+    table = pd.DataFrame({"batch_size": [1, 2, 4, 8, 16, 32, 64], "seed": [0] * 7,
+                          "val_loss": [1.0, 1.0, 1.01, 1.0, 1.2, 1.3, 1.5]})
+    result = degradation_test(table, "val_loss", 10.0, 0.05)
+    assert "no resamples of 1 seed" in result["detail"] and "flagged" not in result["note"]
+    assert result["verdict"] == "inconclusive" and result["estimate"] == pytest.approx((4 / 3 - 1.0025) / 1.0025, rel=1e-9)

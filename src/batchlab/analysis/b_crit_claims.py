@@ -255,8 +255,9 @@ def degradation_test(
         detail = f"B_crit is not a measurement: {reason}"
     else:
         detail = (
-            f"B_crit {b_crit_point:.3g} {_interval(c_low, c_high, '.3g')}, measured in {share:.0%} of the resamples; "
-            f"reference: the mean over the {n_parts[0] + n_parts[1]} batch sizes at or below it; its upper half "
+            f"B_crit {b_crit_point:.3g} {_interval(c_low, c_high, '.3g')}, "
+            + (f"measured in {share:.0%} of the resamples; " if len(b_draws) else f"no resamples of {n_units} seed; ")
+            + f"reference: the mean over the {n_parts[0] + n_parts[1]} batch sizes at or below it; its upper half "
             f"({n_parts[1]} batch sizes) against its lower half ({n_parts[0]}) {below_est:+.3f} "
             f"{_interval(b_low, b_high, '+.3f')}, above it {above_est:+.3f} ({n_parts[2]}){few}; draws: seeds crossed "
             "with the batch sizes within each part, B_crit refitted with its residuals' signs drawn"
@@ -274,7 +275,8 @@ def degradation_test(
         "at_smallest": float(np.nanmean(values[0])) if len(values) else math.nan,
         "at_largest": float(np.nanmean(values[-1])) if len(values) else math.nan,
         "detail": f"{detail}; tolerance {tolerance:g}",
-        "note": "B_crit not measured" if reason else no_interval_note(above_est, a_low, a_high, 1 - share, level),
+        "note": "B_crit not measured" if reason else
+        no_interval_note(above_est, a_low, a_high, 1 - share, level) if len(b_draws) else "",
         "verdict": verdict,
     }
 
