@@ -81,7 +81,7 @@ def simulate_curves(rng, n_seeds: int, size_w: float, seed_w: float, c: float) -
                          "seed": np.tile(np.arange(n_seeds), len(points)), "val_loss": np.exp(log_loss).ravel()})
 
 
-def samples_result(rng, n_seeds: int, size_w: float, seed_w: float, c: float, n_boot: int) -> dict:
+def samples_result(rng, n_seeds: int, size_w: float, seed_w: float, c: float) -> dict:
     """samples_predict_test within the regime at or below the B_crit fitted to simulated steps, as the scorecard runs it."""
     steps = simulate_steps(rng, n_seeds, size_w, seed_w)
     inside, _, why = below_b_crit(simulate_curves(rng, n_seeds, size_w, seed_w, c), steps)
@@ -111,9 +111,8 @@ def grid_verdicts(rng, n_seeds: int, size_w: float, seed_w: float, a: float, b: 
     return dict(zip(card["claim"], card["verdict"]))
 
 
-def samples_wrong(lead: float, edge: float = 0.0) -> tuple[str, ...]:
-    """The verdicts that would be errors when the truth is `lead` and the claim's edge is `edge`."""
-    return tuple(v for v, bad in (("replicated", lead <= edge + 1e-9), ("not replicated", lead >= edge - 1e-9)) if bad)
+def samples_wrong(lead: float) -> tuple[str, ...]:
+    return tuple(v for v, bad in (("replicated", lead <= 1e-9), ("not replicated", lead >= -1e-9)) if bad)
 
 
 def settings(seed_counts=SEED_COUNTS) -> list[dict]:
@@ -153,7 +152,7 @@ def run_setting(row: dict, reps: int, seed: int, index: int, n_boot: int) -> dic
     start = time.process_time()
     for _ in range(reps):
         if row["kind"] == "samples":
-            verdicts = {"samples": samples_result(rng, row["seeds"], row["size_w"], row["seed_w"], row["c"], n_boot)["verdict"]}
+            verdicts = {"samples": samples_result(rng, row["seeds"], row["size_w"], row["seed_w"], row["c"])["verdict"]}
         else:
             verdicts = grid_verdicts(rng, row["seeds"], row["size_w"], row["seed_w"], row["a"], row["b"], n_boot)
         for claim, verdict in verdicts.items():

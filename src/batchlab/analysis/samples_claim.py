@@ -35,11 +35,11 @@ def cubic_design(log_x: np.ndarray) -> np.ndarray:
 
 
 def weighted_r2(design: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """R² per row of y ([n_boot, n]) of its weighted least-squares fit on design ([n, p], with a column of ones), each
+    """R² per row of y ([rows, n]) of its weighted least-squares fit on design ([n, p], with a column of ones), each
     item counted `weights` times (0 or y not finite: left out); NaN where fewer than 3 items count or y does not vary.
 
     The explained sum of squares of the centred y is h'G⁺h (G = X'WX, h = X'W(y - ȳ)); the pseudo-inverse gives the
-    same fit where a draw repeats so few distinct values of the clock that some power of it is redundant."""
+    same fit where the items left in take so few distinct values of the clock that some power of it is redundant."""
     w = np.where(np.isfinite(y), weights, 0.0)
     y0 = np.where(w > 0, y, 0.0)
     total = w.sum(axis=1)
@@ -56,7 +56,7 @@ def weighted_r2(design: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.nd
 
 
 def fit_exponent(log_step: np.ndarray, log_b: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Per row of y ([n_boot, n]): the exponent c whose clock log step + c log B best collapses y onto one cubic (the
+    """Per row of y ([rows, n]): the exponent c whose clock log step + c log B best collapses y onto one cubic (the
     least residual share over EXPONENTS, refined by a parabola through the best and its neighbours; at the ends of
     EXPONENTS, that end). NaN where fewer than 2 batch sizes count, which leave c unidentified."""
     residual = np.stack([1.0 - weighted_r2(cubic_design(log_step + c * log_b), y, weights) for c in EXPONENTS], axis=1)
@@ -141,18 +141,16 @@ def samples_predict_test(curves: pd.DataFrame, metric: str, tolerance: float, le
     n_units, n_sizes = values.shape[1], points["batch_size"].nunique()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        point = samples_exponent(points.assign(**{metric: np.nanmean(values, axis=1)}), metric) if n_units else {}
+        mean = np.nanmean(values, axis=1)
+        point = samples_exponent(points.assign(**{metric: mean}), metric) if n_units else {}
         per_seed = fit_exponent(*_clocks(points), _log(values.T), np.ones(values.T.shape)).tolist() if n_units else []
-    estimate = point.get("exponent", math.nan)
+        estimate = point.get("exponent", math.nan)
+        se, df = exponent_se(points, _log(mean), estimate) if n_sizes >= 3 and math.isfinite(estimate) else (math.nan, 0)
     low = high = p_value = math.nan
-    if n_sizes >= 3 and math.isfinite(estimate):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            se, df = exponent_se(points, _log(np.nanmean(values, axis=1)), estimate)
-        if math.isfinite(se):
-            t = float(stats.t.ppf((1 + level) / 2, df))
-            low, high = estimate - t * se, estimate + t * se
-            p_value = tost_p(estimate, se, df, 1 - tolerance, 1 + tolerance)
+    if math.isfinite(se):
+        t = float(stats.t.ppf((1 + level) / 2, df))
+        low, high = estimate - t * se, estimate + t * se
+        p_value = tost_p(estimate, se, df, 1 - tolerance, 1 + tolerance)
     inside = (1 - tolerance, 1 + tolerance)
     if not (math.isfinite(low) and math.isfinite(high)):
         verdict = "inconclusive"
@@ -192,6 +190,7 @@ def tost_p(estimate: float, se: float, df: int, low: float, high: float) -> floa
     if se <= 0:
         return 0.0 if low < estimate < high else 1.0
     return float(max(stats.t.sf((estimate - low) / se, df), stats.t.sf((high - estimate) / se, df)))
+
 
 MIN_REGIME_SIZES = 3  # batch sizes the samples-seen claim needs within its regime
 
