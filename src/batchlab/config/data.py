@@ -265,15 +265,22 @@ class FileData(_FileBacked):
     )
     label: str | None = Field(
         None,
-        description="Label column (tables) or array key (NPZ); leave out for unlabelled data, which serves an "
-        "autoencoder and has its downstream step skipped.",
+        description="Label column (tables) or array key (NPZ), in `path` or in `labels`; leave out for unlabelled "
+        "data, which serves an autoencoder or contrastive model and has its downstream step skipped.",
+    )
+    labels: Path | None = Field(
+        None,
+        description="A separate CSV, Parquet or NPZ file holding the label `label` names, one row per sample of "
+        "`path` in the same order; training reads only `path`, the downstream SVMs read the label.",
     )
     task: Literal["classification", "regression"] = Field("classification", description="Kind of label.")
     synthetic: bool = Field(False, description="Set true if the file holds synthetic data; the report says so.")
 
-    @field_validator("path")
+    @field_validator("path", "labels")
     @classmethod
-    def _exists(cls, path: Path, info: ValidationInfo) -> Path:
+    def _exists(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None:
+            return path
         if path.suffix.lower() not in {".csv", ".parquet", ".pq", ".npz"}:
             raise ValueError(f"{path}: unsupported file type {path.suffix!r} (use .csv, .parquet or .npz)")
         if _inspector(info) is not None and not path.is_file():
@@ -295,7 +302,7 @@ class FileData(_FileBacked):
         return self.summary().n_rows
 
     def input_files(self) -> list[Path]:
-        return [self.path]
+        return [self.path] if self.labels is None else [self.path, self.labels]
 
     def smallest_class(self) -> int | None:
         return self.summary().smallest_class
@@ -309,6 +316,8 @@ class FileData(_FileBacked):
 
     @model_validator(mode="after")
     def _readable(self, info: ValidationInfo) -> "FileData":
+        if self.labels is not None and self.label is None:
+            raise ValueError(f"labels names {self.labels}, but label names no column or array in it (data.label)")
         self._read_files(info)  # the inspector raises ValueError naming the file and the column
         return self
 
