@@ -267,6 +267,8 @@ def test_a_draw_without_b_simple_has_no_ratio_even_where_b_crit_is_flagged():
 def test_no_gradient_statistics_say_none_were_used():
     result = noise_scale_test(noise_of(lambda b, s: 25.0).iloc[:0], steps_of([50.0] * 3), 3.0, n_boot=50)
     assert "(checkpoints used, by fraction of training: none; " in result["detail"]
+    assert result["detail"].startswith("B_simple at the target not measured over 0 runs")
+    assert "nan" not in result["detail"]  # no checkpoint, so no distance from the crossing to state
 
 
 def test_the_ratio_default_is_2000_draws_from_a_fixed_seed():

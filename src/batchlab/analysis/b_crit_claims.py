@@ -286,6 +286,16 @@ def _undefined_text(n: int) -> str:
     return f", {n} more left out: their bias-corrected |G|² was not positive, so B_simple is undefined" if n else ""
 
 
+def _b_simple_text(b_simple: float, low: float, high: float) -> str:
+    """B_simple at the target and its interval, or that none was measured."""
+    return f"{b_simple:.3g} {_interval(low, high, '.3g')}" if math.isfinite(b_simple) else "not measured"
+
+
+def _crossing_text(factor_off: float) -> str:
+    """How far, on average, the checkpoints used lay from the target's crossing; none used, none to say."""
+    return f"on average {factor_off:.2g}x from the crossing in steps; " if math.isfinite(factor_off) else ""
+
+
 def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_boot: int = 2000, level: float = 0.95) -> dict:
     """B_simple at the target over B_crit, with a bootstrap interval: does the noise scale predict B_crit?
 
@@ -360,9 +370,9 @@ def noise_scale_test(noise: pd.DataFrame, steps: pd.DataFrame, factor: float, n_
         "n_excluded_runs": undefined,
         "at_smallest": math.nan,
         "at_largest": math.nan,
-        "detail": f"B_simple at the target {b_simple:.3g} {_interval(s_low, s_high, '.3g')} over {len(at) - undefined} runs of "
+        "detail": f"B_simple at the target {_b_simple_text(b_simple, s_low, s_high)} over {len(at) - undefined} runs of "
         f"{len(measured_seeds)} seeds at {len(log_b)} batch sizes{_undefined_text(undefined)} (checkpoints used, by "
-        f"fraction of training: {used or 'none'}; on average {factor_off:.2g}x from the crossing in steps; "
+        f"fraction of training: {used or 'none'}; {_crossing_text(factor_off)}"
         f"{estimator_text(at)}); {b_crit_text}; factor {factor:g}; draws: seeds crossed with B_simple's batch sizes, "
         "B_crit refitted with its residuals' signs drawn"
         + _clause(describe_interval(ratios, estimate, low, high, len(seeds), level, unknown=unknown)),
