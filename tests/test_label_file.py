@@ -1,6 +1,7 @@
 """A label kept apart from the training arrays (`data.labels`): the data set takes it row for row from its own
 file, training reads only the arrays, and every mismatch is refused at validate naming the file and the field."""
 
+import io
 import os
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def test_an_npz_label_file_labels_the_arrays_row_for_row_and_the_downstream_step
     np.testing.assert_array_equal(data.labels["group"], (words == "low").astype(int))  # 'high' < 'low': codes 0, 1
     np.testing.assert_array_equal(data.x, x)
     assert "label: group (classification), from y.npz" in data.description
-    inputs = pd.read_csv(__import__("io").StringIO(data.source["inputs_csv"]))
+    inputs = pd.read_csv(io.StringIO(data.source["inputs_csv"]))
     assert list(inputs["role"]) == ["table", "labels"] and list(inputs["path"]) == [str(path), str(tmp_path / "y.npz")]
     assert spec.summary().smallest_class == N // 2 and spec.summary().n_classes == 2
     baselines = evaluate_baselines(data.x, data.labels["group"], "classification", Downstream(folds=2), 4)
