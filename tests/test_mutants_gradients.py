@@ -67,7 +67,8 @@ def test_a_gradient_estimate_of_exactly_zero_or_below_one_from_two_batch_sizes()
     est = two_batch_stats(*with_loss(*spoke(8, 0.5, 1.0)), 2, 4, 3, torch.Generator().manual_seed(0), replace=False)
     assert est["grad_sq"] == pytest.approx(0.25, rel=1e-12) and est["trace_sigma"] == pytest.approx(1.0, rel=1e-12)
     assert est["b_simple"] == pytest.approx(4.0, rel=1e-12)
-    assert est["norm_sq_small"] == pytest.approx(0.75, rel=1e-12) and est["norm_sq_big"] == pytest.approx(0.5, rel=1e-12)
+    assert est["norm_sq_small"] == pytest.approx(0.75, rel=1e-12)
+    assert est["norm_sq_big"] == pytest.approx(0.5, rel=1e-12)
     assert (est["b_small"], est["b_big"], est["n_draws"], est["replace"]) == (2, 4, 3, False)
 
 

@@ -182,6 +182,7 @@ def test_steps_without_a_record_for_the_seed_or_at_all_come_from_the_budget(cell
 
 
 def test_only_the_first_spec_seeds_are_measured_each_from_its_own_checkpoints(cell):
+    """Seeds 3, 4 and 5 with seeds = 2: rows for 3 and 4, each the closed form at its own checkpoint's weights."""
     x, y = regression()
     checkpoints = {"seed3": {"0.25": state(THETAS["0.25"])}, "seed4": {"0.25": state(THETAS["1"])},
                    "seed5": {"0.25": state(THETAS["1e-05"])}}
