@@ -63,7 +63,7 @@ def test_a_cubic_over_four_distinct_values_fits_their_means():
     assert weighted_r2(cubic_design(x), y[None, :], np.ones((1, 12)))[0] == pytest.approx(1 - within / total, rel=1e-9)
 
 
-@pytest.mark.parametrize("c", [0.53, 0.81, 1.27, 2.12])
+@pytest.mark.parametrize("c", [-0.93, 0.53, 0.81, 1.27, 2.12, 2.93])
 def test_an_exponent_between_grid_points_is_found_by_the_parabola(c):
     """A power law in step × B^c with c off the grid of 0.05: its residual share is quadratic in the distance from c to
     leading order, so the parabola through the best grid point and its neighbours recovers c within 0.002 (the grid
@@ -237,3 +237,29 @@ def test_the_regime_in_words_and_what_is_scored_when_it_is_too_small():
     scored, regime, why = below_b_crit(loss, steps_of([20.0] * 4))
     assert sorted(scored["batch_size"].unique()) == [8, 16] and regime == "regime: batch sizes at or below B_crit = 20 (8, 16)"
     assert why == "2 batch sizes lie at or below B_crit; the claim needs 3"
+
+
+def test_one_batch_size_explains_nothing_and_leaves_c_unidentified():
+    """All points at one batch size: the cubic in its log is a constant, so R² in log batch size is 0, and c is NaN;
+    the R² in log steps is numpy's."""
+    one = table(lambda s, b: 0.5 * np.log(1 + 1e4 / (s * b)), sizes=[4])
+    got = samples_exponent(one, "val_loss")
+    assert got["batch_size"] == pytest.approx(0.0, abs=1e-12) and math.isnan(got["exponent"])
+    assert got["step"] == pytest.approx(polyfit_r2(np.log(one["step"].to_numpy()), np.log(one["val_loss"].to_numpy())),
+                                        rel=1e-9)
+
+
+def test_a_y_that_varies_by_less_than_1e_12_per_item_does_not_vary():
+    """12 items ±1e-7 about 0.7: a total sum of squares of 1.2e-13, below 1e-12 × 12: no R²."""
+    x = np.log(np.geomspace(1, 1000, 12))
+    y = 0.7 + 1e-7 * np.where(np.arange(12) % 3 == 0, 1.0, -1.0)[None, :]
+    assert math.isnan(weighted_r2(cubic_design(x), y, np.ones((1, 12)))[0])
+
+
+def test_a_row_with_no_r2_gets_no_exponent_beside_one_that_has():
+    """Two rows fitted together: a power law in s × B^0.6 and a flat loss (no R² at any c): 0.6 and NaN."""
+    curve = table(lambda s, b: -0.3 * np.log(s * b**0.6))
+    log_step, log_b = np.log(curve["step"].to_numpy()), np.log(curve["batch_size"].to_numpy())
+    y = np.stack([np.log(curve["val_loss"].to_numpy()), np.zeros(len(curve))])
+    got = fit_exponent(log_step, log_b, y, np.ones_like(y))
+    assert got[0] == pytest.approx(0.6, abs=0.002) and math.isnan(got[1])
