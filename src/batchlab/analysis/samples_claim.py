@@ -160,7 +160,7 @@ def samples_predict_test(curves: pd.DataFrame, metric: str, tolerance: float, le
         verdict = "not replicated"
     else:
         verdict = "inconclusive"
-    by_size = finite.groupby("batch_size")[metric]
+    final = points.assign(value=mean).groupby("batch_size")["value"].last()  # the seed mean at each size's last step
     r2 = ", ".join(f"in log {name} {point.get(c, math.nan):.3f}"
                    for c, name in zip(PREDICTORS, ("samples seen", "steps", "batch size")))
     return {
@@ -174,8 +174,8 @@ def samples_predict_test(curves: pd.DataFrame, metric: str, tolerance: float, le
         "n_x": int(n_sizes),
         "n_units": int(n_units),
         "n_excluded_runs": int(curves.groupby(["batch_size", "seed"]).ngroups - finite.groupby(["batch_size", "seed"]).ngroups),
-        "at_smallest": float(by_size.last().iloc[0]) if n_sizes else math.nan,
-        "at_largest": float(by_size.last().iloc[-1]) if n_sizes else math.nan,
+        "at_smallest": float(final.iloc[0]) if n_sizes else math.nan,
+        "at_largest": float(final.iloc[-1]) if n_sizes else math.nan,
         "min_effect": tolerance,
         "interval_kind": f"t interval over {n_sizes} batch sizes",
         "detail": f"the log loss follows one curve in log(step × B^c) with c = {estimate:.2f} (samples seen 1, steps 0; "
